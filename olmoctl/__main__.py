@@ -1,0 +1,3 @@
+from olmoctl.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Backends: Slurm (through submitit where it fits), local processes, SSH."""

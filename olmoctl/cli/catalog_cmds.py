@@ -1,0 +1,102 @@
+"""`olmoctl clusters` and `olmoctl recipes`: what can be launched, and where."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from olmoctl.cli import options
+
+
+def clusters(as_json: bool = options.JSON) -> None:
+    """List cluster profiles (shipped and your own in ~/.config/olmoctl/clusters)."""
+    from olmoctl.core import catalog
+
+    rows = []
+    for entry in catalog.available("clusters").values():
+        c = catalog.load_cluster(str(entry.path))
+        rows.append(
+            {
+                "name": entry.name,
+                "source": entry.source,
+                "scheduler": c.scheduler,
+                "vendor": c.vendor,
+                "gpu": c.gpu_type or "-",
+                "gpus_per_node": c.gpus_per_node,
+                "tasks_per_node": c.tasks_per_node,
+                "partition": c.partition,
+                "max_nodes": c.max_nodes,
+                "max_time": c.max_time,
+                "description": c.description,
+                "path": str(entry.path),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _table(
+        "Cluster profiles",
+        rows,
+        ["name", "vendor", "gpu", "gpus_per_node", "partition", "max_nodes", "max_time", "source"],
+    )
+
+
+def recipes(as_json: bool = options.JSON) -> None:
+    """List training recipes (shipped and your own in ~/.config/olmoctl/recipes)."""
+    from olmoctl.core import catalog
+
+    rows = []
+    for entry in catalog.available("recipes").values():
+        r = catalog.load_recipe(str(entry.path))
+        rows.append(
+            {
+                "name": entry.name,
+                "source": entry.source,
+                "params": r.model.num_params(),
+                "layers": r.model.n_layers,
+                "d_model": r.model.d_model,
+                "heads": r.model.n_heads,
+                "seq_len": r.train.seq_len,
+                "global_batch_tokens": r.train.tokens_per_step,
+                "steps": r.train.total_steps,
+                "lr": r.optim.lr,
+                "description": r.description,
+                "path": str(entry.path),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        row["params"] = _human(row["params"])
+        row["global_batch_tokens"] = _human(row["global_batch_tokens"])
+    _table(
+        "Recipes",
+        rows,
+        ["name", "params", "layers", "d_model", "heads", "global_batch_tokens", "steps", "lr"],
+    )
+
+
+def _human(n: float) -> str:
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _table(title: str, rows: list[dict], columns: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clusters")(clusters)
+    app.command("recipes")(recipes)

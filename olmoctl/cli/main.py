@@ -1,0 +1,65 @@
+"""The `olmoctl` command. Thin: parse, call one core function, print.
+
+Startup is sacred: nothing here imports torch, submitit or fabric; commands that need
+them import lazily inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from olmoctl import __version__
+from olmoctl.cli import catalog_cmds, render_cmd
+from olmoctl.errors import OlmoctlError
+
+app = typer.Typer(
+    name="olmoctl",
+    help="Launch, track and resume OLMo-style pretraining on Slurm clusters (AMD and NVIDIA).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"olmoctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Launch, track and resume OLMo-style pretraining on Slurm clusters."""
+
+
+render_cmd.register(app)
+catalog_cmds.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="olmoctl", standalone_mode=False)
+    except OlmoctlError as e:
+        print(f"olmoctl: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("olmoctl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click's own usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,41 @@
+"""`olmoctl render`: print the exact batch script that `launch` would submit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from olmoctl.cli import options
+from olmoctl.errors import UsageError
+
+
+def render(
+    recipe: str = typer.Argument(..., help="Recipe name or path to a YAML file."),
+    cluster: str = options.CLUSTER,
+    nodes: int = options.NODES,
+    name: str | None = options.NAME,
+    time: str | None = options.TIME,
+    override: list[str] = options.OVERRIDE,
+    out: Path | None = typer.Option(None, "--out", help="Write the script to FILE."),
+) -> None:
+    """Print the batch script that `launch` would submit, byte for byte."""
+    from olmoctl.core import catalog
+    from olmoctl.core.render import render as render_script
+
+    spec = catalog.resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+    text = render_script(spec)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from olmoctl.core.fileio import atomic_write
+
+    try:
+        atomic_write(out, text, mode=0o755)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write: {e.strerror}") from None
+    typer.echo(f"wrote {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("render")(render)

@@ -1,0 +1,1 @@
+"""Core logic: catalog, overrides, render, store, supervise. Imports schemas and backends."""

@@ -1,0 +1,55 @@
+"""Render a RunSpec into the exact batch script that `launch` submits (pure: no I/O but the
+template). The task command is a slot: the same script serves a submitit job and a plain
+`python -m olmoctl.train` job."""
+
+from __future__ import annotations
+
+import shlex
+from functools import lru_cache
+
+import jinja2
+
+from olmoctl import __version__, paths
+from olmoctl.schemas import RunSpec
+
+TEMPLATE = "sbatch.sh.j2"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # shell, not HTML: quoting is explicit through the q filter
+    )
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def spec_path(spec: RunSpec) -> str:
+    return f"{spec.run_dir}/spec.json"
+
+
+def log_dir(spec: RunSpec) -> str:
+    return f"{spec.run_dir}/logs"
+
+
+def train_command(spec: RunSpec) -> str:
+    """The plain job command: every rank runs the trainer on the run's spec."""
+    return shlex.join([spec.cluster.python, "-u", "-m", "olmoctl.train", spec_path(spec)])
+
+
+def render(spec: RunSpec, task_command: str | None = None) -> str:
+    """The batch script for `spec`; `task_command` is shell text (already quoted)."""
+    cluster = spec.cluster
+    return _env().get_template(TEMPLATE).render(
+        version=__version__,
+        spec=spec,
+        recipe=spec.recipe,
+        cluster=cluster,
+        slurm=cluster.scheduler == "slurm",
+        ind="  " if cluster.scheduler == "slurm" else "",
+        log_dir=log_dir(spec),
+        task_command=task_command or train_command(spec),
+    )

@@ -1,0 +1,152 @@
+"""A cluster profile: where and how a job runs (scheduler, hardware, container, environment)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from olmoctl.schemas.base import SAFE_TOKEN, Schema
+
+# HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
+TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
+# Environment values are rendered inside double quotes so `$VAR` / `${VAR}` expand at job
+# time; anything that could end the quotes or run a command is refused.
+_UNSAFE_IN_DQUOTES = re.compile(r'["`\\]|\$\(')
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_time(value: str) -> int:
+    """Slurm time string -> seconds."""
+    days = 0
+    if "-" in value:
+        d, value = value.split("-", 1)
+        days = int(d)
+    h, m, s = (int(x) for x in value.split(":"))
+    return ((days * 24 + h) * 60 + m) * 60 + s
+
+
+def format_time(seconds: int) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def check_dquote_safe(value: str, where: str) -> str:
+    if _UNSAFE_IN_DQUOTES.search(value) or "\n" in value:
+        raise ValueError(
+            f"{where}: {value!r} contains a quote, backslash, backtick, newline or $( "
+            "which cannot be placed safely in the batch script"
+        )
+    return value
+
+
+class ContainerConfig(Schema):
+    runtime: Literal["singularity", "apptainer"] = "singularity"
+    image: str
+    # Bind mounts, "src" or "src:dst"; may use $VARS that exist on the compute node.
+    binds: list[str] = Field(default_factory=list)
+    exec_args: list[str] = Field(default_factory=list)
+
+    @field_validator("image", "binds", "exec_args")
+    @classmethod
+    def _safe(cls, v: str | list[str]) -> str | list[str]:
+        for item in [v] if isinstance(v, str) else v:
+            check_dquote_safe(item, "container")
+        return v
+
+
+class SSHConfig(Schema):
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$")
+    port: int = Field(default=22, gt=0, lt=65536)
+    identity_file: str | None = None
+    # How olmoctl runs on the login node (inside a venv, a container...).
+    remote_olmoctl: str = "olmoctl"
+
+
+class EnergyConfig(Schema):
+    """For `olmoctl plan`: power, efficiency and carbon of the site."""
+
+    node_power_kw: float = Field(default=3.0, gt=0)
+    pue: float = Field(default=1.1, ge=1)
+    carbon_kg_per_kwh: float = Field(default=0.4, ge=0)
+    node_mtbf_hours: float = Field(default=50_000.0, gt=0)
+    fs_write_gbps: float = Field(default=10.0, gt=0)
+
+
+class ClusterProfile(Schema):
+    name: str = Field(pattern=SAFE_TOKEN)
+    description: str = ""
+    scheduler: Literal["slurm", "local"] = "slurm"
+    vendor: Literal["nvidia", "amd", "cpu"]
+    gpu_type: str = ""
+    # Peak dense bf16 throughput of one device (one GCD on MI250X), for `plan`.
+    peak_tflops_bf16: float = Field(default=0.0, ge=0)
+    gpu_memory_gb: float = Field(default=0.0, ge=0)
+
+    partition: str | None = Field(default=None, pattern=SAFE_TOKEN)
+    account: str | None = Field(default=None, pattern=SAFE_TOKEN)
+    account_required: bool = False
+    qos: str | None = Field(default=None, pattern=SAFE_TOKEN)
+
+    gpus_per_node: int = Field(default=0, ge=0)
+    tasks_per_node: int = Field(default=1, gt=0)
+    cpus_per_task: int = Field(default=1, gt=0)
+    # Slurm --mem value ("0" = all of the node's memory); None leaves it to the site.
+    mem: str | None = Field(default=None, pattern=r"^\d+[KMGT]?$")
+    max_nodes: int = Field(default=1, gt=0)
+    max_time: str = Field(default="24:00:00", pattern=TIME_RE)
+    default_time: str = Field(default="01:00:00", pattern=TIME_RE)
+    max_array_size: int = Field(default=1000, gt=0)
+    exclusive: bool = False
+    # Seconds before the time limit at which Slurm sends USR2 so the job can checkpoint.
+    signal_before_s: int = Field(default=120, ge=0)
+    # srun --cpu-bind value, e.g. LUMI's per-GCD masks.
+    cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$")
+    srun_args: list[str] = Field(default_factory=list)
+    sbatch_args: list[str] = Field(default_factory=list)
+
+    distributed_backend: Literal["nccl", "gloo"] = "nccl"
+    container: ContainerConfig | None = None
+    modules: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    python: str = "python"
+
+    # Filesystem roots on the cluster's shared filesystem.
+    runs_root: str
+    data_root: str = ""
+
+    ssh: SSHConfig | None = None
+    energy: EnergyConfig = EnergyConfig()
+
+    @field_validator("modules", "srun_args", "sbatch_args")
+    @classmethod
+    def _tokens(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.,:=/+@%-]+", item):
+                raise ValueError(f"{item!r} may only hold letters, digits and _.,:=/+@%-")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if not re.fullmatch(ENV_NAME, key):
+                raise ValueError(f"env: {key!r} is not a valid variable name")
+            check_dquote_safe(value, f"env.{key}")
+        return v
+
+    @field_validator("python", "runs_root", "data_root")
+    @classmethod
+    def _paths(cls, v: str) -> str:
+        return check_dquote_safe(v, "path")
+
+    @property
+    def max_time_s(self) -> int:
+        return parse_time(self.max_time)
+
+    @property
+    def devices_per_node(self) -> int:
+        return self.tasks_per_node

@@ -1,0 +1,147 @@
+"""A training recipe: model shape, optimizer, schedule, batch, precision, FSDP, checkpoints, data."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from olmoctl.schemas.base import Schema
+
+
+class ModelConfig(Schema):
+    """The OLMo architecture: pre-norm, non-parametric LayerNorm, SwiGLU, RoPE, no biases."""
+
+    d_model: int = Field(gt=0)
+    n_layers: int = Field(gt=0)
+    n_heads: int = Field(gt=0)
+    # Inner width of the SwiGLU MLP (the width after the gate; OLMo's mlp_hidden_size / 2).
+    mlp_hidden: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    # Embedding rows, padded up from vocab_size for throughput (OLMo: 50280 -> 50304).
+    embedding_size: int = Field(gt=0)
+    max_seq_len: int = Field(gt=0)
+    weight_tying: bool = False
+    rope_theta: float = Field(default=10_000.0, gt=0)
+    layer_norm_eps: float = Field(default=1e-5, gt=0)
+    init_std: float = Field(default=0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
+            )
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError("model.d_model / model.n_heads must be even for rotary embeddings")
+        if self.embedding_size < self.vocab_size:
+            raise ValueError(
+                f"model.embedding_size ({self.embedding_size}) must be >= "
+                f"model.vocab_size ({self.vocab_size})"
+            )
+        return self
+
+    def num_params(self, *, embeddings: bool = True) -> int:
+        """Parameter count (no biases, non-parametric norms)."""
+        d, h = self.d_model, self.mlp_hidden
+        per_block = 4 * d * d + 3 * d * h  # q,k,v,o + SwiGLU (gate, up, down)
+        total = self.n_layers * per_block
+        if embeddings:
+            total += self.embedding_size * d * (1 if self.weight_tying else 2)
+        return total
+
+
+class OptimConfig(Schema):
+    name: Literal["adamw"] = "adamw"
+    lr: float = Field(gt=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=0.1, ge=0)
+    grad_clip: float = Field(default=1.0, ge=0)  # 0 turns clipping off
+
+
+class ScheduleConfig(Schema):
+    warmup_steps: int = Field(default=0, ge=0)
+    decay: Literal["linear", "cosine", "constant"] = "linear"
+    # The learning rate decays to lr * final_lr_ratio (OLMo: to a tenth of the peak).
+    final_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+
+
+class TrainConfig(Schema):
+    seq_len: int = Field(gt=0)
+    # Instances (sequences) per optimizer step, across the whole job.
+    global_batch_size: int = Field(gt=0)
+    # Instances per device per forward/backward; the rest is gradient accumulation.
+    micro_batch_size: int = Field(gt=0)
+    # The budget: max_steps when set, else max_tokens / tokens per step (rounded up).
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    seed: int = Field(default=6198, ge=0)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    log_interval: int = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> TrainConfig:
+        if self.max_tokens is None and self.max_steps is None:
+            raise ValueError("set train.max_tokens or train.max_steps")
+        return self
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
+        assert self.max_tokens is not None
+        return math.ceil(self.max_tokens / self.tokens_per_step)
+
+
+class FSDPConfig(Schema):
+    # full: shard over every rank; hybrid: shard within a group, replicate across groups.
+    strategy: Literal["full", "hybrid"] = "full"
+    # Ranks per shard group for hybrid; 0 means one group per node.
+    shard_group_size: int = Field(default=0, ge=0)
+    activation_checkpointing: bool = False
+    # Mixed precision on GPU: params in bf16, gradients reduced in fp32. CPU runs fp32.
+    param_dtype: Literal["bf16", "fp32"] = "bf16"
+    reduce_dtype: Literal["bf16", "fp32"] = "fp32"
+
+
+class CheckpointConfig(Schema):
+    interval_steps: int = Field(default=1000, gt=0)
+    keep_last: int = Field(default=3, ge=1)
+
+
+class DataConfig(Schema):
+    # Token files (flat uint16/uint32 memmaps, OLMo/Dolma .npy or raw). Relative paths are
+    # resolved against the cluster profile's data root.
+    paths: list[str] = Field(default_factory=list)
+    dtype: Literal["uint16", "uint32"] = "uint16"
+    # Build a small corpus at job start when paths is empty (tiny recipe only).
+    synthetic: bool = False
+
+
+class Recipe(Schema):
+    name: str
+    description: str = ""
+    model: ModelConfig
+    optim: OptimConfig
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig
+    fsdp: FSDPConfig = FSDPConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    data: DataConfig = DataConfig()
+
+    @model_validator(mode="after")
+    def _check_recipe(self) -> Recipe:
+        if self.train.seq_len > self.model.max_seq_len:
+            raise ValueError(
+                f"train.seq_len ({self.train.seq_len}) exceeds model.max_seq_len "
+                f"({self.model.max_seq_len})"
+            )
+        if not self.data.paths and not self.data.synthetic:
+            raise ValueError("data.paths is empty and data.synthetic is false: no data to train on")
+        return self

@@ -1,0 +1,55 @@
+"""The resolved run spec: recipe + cluster + overrides + nodes, frozen and validated."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field, model_validator
+
+from olmoctl.schemas.base import Schema
+from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
+from olmoctl.schemas.recipe import Recipe
+
+RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class RunSpec(Schema):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=RUN_NAME)
+    recipe: Recipe
+    cluster: ClusterProfile
+    nodes: int = Field(gt=0)
+    time: str = Field(pattern=TIME_RE)
+    # The -o overrides as the user typed them, in order (recorded for reproducibility).
+    overrides: list[str] = Field(default_factory=list)
+    exclude_nodes: list[str] = Field(default_factory=list)
+    # Absolute, and plain characters only: it lands in #SBATCH lines, which are not shell.
+    run_dir: str = Field(pattern=r"^/[A-Za-z0-9_./+@-]*$")
+
+    @model_validator(mode="after")
+    def _check(self) -> RunSpec:
+        c = self.cluster
+        if self.nodes > c.max_nodes:
+            raise ValueError(
+                f"nodes={self.nodes} is above cluster {c.name!r}'s limit of {c.max_nodes}"
+            )
+        if parse_time(self.time) > c.max_time_s:
+            raise ValueError(
+                f"time {self.time} is above cluster {c.name!r}'s max time {c.max_time}"
+            )
+        t = self.recipe.train
+        per_step = self.world_size * t.micro_batch_size
+        if t.global_batch_size % per_step:
+            raise ValueError(
+                f"train.global_batch_size ({t.global_batch_size}) is not divisible by world size "
+                f"x train.micro_batch_size ({self.world_size} x {t.micro_batch_size} = {per_step})"
+            )
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.cluster.tasks_per_node
+
+    @property
+    def grad_accum_steps(self) -> int:
+        t = self.recipe.train
+        return t.global_batch_size // (self.world_size * t.micro_batch_size)

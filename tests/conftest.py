@@ -1,0 +1,55 @@
+"""Shared fixtures: an isolated user environment and an in-process CLI runner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fixed user (alice) with an empty config dir and state dir, no account in the env,
+    so rendered paths and lookups do not depend on who runs the tests. Yields the user's
+    olmoctl config dir (holding clusters/ and recipes/ once a test writes them)."""
+    home = tmp_path / "home" / "alice"
+    home.mkdir(parents=True)
+    config = home / ".config" / "olmoctl"
+    for var in ("OLMOCTL_ACCOUNT", "SBATCH_ACCOUNT"):
+        monkeypatch.delenv(var, raising=False)
+    # A fixed HOME so `~` in profiles renders the same on every machine (golden files).
+    monkeypatch.setenv("HOME", "/home/alice")
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
+    monkeypatch.setenv("OLMOCTL_CONFIG_DIR", str(config))
+    monkeypatch.setenv("OLMOCTL_STATE_DIR", str(tmp_path / "state"))
+    yield config
+
+
+@pytest.fixture
+def cli(user_env: Path, capsys: pytest.CaptureFixture[str]):
+    """Run `olmoctl ARGS` in-process; returns exit code, stdout and stderr."""
+    from olmoctl.cli.main import main
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

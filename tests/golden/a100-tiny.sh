@@ -1,0 +1,40 @@
+#!/bin/bash
+# Rendered by olmoctl 0.1.0 for run tiny-a100: recipe tiny on cluster a100.
+# Re-render instead of editing: olmoctl render tiny --cluster a100 --nodes 1
+#SBATCH --job-name=tiny-a100
+#SBATCH --partition=gpu
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=8
+#SBATCH --gpus-per-node=8
+#SBATCH --cpus-per-task=8
+#SBATCH --mem=0
+#SBATCH --exclusive
+#SBATCH --time=24:00:00
+#SBATCH --signal=USR2@180
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=/shared/alice/olmoctl/runs/tiny-a100/logs/slurm-%j.out
+
+set -euo pipefail
+
+# Environment from the cluster profile a100.
+export NCCL_IB_HCA="mlx5"
+export NCCL_SOCKET_IFNAME="^lo,docker"
+export TORCH_NCCL_ASYNC_ERROR_HANDLING="1"
+export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+
+export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/tiny-a100
+export OLMOCTL_RUN_NAME=tiny-a100
+# Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
+MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+export MASTER_ADDR
+export MASTER_PORT="$((20000 + SLURM_JOB_ID % 20000))"
+mkdir -p /shared/alice/olmoctl/runs/tiny-a100/logs
+
+srun \
+  --ntasks-per-node=8 \
+  --cpus-per-task=8 \
+  --gpu-bind=none \
+  --kill-on-bad-exit=1 \
+  --output=/shared/alice/olmoctl/runs/tiny-a100/logs/%j-rank%t.out \
+  python -u -m olmoctl.train /shared/alice/olmoctl/runs/tiny-a100/spec.json

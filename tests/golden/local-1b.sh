@@ -1,0 +1,16 @@
+#!/bin/bash
+# Rendered by olmoctl 0.1.0 for run 1b-local: recipe 1b on cluster local.
+# Re-render instead of editing: olmoctl render 1b --cluster local --nodes 1
+
+set -euo pipefail
+
+# Environment from the cluster profile local.
+export OMP_NUM_THREADS="2"
+
+export OLMOCTL_RUN_DIR=/home/alice/olmoctl-runs/local/1b-local
+export OLMOCTL_RUN_NAME=1b-local
+export MASTER_ADDR=127.0.0.1
+export MASTER_PORT=29500
+mkdir -p /home/alice/olmoctl-runs/local/1b-local/logs
+
+python -u -m olmoctl.train /home/alice/olmoctl-runs/local/1b-local/spec.json

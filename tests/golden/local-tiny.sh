@@ -1,0 +1,16 @@
+#!/bin/bash
+# Rendered by olmoctl 0.1.0 for run tiny-local: recipe tiny on cluster local.
+# Re-render instead of editing: olmoctl render tiny --cluster local --nodes 1
+
+set -euo pipefail
+
+# Environment from the cluster profile local.
+export OMP_NUM_THREADS="2"
+
+export OLMOCTL_RUN_DIR=/home/alice/olmoctl-runs/local/tiny-local
+export OLMOCTL_RUN_NAME=tiny-local
+export MASTER_ADDR=127.0.0.1
+export MASTER_PORT=29500
+mkdir -p /home/alice/olmoctl-runs/local/tiny-local/logs
+
+python -u -m olmoctl.train /home/alice/olmoctl-runs/local/tiny-local/spec.json
