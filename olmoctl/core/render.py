@@ -43,13 +43,17 @@ def train_command(spec: RunSpec) -> str:
 def render(spec: RunSpec, task_command: str | None = None) -> str:
     """The batch script for `spec`; `task_command` is shell text (already quoted)."""
     cluster = spec.cluster
-    return _env().get_template(TEMPLATE).render(
-        version=__version__,
-        spec=spec,
-        recipe=spec.recipe,
-        cluster=cluster,
-        slurm=cluster.scheduler == "slurm",
-        ind="  " if cluster.scheduler == "slurm" else "",
-        log_dir=log_dir(spec),
-        task_command=task_command or train_command(spec),
+    return (
+        _env()
+        .get_template(TEMPLATE)
+        .render(
+            version=__version__,
+            spec=spec,
+            recipe=spec.recipe,
+            cluster=cluster,
+            slurm=cluster.scheduler == "slurm",
+            ind="  " if cluster.scheduler == "slurm" else "",
+            log_dir=log_dir(spec),
+            task_command=task_command or train_command(spec),
+        )
     )

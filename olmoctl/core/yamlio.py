@@ -25,7 +25,9 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UsageError(f"{where}: malformed YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
+        raise UsageError(
+            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+        )
     return data
 
 

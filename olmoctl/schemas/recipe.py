@@ -1,4 +1,5 @@
-"""A training recipe: model shape, optimizer, schedule, batch, precision, FSDP, checkpoints, data."""
+"""A training recipe: model shape, optimizer, schedule, batch, precision, FSDP, checkpoints,
+data."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class ModelConfig(Schema):
     def _check_shape(self) -> ModelConfig:
         if self.d_model % self.n_heads:
             raise ValueError(
-                f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
+                f"model.d_model ({self.d_model}) must be divisible by "
+                f"model.n_heads ({self.n_heads})"
             )
         if (self.d_model // self.n_heads) % 2:
             raise ValueError("model.d_model / model.n_heads must be even for rotary embeddings")

@@ -1,6 +1,7 @@
 """Golden files of every shipped cluster x {tiny, 1b, 7b}: byte-exact, bash -n, shellcheck.
 
-Regenerate after an intended change: OLMOCTL_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_golden.py
+Regenerate after an intended change:
+    OLMOCTL_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_golden.py
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def test_golden(cluster: str, recipe: str, user_env: Path, tmp_path: Path) -> No
 
 
 def test_lumi_7b_carries_every_lumi_setting(cli) -> None:
-    res = cli("render", "7b", "--cluster", "lumi", "--nodes", "128", "-o", f"cluster.account={ACCOUNT}")
+    res = cli(
+        "render", "7b", "--cluster", "lumi", "--nodes", "128", "-o", f"cluster.account={ACCOUNT}"
+    )
     assert res.code == 0, res.err
     s = res.out
     for line in [
@@ -108,6 +111,10 @@ def test_task_command_is_a_slot(user_env: Path) -> None:
     spec = catalog.resolve("tiny", "dev", nodes=2)
     plain = render(spec)
     other = render(spec, task_command="python -u -m submitit.core._submit /x")
-    assert plain.replace(
-        f"python -u -m olmoctl.train {spec.run_dir}/spec.json", "python -u -m submitit.core._submit /x"
-    ) == other
+    assert (
+        plain.replace(
+            f"python -u -m olmoctl.train {spec.run_dir}/spec.json",
+            "python -u -m submitit.core._submit /x",
+        )
+        == other
+    )
