@@ -6,12 +6,13 @@ them import lazily inside the command.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from olmoctl import __version__
-from olmoctl.cli import catalog_cmds, render_cmd
+from olmoctl.cli import catalog_cmds, logs_cmd, render_cmd, runs_cmds
 from olmoctl.errors import OlmoctlError
 
 app = typer.Typer(
@@ -35,11 +36,18 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    state_dir: str | None = typer.Option(
+        None, "--state-dir", envvar="OLMOCTL_STATE_DIR", help="Where the state store lives."
+    ),
 ) -> None:
     """Launch, track and resume OLMo-style pretraining on Slurm clusters."""
+    if state_dir:
+        os.environ["OLMOCTL_STATE_DIR"] = state_dir
 
 
 render_cmd.register(app)
+runs_cmds.register(app)
+logs_cmd.register(app)
 catalog_cmds.register(app)
 
 

@@ -18,13 +18,20 @@ def render(
     time: str | None = options.TIME,
     override: list[str] = options.OVERRIDE,
     out: Path | None = typer.Option(None, "--out", help="Write the script to FILE."),
+    plain: bool = typer.Option(
+        False,
+        "--plain",
+        help="Run `python -m olmoctl.train` in the slot instead of submitit's "
+        "job command (for sbatch by hand).",
+    ),
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
     from olmoctl.core import catalog
     from olmoctl.core.render import render as render_script
+    from olmoctl.core.render import train_command
 
     spec = catalog.resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
-    text = render_script(spec)
+    text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)
         return

@@ -40,8 +40,20 @@ def train_command(spec: RunSpec) -> str:
     return shlex.join([spec.cluster.python, "-u", "-m", "olmoctl.train", spec_path(spec)])
 
 
+def submitit_command(spec: RunSpec) -> str:
+    """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
+    folder = shlex.quote(f"{spec.run_dir}/submitit")
+    return " ".join([spec.cluster.python, "-u -m submitit.core._submit", folder])
+
+
+def default_command(spec: RunSpec) -> str:
+    """The command `launch` puts in the slot: submitit's on Slurm, the trainer locally."""
+    return submitit_command(spec) if spec.cluster.scheduler == "slurm" else train_command(spec)
+
+
 def render(spec: RunSpec, task_command: str | None = None) -> str:
-    """The batch script for `spec`; `task_command` is shell text (already quoted)."""
+    """The batch script for `spec`; `task_command` is shell text (already quoted), by
+    default exactly what `launch` submits."""
     cluster = spec.cluster
     return (
         _env()
@@ -54,6 +66,6 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             slurm=cluster.scheduler == "slurm",
             ind="  " if cluster.scheduler == "slurm" else "",
             log_dir=log_dir(spec),
-            task_command=task_command or train_command(spec),
+            task_command=task_command or default_command(spec),
         )
     )

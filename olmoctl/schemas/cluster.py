@@ -73,7 +73,14 @@ class EnergyConfig(Schema):
     pue: float = Field(default=1.1, ge=1)
     carbon_kg_per_kwh: float = Field(default=0.4, ge=0)
     node_mtbf_hours: float = Field(default=50_000.0, gt=0)
-    fs_write_gbps: float = Field(default=10.0, gt=0)
+    fs_write_gbps: float = Field(default=10.0, gt=0)  # GB/s, aggregate for one job
+    # Reads of a checkpoint on restart, GB/s; None: the same as fs_write_gbps.
+    fs_read_gbps: float | None = Field(default=None, gt=0)
+    # After a node dies: seconds until the job is declared failed, seconds queued before
+    # the next attempt starts, seconds from its start to the first step (before the load).
+    detect_s: float = Field(default=300.0, ge=0)
+    queue_wait_s: float = Field(default=600.0, ge=0)
+    restart_s: float = Field(default=180.0, ge=0)
 
 
 class ClusterProfile(Schema):

@@ -82,6 +82,11 @@ class TrainConfig(Schema):
     seed: int = Field(default=6198, ge=0)
     precision: Literal["bf16", "fp32"] = "bf16"
     log_interval: int = Field(default=1, gt=0)
+    # Rank 0 writes a heartbeat event this often, from a thread, even while a step or a
+    # save is slow: the launcher calls a job hung when heartbeats stop.
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    # torch.compile each transformer block (GPU runs; off by default, CPU tests keep it off).
+    compile: bool = False
 
     @model_validator(mode="after")
     def _check_budget(self) -> TrainConfig:

@@ -19,6 +19,8 @@ export OMP_NUM_THREADS="1"
 
 export OLMOCTL_RUN_DIR=/home/alice/olmoctl-runs/dev/tiny-dev
 export OLMOCTL_RUN_NAME=tiny-dev
+# submitit's job side reads this to know it runs under Slurm.
+export SUBMITIT_EXECUTOR=slurm
 # Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 export MASTER_ADDR
@@ -30,4 +32,4 @@ srun \
   --cpus-per-task=1 \
   --kill-on-bad-exit=1 \
   --output=/home/alice/olmoctl-runs/dev/tiny-dev/logs/%j-rank%t.out \
-  python -u -m olmoctl.train /home/alice/olmoctl-runs/dev/tiny-dev/spec.json
+  python -u -m submitit.core._submit /home/alice/olmoctl-runs/dev/tiny-dev/submitit

@@ -30,6 +30,8 @@ export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
 
 export OLMOCTL_RUN_DIR=/lustre/orion/project_465000000/scratch/alice/olmoctl/runs/1b-frontier
 export OLMOCTL_RUN_NAME=1b-frontier
+# submitit's job side reads this to know it runs under Slurm.
+export SUBMITIT_EXECUTOR=slurm
 # Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 export MASTER_ADDR
@@ -42,4 +44,4 @@ srun \
   --gpu-bind=closest \
   --kill-on-bad-exit=1 \
   --output=/lustre/orion/project_465000000/scratch/alice/olmoctl/runs/1b-frontier/logs/%j-rank%t.out \
-  python -u -m olmoctl.train /lustre/orion/project_465000000/scratch/alice/olmoctl/runs/1b-frontier/spec.json
+  python -u -m submitit.core._submit /lustre/orion/project_465000000/scratch/alice/olmoctl/runs/1b-frontier/submitit

@@ -28,6 +28,8 @@ export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
 
 export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/tiny-h100
 export OLMOCTL_RUN_NAME=tiny-h100
+# submitit's job side reads this to know it runs under Slurm.
+export SUBMITIT_EXECUTOR=slurm
 # Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 export MASTER_ADDR
@@ -40,4 +42,4 @@ srun \
   --gpu-bind=none \
   --kill-on-bad-exit=1 \
   --output=/shared/alice/olmoctl/runs/tiny-h100/logs/%j-rank%t.out \
-  python -u -m olmoctl.train /shared/alice/olmoctl/runs/tiny-h100/spec.json
+  python -u -m submitit.core._submit /shared/alice/olmoctl/runs/tiny-h100/submitit

@@ -36,6 +36,8 @@ export TORCH_DIST_INIT_BARRIER="1"
 
 export OLMOCTL_RUN_DIR=/scratch/project_465000000/alice/olmoctl/runs/tiny-lumi
 export OLMOCTL_RUN_NAME=tiny-lumi
+# submitit's job side reads this to know it runs under Slurm.
+export SUBMITIT_EXECUTOR=slurm
 # Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 export MASTER_ADDR
@@ -59,4 +61,4 @@ srun \
     -B "/usr/lib64/libjansson.so.4" \
     -B "/usr/lib64/libjson-c.so.3" \
     "/project/project_465000000/containers/olmo-rocm.sif" \
-  python -u -m olmoctl.train /scratch/project_465000000/alice/olmoctl/runs/tiny-lumi/spec.json
+  python -u -m submitit.core._submit /scratch/project_465000000/alice/olmoctl/runs/tiny-lumi/submitit

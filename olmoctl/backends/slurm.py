@@ -1,0 +1,82 @@
+"""Slurm: submission through submitit (with olmoctl's rendered script as the submission
+text), batched state queries through one sacct call (squeue when accounting is off)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from olmoctl.backends import slurm_cli
+from olmoctl.backends.base import QueryResult
+from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.schemas import RunSpec
+
+
+def submitit_folder(spec: RunSpec) -> str:
+    return f"{spec.run_dir}/submitit"
+
+
+class SlurmBackend:
+    def check_reachable(self, spec: RunSpec) -> None:
+        args = ["sinfo", "--noheader", "-o", "%P"]
+        res = slurm_cli.run(args, timeout=30)
+        if res.returncode != 0:
+            why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise UsageError(f"cannot reach Slurm for cluster {spec.cluster.name!r}: {why}")
+        partitions = {p.rstrip("*") for p in res.stdout.split()}
+        part = spec.cluster.partition
+        if part and part not in partitions:
+            raise UsageError(
+                f"cluster {spec.cluster.name!r}: partition {part!r} does not exist here "
+                f"(valid: {', '.join(sorted(partitions))})"
+            )
+
+    def submit(self, spec: RunSpec, script: str) -> tuple[str, str]:
+        """Submit through submitit: the job runs olmoctl.train's submitit entry, the batch
+        script is exactly `script` (rendered with submitit's task command in the slot)."""
+        import submitit
+
+        from olmoctl.core.render import render, submitit_command
+        from olmoctl.train.submit_entry import TrainJob
+
+        expected = submitit_command(spec)
+
+        class _Executor(submitit.SlurmExecutor):
+            def _make_submission_file_text(self, command: str, uid: str) -> str:
+                if command != expected:  # the slot must hold what render() put there
+                    raise OlmoctlError(f"submitit command {command!r} != rendered {expected!r}")
+                return render(spec, task_command=command)
+
+        executor = _Executor(folder=submitit_folder(spec), python=spec.cluster.python)
+        executor.update_parameters(
+            nodes=spec.nodes,
+            ntasks_per_node=spec.cluster.tasks_per_node,
+            time=_minutes(spec.time),
+        )
+        try:
+            job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
+        except Exception as e:  # submitit wraps sbatch's stderr in its own error types
+            text = str(e).strip().splitlines()
+            raise OlmoctlError(f"sbatch failed: {text[-1] if text else e}") from None
+        submitted = Path(job.paths.submission_file)
+        return str(job.job_id), submitted.read_text() if submitted.exists() else script
+
+    def query(self, job_ids: list[str]) -> QueryResult:
+        if not job_ids:
+            return QueryResult({}, "sacct")
+        jobs, why = slurm_cli.sacct(job_ids)
+        if jobs is not None:
+            return QueryResult(jobs, "sacct")
+        return QueryResult(
+            slurm_cli.squeue(job_ids), "squeue", f"accounting unavailable ({why}); used squeue"
+        )
+
+    def cancel(self, job_id: str) -> None:
+        res = slurm_cli.run(["scancel", job_id])
+        if res.returncode != 0:
+            raise OlmoctlError(f"scancel {job_id} failed: {res.stderr.strip()}")
+
+
+def _minutes(time: str) -> int:
+    from olmoctl.schemas.cluster import parse_time
+
+    return max(1, parse_time(time) // 60)

@@ -1,0 +1,89 @@
+"""Slurm's client commands, called with argument lists (never a shell), and their parsing."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime
+
+from olmoctl.backends.base import JobInfo
+from olmoctl.errors import OlmoctlError, UsageError
+
+SACCT_FIELDS = "JobID,State,NodeList,Start,End,ExitCode,Reason"
+_NO_ACCOUNTING = ("accounting storage is disabled", "slurmdbd", "Connection refused")
+
+
+def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise UsageError(
+            f"{args[0]} not found: this machine has no Slurm client on PATH "
+            '(for the local cluster: eval "$(scripts/dev-cluster env)")'
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise OlmoctlError(f"{args[0]} did not answer within {timeout:.0f} s") from None
+
+
+def _ts(value: str) -> float | None:
+    if not value or value in ("Unknown", "None", "N/A"):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _state(raw: str) -> str:
+    # "CANCELLED by 0" -> CANCELLED; "RUNNING+" -> RUNNING
+    return raw.split(" ")[0].rstrip("+") if raw else "UNKNOWN"
+
+
+def parse_sacct(text: str) -> dict[str, JobInfo]:
+    jobs: dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 7:
+            continue
+        job_id, state, nodes, start, end, exit_code, reason = parts[:7]
+        if "." in job_id:  # a step (batch, extern, 0): the allocation row says it all
+            continue
+        jobs[job_id] = JobInfo(
+            job_id=job_id,
+            state=_state(state),
+            node_list=nodes if nodes and nodes != "None assigned" else None,
+            start=_ts(start),
+            end=_ts(end),
+            exit_code=exit_code or None,
+            reason=reason if reason and reason != "None" else None,
+        )
+    return jobs
+
+
+def sacct(job_ids: list[str]) -> tuple[dict[str, JobInfo] | None, str]:
+    """One sacct call; (None, why) when accounting is unavailable."""
+    res = run(
+        [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            f"--format={SACCT_FIELDS}",
+            "-j",
+            ",".join(job_ids),
+        ]
+    )
+    if res.returncode != 0:
+        return None, (res.stderr.strip().splitlines() or ["sacct failed"])[-1]
+    return parse_sacct(res.stdout), ""
+
+
+def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
+    fmt = "%i|%T|%N|%r"
+    res = run(["squeue", "--noheader", "--states=all", "-o", fmt, "-j", ",".join(job_ids)])
+    jobs: dict[str, JobInfo] = {}
+    for line in res.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 4:
+            jid, state, nodes, reason = parts
+            jobs[jid] = JobInfo(jid, _state(state), nodes or None, reason=reason or None)
+    return jobs

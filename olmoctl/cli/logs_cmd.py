@@ -1,0 +1,83 @@
+"""`olmoctl logs RUN [--attempt K] [--rank R] [-f]`: the job's output per rank."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import typer
+
+POLL_S = 1.0
+
+
+def logs(
+    run: str = typer.Argument(..., help="The run."),
+    attempt: int | None = typer.Option(None, "--attempt", help="Attempt number (default: last)."),
+    rank: int | None = typer.Option(None, "--rank", "-r", help="Only this rank (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Follow until the job ends."),
+    batch: bool = typer.Option(False, "--batch", help="The batch script's own output instead."),
+) -> None:
+    """Print the job's output, per rank, with a header for each rank."""
+    from rich.console import Console
+
+    from olmoctl.core import logs as core
+    from olmoctl.core import status
+    from olmoctl.core.launch import find_run
+    from olmoctl.core.store import LIVE_STATES, Store
+    from olmoctl.errors import UsageError
+
+    store = Store()
+    row = find_run(store, run)
+    chosen = core.pick_attempt(store, run, attempt)
+    follower = core.Follower()
+    last_header: list[object] = [None]
+
+    def files() -> dict[object, object]:
+        if batch:
+            f = core.batch_file(row, chosen)
+            return {"batch": f} if f else {}
+        found = core.rank_files(row, chosen)
+        if rank is not None:
+            return {rank: found[rank]} if rank in found else {}
+        return dict(found)
+
+    def drain() -> bool:
+        wrote = False
+        for key, path in sorted(files().items(), key=lambda kv: str(kv[0])):
+            data = follower.read_new(path)
+            if not data:
+                continue
+            if last_header[0] != key and (rank is None and not batch):
+                sys.stdout.write(f"==> rank {key} <==\n")
+                last_header[0] = key
+            sys.stdout.write(data.decode(errors="replace"))
+            wrote = True
+        sys.stdout.flush()
+        return wrote
+
+    if not follow:
+        if not drain() and not files():
+            what = f"rank {rank}" if rank is not None else "any rank"
+            raise UsageError(
+                f"no output yet for {what} of run {run!r} attempt {chosen['attempt_no']}"
+            )
+        return
+    console = Console(stderr=True)
+    with console.status(f"{run}: waiting for output") as spinner:
+        while True:
+            status.refresh(store, run_names=[run])
+            now = store.attempts(run)
+            chosen = next(a for a in now if a["attempt_no"] == chosen["attempt_no"])
+            drain()
+            state = chosen["state"]
+            if state not in LIVE_STATES and state != "SUBMITTING":
+                drain()
+                console.print(f"{run}: job {chosen['job_id']} ended {state}")
+                return
+            reason = f" ({chosen['reason']})" if chosen["reason"] else ""
+            spinner.update(f"{run}: job {chosen['job_id']} {state}{reason}")
+            time.sleep(POLL_S)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("logs")(logs)

@@ -1,0 +1,111 @@
+"""`olmoctl launch`, `status`, `cancel`: thin wrappers around core.launch and core.status."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+
+from olmoctl.cli import options
+from olmoctl.errors import UsageError
+
+
+def launch(
+    recipe: str = typer.Argument(..., help="Recipe name or path to a YAML file."),
+    cluster: str = options.CLUSTER,
+    nodes: int = options.NODES,
+    name: str | None = options.NAME,
+    time_limit: str | None = options.TIME,
+    override: list[str] = options.OVERRIDE,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render and validate; submit nothing."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the job ends, showing progress."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Submit a run: prints the run name and the Slurm job id."""
+    from olmoctl.core import launch as core
+    from olmoctl.core.render import render
+    from olmoctl.core.store import Store
+
+    store = Store()
+    store.connect()  # a state dir that is not writable fails here, before anything else
+    spec = core.prepare(
+        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit, overrides=override
+    )
+    if dry_run:
+        typer.echo(render(spec), nl=False)
+        typer.echo(f"dry run: {spec.name} validated, nothing submitted", err=True)
+        return
+    done = core.submit_attempt(store, spec, new_run=True)
+    if as_json:
+        typer.echo(json.dumps({"run": spec.name, "job_id": done.job_id, "run_dir": spec.run_dir}))
+    else:
+        typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
+    if wait:
+        from olmoctl.cli.progress import wait_for_run
+
+        state = wait_for_run(store, spec.name, quiet=as_json)
+        if state != "COMPLETED":
+            raise typer.Exit(1)
+
+
+def status(
+    run: str | None = typer.Argument(None, help="A run name: show it in detail."),
+    state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
+    cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
+    since: str | None = typer.Option(None, "--since", help="Only runs created since: 2h, 3d, 30m."),
+    sweep: str | None = typer.Option(None, "--sweep", help="Only this sweep's runs."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Every run at a glance (one sacct call for all), or one run in detail."""
+    from olmoctl.cli import status_view
+    from olmoctl.core import status as core
+    from olmoctl.core.launch import find_run
+    from olmoctl.core.store import Store
+
+    store = Store()
+    if run is not None:
+        find_run(store, run)
+    info = core.refresh(store, run_names=[run] if run else None)
+    for note in info.notes:
+        typer.echo(f"note: {note}", err=True)
+    if run is not None:
+        d = core.detail(store, run)
+        typer.echo(json.dumps(d, indent=2)) if as_json else status_view.detail(d)
+        return
+    filters = {
+        "state": state.upper() if state else None,
+        "cluster": cluster,
+        "sweep": sweep,
+        "since": time.time() - _duration(since) if since else None,
+    }
+    rows = core.overview(store, **filters)
+    typer.echo(json.dumps(rows, indent=2)) if as_json else status_view.table(rows)
+
+
+def cancel(
+    run: str = typer.Argument(..., help="The run to cancel."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Cancel the run's live attempt (scancel) and record it as cancelled by the user."""
+    from olmoctl.core import control
+
+    job_id = control.cancel(run)
+    if as_json:
+        typer.echo(json.dumps({"run": run, "cancelled_job": job_id}))
+    else:
+        typer.echo(f"{run}: cancelled job {job_id}")
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        return float(text[:-1]) * units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise UsageError(f"--since {text!r}: use a number and a unit, e.g. 30m, 2h, 3d") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("launch")(launch)
+    app.command("status")(status)
+    app.command("cancel")(cancel)

@@ -1,0 +1,122 @@
+"""How `status` looks: the runs table and one run in detail (rich)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_STYLE = {
+    "COMPLETED": "green",
+    "RUNNING": "cyan",
+    "PENDING": "yellow",
+    "FAILED": "red",
+    "NODE_FAIL": "red",
+    "TIMEOUT": "magenta",
+    "CANCELLED": "dim",
+    "OUT_OF_MEMORY": "red",
+}
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    if not values:
+        return ""
+    if len(values) > width:  # keep the shape: sample evenly
+        values = [values[int(i * len(values) / width)] for i in range(width)]
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    return "".join(_SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
+
+
+def table(rows: list[dict[str, Any]]) -> None:
+    console = Console()
+    if not rows:
+        console.print("no runs yet: olmoctl launch RECIPE --cluster CLUSTER")
+        return
+    t = Table(title="olmoctl runs")
+    for col in (
+        "run",
+        "recipe",
+        "cluster",
+        "state",
+        "att",
+        "nodes",
+        "step",
+        "loss",
+        "tok/s",
+        "ckpt",
+        "heartbeat",
+    ):
+        t.add_column(col)
+    for r in rows:
+        state = r["state"]
+        t.add_row(
+            r["name"],
+            r["recipe"],
+            r["cluster"],
+            f"[{_STYLE.get(state, 'white')}]{state}[/]",
+            str(r["attempts"]),
+            r["node_list"] or str(r["nodes"]),
+            f"{_fmt(r['step'])}/{r['total_steps']}",
+            _fmt(r["loss"], ".4f"),
+            _fmt(r["tokens_per_s"], ",.0f"),
+            _fmt(r["last_checkpoint"]),
+            _age(r["heartbeat_age_s"]),
+        )
+    console.print(t)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def detail(d: dict[str, Any]) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{d['name']}[/]  {d['recipe']} on {d['cluster']}  "
+        f"[{_STYLE.get(d['state'], 'white')}]{d['state']}[/]  "
+        f"step {_fmt(d['step'])}/{d['total_steps']}  loss {_fmt(d['loss'], '.4f')}"
+    )
+    console.print(f"run dir: {d['run_dir']}")
+    t = Table(title="attempts")
+    for col in ("#", "job", "state", "nodes", "submitted", "started", "ended", "exit", "reason"):
+        t.add_column(col)
+    for a in d["attempt_list"]:
+        t.add_row(
+            str(a["attempt_no"]),
+            _fmt(a["job_id"]),
+            a["state"],
+            _fmt(a["node_list"]),
+            _when(a["submitted_at"]),
+            _when(a["started_at"]),
+            _when(a["ended_at"]),
+            _fmt(a["exit_code"]),
+            _fmt(a["reason"]),
+        )
+    console.print(t)
+    ckpts = d["checkpoints"]
+    if ckpts:
+        parts = [f"{c['step']}{'' if c['complete'] else ' (torn)'}" for c in ckpts]
+        console.print("checkpoints: " + ", ".join(parts))
+    losses = [loss for _, loss in d["losses"]]
+    if losses:
+        console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")

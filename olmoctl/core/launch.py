@@ -1,0 +1,169 @@
+"""launch: catalog -> RunSpec -> render -> store.create_run -> backend.submit -> attempt.
+
+A failure at any step leaves no half-made run behind: the run is recorded (reserving its
+name) before submission, and removed with its directory if submission fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from olmoctl.backends.base import Backend, backend_for
+from olmoctl.core import catalog
+from olmoctl.core.fileio import atomic_write
+from olmoctl.core.render import render
+from olmoctl.core.store import Store
+from olmoctl.core.yamlio import suggest
+from olmoctl.errors import UsageError
+from olmoctl.schemas import RunSpec
+
+
+@dataclass
+class Launched:
+    spec: RunSpec
+    job_id: str | None
+    script: str
+    attempt_no: int
+
+
+def _dir_taken(runs_root: str, name: str) -> bool:
+    return Path(runs_root, name, "spec.json").exists()
+
+
+def pick_name(store: Store, base: str, runs_root: str) -> str:
+    """`base`, or `base-2`, `base-3`... : the first name free in the store and on disk."""
+    taken = set(store.run_names())
+    for i in range(1, 10_000):
+        name = base if i == 1 else f"{base}-{i}"
+        if name not in taken and not _dir_taken(runs_root, name):
+            return name
+    raise UsageError(f"no free run name for {base!r}")
+
+
+def prepare(
+    store: Store,
+    recipe: str,
+    cluster: str,
+    *,
+    nodes: int,
+    name: str | None,
+    time_limit: str | None,
+    overrides: list[str],
+    exclude_nodes: list[str] | None = None,
+) -> RunSpec:
+    spec = catalog.resolve(
+        recipe,
+        cluster,
+        nodes=nodes,
+        name=name,
+        time=time_limit,
+        overrides=overrides,
+        exclude_nodes=exclude_nodes,
+    )
+    if name is None:
+        free = pick_name(store, spec.name, spec.cluster.runs_root)
+        if free != spec.name:
+            spec = catalog.resolve(
+                recipe,
+                cluster,
+                nodes=nodes,
+                name=free,
+                time=time_limit,
+                overrides=overrides,
+                exclude_nodes=exclude_nodes,
+            )
+    elif store.get_run(name) is not None:
+        raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
+    elif spec.cluster.ssh is None and _dir_taken(spec.cluster.runs_root, name):
+        raise UsageError(f"run directory {spec.run_dir} already holds a run; pick another --name")
+    return spec
+
+
+def write_run_dir(spec: RunSpec, script: str, attempt_no: int) -> None:
+    run_dir = Path(spec.run_dir)
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    (run_dir / "scripts").mkdir(exist_ok=True)
+    atomic_write(run_dir / "spec.json", spec.model_dump_json(indent=2))
+    atomic_write(run_dir / "scripts" / f"attempt-{attempt_no}.sh", script, mode=0o755)
+
+
+def submit_attempt(
+    store: Store, spec: RunSpec, backend: Backend | None = None, *, new_run: bool
+) -> Launched:
+    """Record, submit, and link the job id; undo the record if submission fails."""
+    backend = backend or backend_for(spec)
+    backend.check_reachable(spec)
+    script = render(spec)
+    now = time.time()
+    with store.tx() as conn:
+        if new_run:
+            if store.get_run(spec.name) is not None:
+                raise UsageError(f"run {spec.name!r} already exists")
+            conn.execute(
+                "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
+                "total_steps, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    spec.name,
+                    spec.recipe.name,
+                    spec.cluster.name,
+                    spec.nodes,
+                    "SUBMITTING",
+                    spec.run_dir,
+                    spec.model_dump_json(),
+                    spec.recipe.train.total_steps,
+                    now,
+                    now,
+                ),
+            )
+        attempt_no = store.add_attempt(
+            conn,
+            spec.name,
+            cluster=spec.cluster.name,
+            nodes=spec.nodes,
+            state="SUBMITTING",
+            submitted_at=now,
+            script=script,
+        )
+        store.set_run_state(conn, spec.name, "SUBMITTING")
+    created_dir = not Path(spec.run_dir).exists()
+    try:
+        write_run_dir(spec, script, attempt_no)
+        job_id, submitted = backend.submit(spec, script)
+    except BaseException:
+        with store.tx() as conn:
+            if new_run:
+                conn.execute("DELETE FROM runs WHERE name = ?", (spec.name,))
+            else:
+                conn.execute(
+                    "DELETE FROM attempts WHERE run_name = ? AND attempt_no = ?",
+                    (spec.name, attempt_no),
+                )
+                store.set_run_state(conn, spec.name, "FAILED")
+        if new_run and created_dir:
+            shutil.rmtree(spec.run_dir, ignore_errors=True)
+        raise
+    with store.tx() as conn:
+        conn.execute(
+            "UPDATE attempts SET job_id = ?, state = 'PENDING', script = ? "
+            "WHERE run_name = ? AND attempt_no = ?",
+            (job_id, submitted, spec.name, attempt_no),
+        )
+        store.set_run_state(conn, spec.name, "PENDING")
+    return Launched(spec, job_id, submitted, attempt_no)
+
+
+def find_run(store: Store, name: str):
+    row = store.get_run(name)
+    if row is None:
+        names = store.run_names()
+        hint = suggest(name, names) if names else "; no runs recorded yet"
+        raise UsageError(f"no run named {name!r}{hint}")
+    return row
+
+
+def spec_of(row) -> RunSpec:
+    return RunSpec.model_validate(json.loads(row["spec_json"]))

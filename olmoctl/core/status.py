@@ -1,0 +1,191 @@
+"""status: ONE scheduler query for every unfinished attempt, then the store and the tail of
+each run's events.jsonl. Also recovers attempts left SUBMITTING by a crashed launch."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from olmoctl.backends.base import JobInfo, backend_for
+from olmoctl.core import events as ev
+from olmoctl.core.store import LIVE_STATES, Store
+
+# A launch that crashed between recording and submitting: give it this long to finish.
+SUBMIT_GRACE_S = 120
+
+
+@dataclass
+class Refresh:
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    queries: int = 0
+
+
+def _scheduler_of(store: Store, run_name: str) -> str:
+    row = store.get_run(run_name)
+    if row is None:
+        return "slurm"
+    return json.loads(row["spec_json"])["cluster"]["scheduler"]
+
+
+def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
+    """Bring every unfinished attempt's state up to date (one query per scheduler)."""
+    out = Refresh()
+    live = [a for a in store.live_attempts() if run_names is None or a["run_name"] in run_names]
+    submitting = [
+        a
+        for a in store.connect()
+        .execute("SELECT * FROM attempts WHERE state = 'SUBMITTING'")
+        .fetchall()
+    ]
+    _recover_submitting(store, submitting)
+    by_sched: dict[str, list[Any]] = defaultdict(list)
+    for a in live:
+        if a["job_id"]:
+            by_sched[_scheduler_of(store, a["run_name"])].append(a)
+    for sched, attempts in by_sched.items():
+        backend = backend_for(sched)
+        if sched == "local":
+            from olmoctl.backends.local import register_folder
+
+            for a in attempts:
+                run = store.get_run(a["run_name"])
+                register_folder(a["job_id"], f"{run['run_dir']}/submitit")
+        result = backend.query(sorted({a["job_id"] for a in attempts}))
+        out.queries += 1
+        out.sources.append(result.source)
+        if result.note:
+            out.notes.append(result.note)
+        with store.tx() as conn:
+            for a in attempts:
+                info = result.jobs.get(a["job_id"])
+                if info is not None:
+                    _apply(store, conn, a, info)
+    _update_runs(store, run_names)
+    return out
+
+
+def _recover_submitting(store: Store, attempts: list[Any]) -> None:
+    now = time.time()
+    for a in attempts:
+        if now - (a["submitted_at"] or 0) < SUBMIT_GRACE_S:
+            continue
+        run = store.get_run(a["run_name"])
+        folder = Path(run["run_dir"]) / "submitit" if run else None
+        ids = (
+            sorted(p.name.split("_")[0] for p in folder.glob("*_submitted.pkl"))
+            if folder and folder.is_dir()
+            else []
+        )
+        with store.tx() as conn:
+            if ids:
+                store.update_attempt(conn, a["id"], job_id=ids[-1], state="PENDING")
+            else:
+                store.update_attempt(
+                    conn,
+                    a["id"],
+                    state="SUBMIT_FAILED",
+                    reason="olmoctl stopped before the job was submitted",
+                )
+
+
+def _apply(store: Store, conn: Any, attempt: Any, info: JobInfo) -> None:
+    fields: dict[str, Any] = {"state": info.state}
+    if info.node_list:
+        fields["node_list"] = info.node_list
+    if info.start:
+        fields["started_at"] = info.start
+    if info.end and info.state not in LIVE_STATES:
+        fields["ended_at"] = info.end
+    if info.exit_code:
+        fields["exit_code"] = info.exit_code
+    if info.state in LIVE_STATES:
+        fields["reason"] = info.reason  # e.g. PENDING (Resources): current, so overwrite
+    elif info.reason and attempt["reason"] is None:
+        fields["reason"] = info.reason
+    store.update_attempt(conn, attempt["id"], **fields)
+
+
+def _update_runs(store: Store, run_names: list[str] | None) -> None:
+    rows = store.runs() if run_names is None else [store.get_run(n) for n in run_names]
+    for run in rows:
+        if run is None:
+            continue
+        last = store.last_attempt(run["name"])
+        summary = ev.summarize(ev.read_events(run["run_dir"]))
+        old = json.loads(run["summary_json"] or "{}")
+        new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
+        with store.tx() as conn:
+            if last is not None and last["state"] != run["state"]:
+                store.set_run_state(conn, run["name"], last["state"])
+            if new != old:
+                store.update_summary(conn, run["name"], new)
+            if last is not None and summary.step is not None:
+                store.update_attempt(conn, last["id"], last_step=summary.step)
+            for step, path, complete in ev.complete_checkpoints(run["run_dir"]):
+                store.record_checkpoint(conn, run["name"], step, str(path), complete)
+
+
+def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
+    """One row per run, as printed by `status` (and its --json)."""
+    rows = []
+    now = time.time()
+    for run in store.runs(**filters):
+        s = json.loads(run["summary_json"] or "{}")
+        attempts = store.attempts(run["name"])
+        last = attempts[-1] if attempts else None
+        hb = s.get("heartbeat_ts")
+        rows.append(
+            {
+                "name": run["name"],
+                "recipe": run["recipe"],
+                "cluster": run["cluster"],
+                "state": run["state"],
+                "attempts": len(attempts),
+                "job_id": last["job_id"] if last else None,
+                "nodes": run["nodes"],
+                "node_list": last["node_list"] if last else None,
+                "step": s.get("step"),
+                "total_steps": run["total_steps"],
+                "loss": s.get("loss"),
+                "tokens_per_s": s.get("tokens_per_s"),
+                "last_checkpoint": s.get("last_checkpoint"),
+                "heartbeat_age_s": round(now - hb, 1) if hb else None,
+                "created_at": run["created_at"],
+                "sweep": run["sweep"],
+            }
+        )
+    return rows
+
+
+def detail(store: Store, name: str) -> dict[str, Any]:
+    run = store.get_run(name)
+    assert run is not None
+    summary = ev.summarize(ev.read_events(run["run_dir"], tail_bytes=None))
+    keep = (
+        "attempt_no",
+        "job_id",
+        "state",
+        "node_list",
+        "submitted_at",
+        "started_at",
+        "ended_at",
+        "exit_code",
+        "reason",
+        "first_step",
+        "last_step",
+    )
+    return {
+        **next(r for r in overview(store) if r["name"] == name),
+        "run_dir": run["run_dir"],
+        "attempt_list": [{k: a[k] for k in keep} for a in store.attempts(name)],
+        "checkpoints": [
+            {"step": c["step"], "path": c["path"], "complete": bool(c["complete"])}
+            for c in store.checkpoints(name)
+        ],
+        "losses": summary.losses,
+    }

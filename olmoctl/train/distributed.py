@@ -1,0 +1,153 @@
+"""Where am I? (srun, torchrun, submitit or one plain process) and torch.distributed setup.
+
+- torchrun / submitit (TorchDistributedEnvironment.export): RANK, WORLD_SIZE, LOCAL_RANK,
+  LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+- srun: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_JOB_NODELIST; MASTER_ADDR and
+  MASTER_PORT from the environment when set, else the first host of the node list
+  (`scontrol show hostnames`) and port 20000 + job_id % 20000.
+- otherwise one process (rank 0 of 1).
+gloo on CPU, nccl on GPU (ROCm's RCCL answers to nccl as well).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    launcher: str  # torchrun | slurm | single
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    master_addr: str
+    master_port: int
+    job_id: str
+    attempt: int
+
+
+def master_port_for(job_id: str) -> int:
+    digits = re.sub(r"\D", "", job_id.split("_")[0]) or "0"
+    return 20000 + int(digits) % 20000
+
+
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Slurm host list -> hostnames: `scontrol show hostnames`, or a parser for the
+    common forms (node[1-3,7],gpu01) where scontrol is not installed."""
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+        if out:
+            return out
+    except (OSError, subprocess.SubprocessError):
+        pass
+    hosts: list[str] = []
+    for prefix, ranges in re.findall(r"([^,\[]+)(?:\[([^\]]*)\])?,?", nodelist):
+        if not ranges:
+            hosts.append(prefix)
+            continue
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            if not hi:
+                hosts.append(prefix + lo)
+            else:
+                hosts.extend(f"{prefix}{i:0{len(lo)}d}" for i in range(int(lo), int(hi) + 1))
+    return hosts
+
+
+def detect(env: Mapping[str, str] | None = None) -> DistEnv:
+    env = os.environ if env is None else env
+    job_id = env.get("SLURM_JOB_ID") or env.get("TORCHELASTIC_RUN_ID") or f"local-{os.getpid()}"
+    attempt = int(env.get("SLURM_RESTART_COUNT", "0") or 0)
+    if "RANK" in env and "WORLD_SIZE" in env:
+        world = int(env["WORLD_SIZE"])
+        return DistEnv(
+            launcher="torchrun",
+            rank=int(env["RANK"]),
+            world_size=world,
+            local_rank=int(env.get("LOCAL_RANK", "0")),
+            local_world_size=int(env.get("LOCAL_WORLD_SIZE", str(world))),
+            master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
+            master_port=int(env.get("MASTER_PORT", "29500")),
+            job_id=job_id,
+            attempt=attempt,
+        )
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        world = int(env["SLURM_NTASKS"])
+        nodes = int(env.get("SLURM_STEP_NUM_NODES") or env.get("SLURM_NNODES") or "1")
+        addr = env.get("MASTER_ADDR")
+        if not addr:
+            nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", "")
+            addr = (expand_nodelist(nodelist) if nodelist else ["127.0.0.1"])[0]
+        port = int(env["MASTER_PORT"]) if env.get("MASTER_PORT") else master_port_for(job_id)
+        return DistEnv(
+            launcher="slurm",
+            rank=int(env["SLURM_PROCID"]),
+            world_size=world,
+            local_rank=int(env.get("SLURM_LOCALID", "0")),
+            local_world_size=max(1, world // max(1, nodes)),
+            master_addr=addr,
+            master_port=port,
+            job_id=job_id,
+            attempt=attempt,
+        )
+    return DistEnv("single", 0, 1, 0, 1, "127.0.0.1", 0, job_id, attempt)
+
+
+def pick_device(denv: DistEnv, backend_pref: str | None = None) -> tuple[torch.device, str]:
+    """(device, backend): this rank's GPU and nccl when there is one, else CPU and gloo."""
+    if torch.cuda.is_available() and backend_pref != "gloo":
+        index = denv.local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index), "nccl"
+    return torch.device("cpu"), "gloo"
+
+
+def set_cpu_threads(denv: DistEnv, env: Mapping[str, str] | None = None) -> int:
+    """Intra-op threads: OMP_NUM_THREADS / SLURM_CPUS_PER_TASK if set, else this node's
+    CPUs shared among its ranks (two ranks on two cores must not fight over both)."""
+    env = os.environ if env is None else env
+    given = env.get("OMP_NUM_THREADS") or env.get("SLURM_CPUS_PER_TASK")
+    if given and given.isdigit() and int(given) > 0:
+        n = int(given)
+    else:
+        n = max(1, len(os.sched_getaffinity(0)) // max(1, denv.local_world_size))
+    torch.set_num_threads(n)
+    return n
+
+
+def init_process_group(denv: DistEnv, backend: str, device: torch.device) -> None:
+    timeout = timedelta(seconds=int(os.environ.get("OLMOCTL_DIST_TIMEOUT_S", "1800")))
+    device_id = device if device.type == "cuda" else None
+    if denv.launcher == "single":
+        dist.init_process_group(
+            backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout
+        )
+        return
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://{denv.master_addr}:{denv.master_port}",
+        rank=denv.rank,
+        world_size=denv.world_size,
+        timeout=timeout,
+        device_id=device_id,
+    )
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

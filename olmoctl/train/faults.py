@@ -1,0 +1,43 @@
+"""Test-only fault injection, read once from OLMOCTL_TRAIN_FAULTS (JSON); inert when unset.
+
+{"pause_after_step": 5, "gate": "/path"}   every rank, after optimizer step 5, writes
+    /path.waiting.RANK and waits until /path exists (the test sends a signal meanwhile,
+    so where the flag is seen is deterministic).
+{"stall_save_step": 20, "stall_at": "before_rename" | "before_marker"}   rank 0 stops in
+    the middle of that step's save and writes STALLED_FILE in the checkpoints folder
+    (the test then SIGKILLs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+ENV = "OLMOCTL_TRAIN_FAULTS"
+STALLED_FILE = ".stalled"
+
+
+class Faults:
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        if spec is None:
+            raw = os.environ.get(ENV, "")
+            spec = json.loads(raw) if raw else {}
+        self.spec = spec
+
+    def pause_after_step(self, step: int, rank: int) -> None:
+        if self.spec.get("pause_after_step") != step:
+            return
+        gate = Path(self.spec["gate"])
+        Path(f"{gate}.waiting.{rank}").write_text(str(os.getpid()))
+        while not gate.exists():
+            time.sleep(0.01)
+
+    def stall_save(self, step: int, where: str, ckpt_root: Path) -> None:
+        if self.spec.get("stall_save_step") != step or self.spec.get("stall_at") != where:
+            return
+        (ckpt_root / STALLED_FILE).write_text(f"{step} {where} {os.getpid()}\n")
+        while True:
+            time.sleep(0.05)

@@ -1,0 +1,72 @@
+"""FSDP2 (`fully_shard`) for OLMo: one unit per block plus the root (embeddings, final norm,
+output head), full shard over all ranks or hybrid shard on a 2-D mesh
+(replicate x shard); bf16 params / fp32 reduce on GPU, fp32 on CPU; optional activation
+checkpointing and per-block torch.compile.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+from olmoctl.errors import UsageError
+from olmoctl.schemas.recipe import FSDPConfig
+from olmoctl.train.model import OLMo
+
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def build_mesh(
+    device_type: str, world_size: int, local_world_size: int, cfg: FSDPConfig
+) -> DeviceMesh:
+    if cfg.strategy == "full":
+        return init_device_mesh(device_type, (world_size,), mesh_dim_names=("shard",))
+    group = cfg.shard_group_size or local_world_size
+    if world_size % group:
+        raise UsageError(
+            f"fsdp.shard_group_size ({group}) does not divide the world size ({world_size})"
+        )
+    return init_device_mesh(
+        device_type, (world_size // group, group), mesh_dim_names=("replicate", "shard")
+    )
+
+
+def mp_policy(device_type: str, precision: str, cfg: FSDPConfig) -> MixedPrecisionPolicy:
+    """bf16 compute with fp32 master weights on GPU; plain fp32 on CPU."""
+    if device_type == "cpu" or precision == "fp32":
+        return MixedPrecisionPolicy()
+    return MixedPrecisionPolicy(
+        param_dtype=_DTYPES[cfg.param_dtype], reduce_dtype=_DTYPES[cfg.reduce_dtype]
+    )
+
+
+def parallelize(
+    model: OLMo,
+    *,
+    device_type: str,
+    world_size: int,
+    local_world_size: int,
+    fsdp: FSDPConfig,
+    precision: str,
+    compile: bool = False,
+) -> OLMo:
+    """Apply AC, compile and FSDP2 in place (the model may live on the meta device)."""
+    model.activation_checkpointing = fsdp.activation_checkpointing
+    if compile:
+        for block in model.blocks:
+            block.compile()
+    mesh = build_mesh(device_type, world_size, local_world_size, fsdp)
+    policy = mp_policy(device_type, precision, fsdp)
+    n = len(model.blocks)
+    for i, block in enumerate(model.blocks):
+        # The last block's parameters are needed again at once by backward: keep them.
+        fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=i < n - 1)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
+def set_gradient_sync(model: torch.nn.Module, enabled: bool) -> None:
+    """Skip the reduce-scatter on all but the last micro-batch of an accumulation."""
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(enabled)
