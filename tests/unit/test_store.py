@@ -1,0 +1,154 @@
+"""The state store: modes, WAL, migrations, concurrent writers, and launch's all-or-nothing."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.core import launch, status
+from olmoctl.core.store import MIGRATIONS, Store
+from olmoctl.errors import OlmoctlError, UsageError
+
+
+def test_new_store_is_private_wal_and_versioned(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    conn = store.connect()
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.connect().execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    store.close()
+    with pytest.raises(UsageError, match="newer than this olmoctl knows"):
+        Store(tmp_path).connect()
+
+
+def test_unwritable_state_dir_is_a_usage_error(cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = cli("--state-dir", str(blocker / "sub"), "status")
+    assert res.code == 2
+    assert "is not writable" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def _writer(state: str, n: int) -> None:
+    store = Store(state)
+    for _ in range(n):
+        with store.tx() as conn:
+            store.add_attempt(conn, "r", cluster="dev", nodes=1, state="PENDING")
+
+
+def test_two_processes_write_at_once(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.tx() as conn:
+        conn.execute(
+            "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
+            "total_steps, created_at, updated_at) VALUES ('r','tiny','dev',1,'PENDING','/x','{}',"
+            "1,0,0)"
+        )
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), 40)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    numbers = [a["attempt_no"] for a in store.attempts("r")]
+    assert numbers == list(range(1, 81))
+
+
+class FakeBackend:
+    """A stand-in scheduler for unit tests (the real Slurm is in tests/integration)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.queries: list[list[str]] = []
+        self.next_id = 100
+
+    def check_reachable(self, spec) -> None:
+        return None
+
+    def submit(self, spec, script):
+        if self.fail:
+            raise OlmoctlError("sbatch failed: boom")
+        self.next_id += 1
+        return str(self.next_id), script
+
+    def query(self, job_ids):
+        self.queries.append(list(job_ids))
+        return QueryResult({j: JobInfo(j, "RUNNING", "node1") for j in job_ids}, "sacct")
+
+    def cancel(self, job_id) -> None:
+        return None
+
+
+def test_failed_submission_leaves_nothing(user_env, tmp_path: Path) -> None:
+    store = Store()
+    runs = tmp_path / "runs"
+    spec = launch.prepare(
+        store,
+        "tiny",
+        "dev",
+        nodes=1,
+        name="x",
+        time_limit=None,
+        overrides=[f"cluster.runs_root={runs}"],
+    )
+    with pytest.raises(OlmoctlError, match="boom"):
+        launch.submit_attempt(store, spec, FakeBackend(fail=True), new_run=True)
+    assert store.run_names() == []
+    assert store.connect().execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+    assert not (runs / "x").exists()
+
+
+def test_status_queries_once_for_many_attempts(user_env, tmp_path: Path, monkeypatch) -> None:
+    store = Store()
+    fake = FakeBackend()
+    for i in range(25):
+        spec = launch.prepare(
+            store,
+            "tiny",
+            "dev",
+            nodes=1,
+            name=f"r{i}",
+            time_limit=None,
+            overrides=[f"cluster.runs_root={tmp_path}"],
+        )
+        launch.submit_attempt(store, spec, fake, new_run=True)
+    monkeypatch.setattr(status, "backend_for", lambda sched: fake)
+    info = status.refresh(store)
+    assert info.queries == 1 and len(fake.queries) == 1 and len(fake.queries[0]) == 25
+    assert {r["state"] for r in status.overview(store)} == {"RUNNING"}
+
+
+def test_crashed_launch_is_recovered(user_env, tmp_path: Path, monkeypatch) -> None:
+    store = Store()
+    spec = launch.prepare(
+        store,
+        "tiny",
+        "dev",
+        nodes=1,
+        name="c",
+        time_limit=None,
+        overrides=[f"cluster.runs_root={tmp_path}"],
+    )
+    fake = FakeBackend()
+    launch.submit_attempt(store, spec, fake, new_run=True)
+    with store.tx() as conn:  # as if olmoctl died between recording and submitting
+        conn.execute(
+            "UPDATE attempts SET state='SUBMITTING', job_id=NULL, submitted_at=?",
+            (time.time() - 3600,),
+        )
+    monkeypatch.setattr(status, "backend_for", lambda sched: fake)
+    status.refresh(store)
+    assert store.last_attempt("c")["state"] == "SUBMIT_FAILED"
