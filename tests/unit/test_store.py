@@ -152,3 +152,35 @@ def test_crashed_launch_is_recovered(user_env, tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(status, "backend_for", lambda sched: fake)
     status.refresh(store)
     assert store.last_attempt("c")["state"] == "SUBMIT_FAILED"
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "cancel"])
+def test_unknown_run_name_suggests(cli, user_env, tmp_path: Path, command: str) -> None:
+    store = Store()
+    spec = launch.prepare(
+        store,
+        "tiny",
+        "dev",
+        nodes=1,
+        name="tiny-alpha",
+        time_limit=None,
+        overrides=[f"cluster.runs_root={tmp_path}"],
+    )
+    launch.submit_attempt(store, spec, FakeBackend(), new_run=True)
+    store.close()
+    res = cli(command, "tiny-alpah")
+    assert res.code == 2
+    assert "no run named 'tiny-alpah'; did you mean 'tiny-alpha'?" in res.err
+
+
+def test_existing_run_name_is_refused(user_env, tmp_path: Path) -> None:
+    store = Store()
+    kw = dict(nodes=1, time_limit=None, overrides=[f"cluster.runs_root={tmp_path}"])
+    spec = launch.prepare(store, "tiny", "dev", name="same", **kw)
+    launch.submit_attempt(store, spec, FakeBackend(), new_run=True)
+    with pytest.raises(UsageError, match="run 'same' already exists"):
+        launch.prepare(store, "tiny", "dev", name="same", **kw)
+    auto = launch.prepare(store, "tiny", "dev", name=None, **kw)
+    assert auto.name == "tiny-dev"
+    launch.submit_attempt(store, auto, FakeBackend(), new_run=True)
+    assert launch.prepare(store, "tiny", "dev", name=None, **kw).name == "tiny-dev-2"

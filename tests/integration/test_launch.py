@@ -1,0 +1,148 @@
+"""launch / status / logs / cancel against the real local Slurm cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import REPO, DevCluster, wait_for
+
+pytestmark = pytest.mark.slurm
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+class Olmoctl:
+    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
+        self.env = dict(cluster.env)
+        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
+        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
+        self.runs = tmp / "runs"
+        self.root = f"cluster.runs_root={self.runs}"
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+        return subprocess.run(
+            [VENV_BIN + "/olmoctl", *args],
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+
+    def json(self, *args: str):
+        res = self(*args, "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def run_state(self, name: str) -> dict:
+        return self.json("status", name)
+
+
+@pytest.fixture
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
+    return Olmoctl(dev_cluster, tmp_path)
+
+
+def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) -> None:
+    args = ["tiny", "--cluster", "dev", "--nodes", "2", "--name", "t2", "-o", olmoctl.root]
+    res = olmoctl("launch", *args)
+    assert res.returncode == 0, res.stderr
+    name, _, job = res.stdout.split()[:3]
+    job_id = res.stdout.split()[2]
+    assert name == "t2" and job == "job"
+    dev_cluster.submitted.append(int(job_id))
+
+    done = wait_for(
+        lambda: (d := olmoctl.run_state("t2"))["state"] in ("COMPLETED", "FAILED") and d,
+        240,
+        "run t2 to end",
+    )
+    assert done["state"] == "COMPLETED", (done, olmoctl("logs", "t2").stdout[-3000:])
+    assert done["step"] == done["total_steps"] == 40
+    assert isinstance(done["loss"], float)
+    assert len(done["losses"]) >= 10
+    assert dev_cluster.sacct_state(int(job_id)) == "COMPLETED"
+    assert done["attempt_list"][0]["node_list"] in ("node[1-2]", "node[2-3]", "node[1,3]")
+
+    table = olmoctl.json("status")
+    assert [r["name"] for r in table] == ["t2"] and table[0]["state"] == "COMPLETED"
+    text = olmoctl("status")
+    assert text.returncode == 0 and "t2" in text.stdout and "COMPLETED" in text.stdout
+
+    logs = olmoctl("logs", "t2")
+    assert logs.returncode == 0
+    assert "==> rank 0 <==" in logs.stdout and "==> rank 1 <==" in logs.stdout
+    only1 = olmoctl("logs", "t2", "--rank", "1")
+    assert only1.returncode == 0 and "==> rank" not in only1.stdout and only1.stdout
+
+    # The script Slurm ran is byte for byte what `render` prints for the same arguments.
+    submitted = (olmoctl.runs / "t2" / "submitit" / f"{job_id}_submission.sh").read_text()
+    rendered = olmoctl("render", *args)
+    assert rendered.returncode == 0 and submitted == rendered.stdout
+    assert (olmoctl.runs / "t2" / "scripts" / "attempt-1.sh").read_text() == submitted
+
+
+def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tmp_path) -> None:
+    names = ["long-a", "long-b", "long-c"]
+    jobs = []
+    for n in names:
+        res = olmoctl(
+            "launch",
+            "tiny",
+            "-c",
+            "dev",
+            "--name",
+            n,
+            "-o",
+            olmoctl.root,
+            "-o",
+            "train.max_steps=100000",
+        )
+        assert res.returncode == 0, res.stderr
+        jobs.append(int(res.stdout.split()[2]))
+    dev_cluster.submitted.extend(jobs)
+    for j in jobs:
+        dev_cluster.wait_running(j, timeout=60)
+
+    # Count sacct calls through a wrapper placed first on PATH (the real sacct behind it).
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    calls = tmp_path / "sacct-calls"
+    (spy / "sacct").write_text(
+        f'#!/bin/bash\necho "$*" >> {calls}\nexec {dev_cluster.dir / "bin" / "sacct"} "$@"\n'
+    )
+    (spy / "sacct").chmod(0o755)
+    env = dict(olmoctl.env, PATH=f"{spy}:{olmoctl.env['PATH']}")
+    res = olmoctl("status", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert len(calls.read_text().splitlines()) == 1
+    assert {r["state"] for r in json.loads(res.stdout)} == {"RUNNING"}
+
+    res = olmoctl("cancel", "long-b")
+    assert res.returncode == 0, res.stderr
+    assert dev_cluster.wait_job(jobs[1], timeout=60) == "CANCELLED"
+    d = olmoctl.run_state("long-b")
+    assert d["state"] == "CANCELLED"
+    assert d["attempt_list"][0]["reason"] == "cancelled by user"
+    again = olmoctl("cancel", "long-b")
+    assert again.returncode == 2 and "no live job" in again.stderr
+    for n in ("long-a", "long-c"):
+        assert olmoctl("cancel", n).returncode == 0
+
+
+def test_unreachable_slurm_records_nothing(olmoctl: Olmoctl, tmp_path: Path) -> None:
+    env = dict(olmoctl.env, SLURM_CONF=str(tmp_path / "nope.conf"))
+    env["PATH"] = f"{VENV_BIN}:/usr/bin:/bin"
+    res = olmoctl("launch", "tiny", "-c", "dev", "--name", "u", "-o", olmoctl.root, env=env)
+    assert res.returncode == 2, res.stderr
+    assert "cannot reach Slurm for cluster 'dev'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert olmoctl.json("status") == []
+    assert not (olmoctl.runs / "u").exists()
+    dup = olmoctl("status", "nosuch")
+    assert dup.returncode == 2 and "no run named 'nosuch'" in dup.stderr
