@@ -71,7 +71,12 @@ def expand_nodelist(nodelist: str) -> list[str]:
 
 def detect(env: Mapping[str, str] | None = None) -> DistEnv:
     env = os.environ if env is None else env
-    job_id = env.get("SLURM_JOB_ID") or env.get("TORCHELASTIC_RUN_ID") or f"local-{os.getpid()}"
+    job_id = (
+        env.get("OLMOCTL_JOB_ID")  # set by submit_entry from submitit's job environment
+        or env.get("SLURM_JOB_ID")
+        or env.get("TORCHELASTIC_RUN_ID")
+        or f"local-{os.getpid()}"
+    )
     attempt = int(env.get("SLURM_RESTART_COUNT", "0") or 0)
     if "RANK" in env and "WORLD_SIZE" in env:
         world = int(env["WORLD_SIZE"])

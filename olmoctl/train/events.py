@@ -85,16 +85,16 @@ class Heartbeat(threading.Thread):
         self.step = step
         self.wake = wake
         self.pending_signal = pending_signal
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._signal_logged = False
         self._signal_lock = threading.Lock()
 
     def run(self) -> None:
         next_beat = time.monotonic() + self.interval_s
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.wake.wait(timeout=max(0.0, next_beat - time.monotonic()))
             self.wake.clear()
-            if self._stop.is_set():
+            if self._halt.is_set():
                 return
             self.log_signal_once(self.pending_signal())
             if time.monotonic() >= next_beat:
@@ -111,7 +111,7 @@ class Heartbeat(threading.Thread):
         self.log.emit("signal_received", signal=sig, step=self.step(), **extra)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.wake.set()
         if self.is_alive():
             self.join(timeout=5)

@@ -1,0 +1,127 @@
+"""One attempt of the job on this rank: config -> torch.distributed -> Trainer -> exit status.
+
+Errors: a UsageError (bad input) prints one line `olmoctl.train: error: ...` on stderr and
+gives EXIT_BAD_INPUT; anything else prints its traceback and gives EXIT_ERROR. Either way
+rank 0 writes an `exiting` event when the run directory is known.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+from olmoctl.errors import UsageError
+from olmoctl.train.events import EventLog, Heartbeat
+from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR
+from olmoctl.train.faults import Faults
+from olmoctl.train.signals import StopFlag
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_status: int
+    reason: str  # completed | preempted | error
+    step: int
+    signal: str | None = None
+
+
+def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
+    from olmoctl.train import distributed
+    from olmoctl.train.config import load_job_config
+
+    denv = distributed.detect()
+    events = EventLog(None, enabled=False)
+    stop = StopFlag().install()
+    heartbeat: Heartbeat | None = None
+    trainer = None
+    step = 0
+    try:
+        job = load_job_config(config_path, run_dir)
+        events = EventLog(job.run_dir, enabled=denv.rank == 0)
+        from olmoctl.train.trainer import Trainer
+
+        device, backend = distributed.pick_device(
+            denv, job.cluster and job.cluster.distributed_backend
+        )
+        if device.type == "cpu":
+            distributed.set_cpu_threads(denv)
+        distributed.init_process_group(denv, backend, device)
+        if denv.rank == 0:
+            heartbeat = Heartbeat(
+                events,
+                job.recipe.train.heartbeat_interval_s,
+                step=lambda: trainer.step if trainer is not None else 0,
+                wake=stop.wake,
+                pending_signal=lambda: stop.name,
+            )
+            heartbeat.start()
+        hb = heartbeat
+        trainer = Trainer(
+            job,
+            denv,
+            device,
+            events,
+            stop,
+            Faults(),
+            on_signal=(lambda sig: hb.log_signal_once(sig)) if hb else (lambda sig: None),
+        )
+        trainer.setup()
+        events.emit("started", **trainer.started_fields())
+        result = trainer.run()
+        outcome = Outcome(result.exit_status, result.reason, result.step, result.signal)
+        events.emit(
+            "exiting", reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step
+        )
+        return outcome
+    except UsageError as e:
+        step = trainer.step if trainer is not None else step
+        print(f"olmoctl.train: error: {e}", file=sys.stderr, flush=True)
+        events.emit("exiting", reason="error", exit_status=EXIT_BAD_INPUT, step=step, error=str(e))
+        return Outcome(EXIT_BAD_INPUT, "error", step)
+    except Exception as e:
+        step = trainer.step if trainer is not None else step
+        traceback.print_exc()
+        sys.stderr.flush()
+        first = (str(e).strip().splitlines() or [""])[0]
+        events.emit(
+            "exiting",
+            reason="error",
+            exit_status=EXIT_ERROR,
+            step=step,
+            error=f"{type(e).__name__}: {first}",
+        )
+        return Outcome(EXIT_ERROR, "error", step)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+        stop.restore()
+        events.close()
+        distributed.shutdown()
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m olmoctl.train",
+        description="Run (or resume) the training job of a run directory.",
+    )
+    ap.add_argument(
+        "config",
+        help="RUN_DIR/spec.json (RunSpec, as the launcher writes it), or a recipe YAML/JSON "
+        "for ad-hoc use with --run-dir",
+    )
+    ap.add_argument(
+        "--run-dir",
+        default=None,
+        help="run directory (checkpoints, events.jsonl); overrides spec.run_dir; required "
+        "with a plain recipe unless OLMOCTL_RUN_DIR is set",
+    )
+    args = ap.parse_args(argv)
+    if not os.path.exists(args.config):
+        print(f"olmoctl.train: error: {args.config}: not found", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_job(args.config, args.run_dir).exit_status
