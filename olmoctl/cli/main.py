@@ -12,7 +12,7 @@ import sys
 import typer
 
 from olmoctl import __version__
-from olmoctl.cli import catalog_cmds, logs_cmd, render_cmd, runs_cmds
+from olmoctl.cli import catalog_cmds, logs_cmd, plan_cmd, render_cmd, runs_cmds
 from olmoctl.errors import OlmoctlError
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ render_cmd.register(app)
 runs_cmds.register(app)
 logs_cmd.register(app)
 catalog_cmds.register(app)
+plan_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

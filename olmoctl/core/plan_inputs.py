@@ -1,0 +1,120 @@
+"""What `olmoctl plan` starts from: the recipe and cluster (with overrides, but without the
+launch-only checks of catalog.resolve), and what earlier runs observed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from olmoctl.core import catalog
+from olmoctl.core import overrides as ov
+from olmoctl.core.yamlio import explain, load_yaml_mapping
+from olmoctl.errors import UsageError
+from olmoctl.schemas import ClusterProfile, Recipe
+
+DEFAULT_MFU = 0.40
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Figures measured by earlier runs; None where the store has none."""
+
+    mfu: float | None = None  # median MFU of earlier runs of this recipe on this cluster
+    node_mtbf_hours: float | None = None  # node-hours run / node failures seen
+    source: str = "none"  # e.g. "store: 5 runs, 212 node-days"
+
+
+def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observed:
+    """Observed MFU and node MTBF for RECIPE on CLUSTER from the state store.
+
+    Not wired yet: the store does not record them, so every figure is None."""
+    del recipe, cluster, state_dir
+    return Observed()
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], where: str, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise UsageError(explain(e, model, where, prefix)) from None
+
+
+def load(
+    recipe_ref: str, cluster_ref: str, overrides: list[str] | None = None
+) -> tuple[Recipe, ClusterProfile]:
+    """Recipe and cluster with the -o overrides applied and validated. Unlike a launch, a
+    plan needs no account and may exceed the node limit or leave the batch undivided: plan
+    reports those as warnings."""
+    overrides = list(overrides or [])
+    r_entry = catalog.find("recipes", recipe_ref)
+    c_entry = catalog.find("clusters", cluster_ref)
+    r_raw, c_raw = load_yaml_mapping(r_entry.path), load_yaml_mapping(c_entry.path)
+    _validate(Recipe, r_raw, str(r_entry.path))
+    _validate(ClusterProfile, c_raw, str(c_entry.path))
+    r_data, c_data = ov.apply(r_raw, c_raw, overrides)
+    where = "-o " + " -o ".join(overrides) if overrides else None
+    recipe = _validate(Recipe, r_data, where or str(r_entry.path))
+    cluster = _validate(ClusterProfile, c_data, where or str(c_entry.path), ov.CLUSTER_PREFIX)
+    return recipe, cluster
+
+
+def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list[str]:
+    """What `launch` would refuse about this node count, said as warnings with a fix."""
+    out = []
+    if nodes > cluster.max_nodes:
+        out.append(
+            f"{nodes} nodes is above cluster {cluster.name!r}'s limit of {cluster.max_nodes}"
+        )
+    t = recipe.train
+    world = nodes * cluster.tasks_per_node
+    if t.global_batch_size % (world * t.micro_batch_size):
+        if t.global_batch_size % world == 0:
+            per_gpu = t.global_batch_size // world
+            micro = max(d for d in range(1, min(per_gpu, 8) + 1) if per_gpu % d == 0)
+            hint = f"; e.g. -o train.micro_batch_size={micro}"
+        else:
+            per_node = cluster.tasks_per_node * t.micro_batch_size
+            fit = [
+                n
+                for n in range(1, min(4 * nodes, 100_000) + 1)
+                if t.global_batch_size % (n * per_node) == 0
+            ]
+            near = sorted(sorted(fit, key=lambda n: abs(n - nodes))[:2])
+            hint = "; e.g. --nodes " + " or ".join(map(str, near)) if near else ""
+        out.append(
+            f"train.global_batch_size ({t.global_batch_size}) is not divisible by {world} GPUs x "
+            f"train.micro_batch_size {t.micro_batch_size}: launch would refuse it{hint}"
+        )
+    return out
+
+
+def check_mfu(mfu: float) -> float:
+    if not (0.0 < mfu <= 1.0) or math.isnan(mfu):
+        raise UsageError(f"--mfu must be in (0, 1], got {mfu}")
+    return mfu
+
+
+def choose_mfu(mfu: float | None, obs: Observed) -> tuple[float, str]:
+    """--mfu, else the observed median, else the default; and where it came from."""
+    if mfu is not None:
+        return check_mfu(mfu), "--mfu"
+    if obs.mfu is not None and 0.0 < obs.mfu <= 1.0:
+        return obs.mfu, f"observed ({obs.source})"
+    return DEFAULT_MFU, "default: no --mfu, no earlier runs observed"
+
+
+def require_figures(cluster: ClusterProfile) -> None:
+    """The profile figures every plan needs; a missing one is named with its fix."""
+    for key, needed_for in (
+        ("peak_tflops_bf16", "throughput and wall time"),
+        ("gpu_memory_gb", "the memory check"),
+    ):
+        value = getattr(cluster, key)
+        if not value:
+            raise UsageError(
+                f"cluster {cluster.name!r}: cluster.{key} is {value}, and plan needs it for "
+                f"{needed_for}; set it in the profile or pass -o cluster.{key}=VALUE"
+            )
