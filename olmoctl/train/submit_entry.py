@@ -32,7 +32,10 @@ class TrainJob(submitit.helpers.Checkpointable):
         os.environ.setdefault("OLMOCTL_JOB_ID", str(env.job_id))
         if not os.environ.get("MASTER_PORT"):
             os.environ["MASTER_PORT"] = str(master_port_for(str(env.job_id)))
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        # MASTER_ADDR = the first host, MASTER_PORT as above (or as the batch script set it).
+        submitit.helpers.TorchDistributedEnvironment().export(
+            set_cuda_visible_devices=False, overwrite=True
+        )
         submitit_usr2 = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint+requeue
         outcome = run_job(spec_path)
         if outcome.exit_status == EXIT_REQUEUE:
