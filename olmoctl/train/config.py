@@ -53,10 +53,13 @@ def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) ->
         raise UsageError(f"{p}: cannot read: {e.strerror}") from None
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise UsageError(
-            f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"
-        ) from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{p}: expected a mapping at the top, got {type(data).__name__}")
     if "recipe" in data and "cluster" in data:
