@@ -10,6 +10,9 @@ from olmoctl.backends.base import QueryResult
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
 
+# sinfo answers in milliseconds when the controller is up; a broken setup can hang on DNS.
+REACH_TIMEOUT_S = 15
+
 
 def submitit_folder(spec: RunSpec) -> str:
     return f"{spec.run_dir}/submitit"
@@ -18,7 +21,10 @@ def submitit_folder(spec: RunSpec) -> str:
 class SlurmBackend:
     def check_reachable(self, spec: RunSpec) -> None:
         args = ["sinfo", "--noheader", "-o", "%P"]
-        res = slurm_cli.run(args, timeout=30)
+        try:
+            res = slurm_cli.run(args, timeout=REACH_TIMEOUT_S)
+        except OlmoctlError as e:
+            raise UsageError(f"cannot reach Slurm for cluster {spec.cluster.name!r}: {e}") from None
         if res.returncode != 0:
             why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
             raise UsageError(f"cannot reach Slurm for cluster {spec.cluster.name!r}: {why}")

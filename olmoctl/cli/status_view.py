@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -47,8 +48,13 @@ def sparkline(values: list[float], width: int = 40) -> str:
     return "".join(_SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
 
 
+def _console() -> Console:
+    # Piped output (CI logs, `| less`) gets a wide table instead of rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def table(rows: list[dict[str, Any]]) -> None:
-    console = Console()
+    console = _console()
     if not rows:
         console.print("no runs yet: olmoctl launch RECIPE --cluster CLUSTER")
         return
@@ -90,7 +96,7 @@ def _when(ts: float | None) -> str:
 
 
 def detail(d: dict[str, Any]) -> None:
-    console = Console()
+    console = _console()
     console.print(
         f"[bold]{d['name']}[/]  {d['recipe']} on {d['cluster']}  "
         f"[{_STYLE.get(d['state'], 'white')}]{d['state']}[/]  "

@@ -52,9 +52,8 @@ def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) 
     args = ["tiny", "--cluster", "dev", "--nodes", "2", "--name", "t2", "-o", olmoctl.root]
     res = olmoctl("launch", *args)
     assert res.returncode == 0, res.stderr
-    name, _, job = res.stdout.split()[:3]
-    job_id = res.stdout.split()[2]
-    assert name == "t2" and job == "job"
+    name, word, job_id = res.stdout.split()[:3]
+    assert name == "t2" and word == "job" and job_id.isdigit()
     dev_cluster.submitted.append(int(job_id))
 
     done = wait_for(
@@ -108,6 +107,12 @@ def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tm
     dev_cluster.submitted.extend(jobs)
     for j in jobs:
         dev_cluster.wait_running(j, timeout=60)
+    # sacct lags the controller by a moment: poll until accounting agrees.
+    wait_for(
+        lambda: {r["state"] for r in olmoctl.json("status")} == {"RUNNING"},
+        60,
+        "status to show all three RUNNING",
+    )
 
     # Count sacct calls through a wrapper placed first on PATH (the real sacct behind it).
     spy = tmp_path / "spy"
@@ -122,6 +127,7 @@ def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tm
     assert res.returncode == 0, res.stderr
     assert len(calls.read_text().splitlines()) == 1
     assert {r["state"] for r in json.loads(res.stdout)} == {"RUNNING"}
+    assert len(json.loads(res.stdout)) == 3
 
     res = olmoctl("cancel", "long-b")
     assert res.returncode == 0, res.stderr
@@ -135,13 +141,24 @@ def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tm
         assert olmoctl("cancel", n).returncode == 0
 
 
-def test_unreachable_slurm_records_nothing(olmoctl: Olmoctl, tmp_path: Path) -> None:
-    env = dict(olmoctl.env, SLURM_CONF=str(tmp_path / "nope.conf"))
-    env["PATH"] = f"{VENV_BIN}:/usr/bin:/bin"
+def test_unreachable_slurm_records_nothing(
+    olmoctl: Olmoctl, dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    # A login node whose controller does not answer: real Slurm clients, a closed port.
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\n"
+        "MessageTimeout=2\nNodeName=n1 CPUs=1\nPartitionName=dev Nodes=n1\n"
+    )
+    env = dict(olmoctl.env, SLURM_CONF=str(conf), PATH=f"{VENV_BIN}:/usr/bin:/bin")
     res = olmoctl("launch", "tiny", "-c", "dev", "--name", "u", "-o", olmoctl.root, env=env)
     assert res.returncode == 2, res.stderr
     assert "cannot reach Slurm for cluster 'dev'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+    # And a laptop with no Slurm at all.
+    env = dict(olmoctl.env, PATH=VENV_BIN)
+    res = olmoctl("launch", "tiny", "-c", "dev", "--name", "u", "-o", olmoctl.root, env=env)
+    assert res.returncode == 2 and "sinfo not found" in res.stderr
     assert olmoctl.json("status") == []
     assert not (olmoctl.runs / "u").exists()
     dup = olmoctl("status", "nosuch")
