@@ -78,6 +78,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (cluster, node)
     );
     """,
+    # 2: failure handling. Each Slurm requeue of a job is its own attempt (restart_index =
+    # SLURM_RESTART_COUNT); klass is the classified ending; leases keep two `watch`
+    # processes from acting on the same run; actions is watch's audit log.
+    """
+    ALTER TABLE attempts ADD COLUMN restart_index INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN klass TEXT;
+    CREATE TABLE leases (
+        run_name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        run_name TEXT,
+        action TEXT NOT NULL,
+        detail TEXT
+    );
+    """,
 ]
 
 # Slurm states in which an attempt is still alive (queued, running or on its way out).
