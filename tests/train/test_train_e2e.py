@@ -89,11 +89,14 @@ def test_tiny_loss_falls_in_one_process(tmp_path: Path) -> None:
 
 
 def test_tiny_loss_falls_in_two_processes_under_torchrun(tmp_path: Path) -> None:
+    # Hybrid shard (2 replicas x shard groups of 1) with activation checkpointing; the
+    # reference run below covers full shard.
     run_dir = tmp_path / "two"
     spec = write_spec(
         run_dir,
         tiny(**{"train.max_steps": 200, "train.micro_batch_size": 24,
-                "checkpoint.interval_steps": 200}),
+                "checkpoint.interval_steps": 200, "fsdp.strategy": "hybrid",
+                "fsdp.shard_group_size": 1, "fsdp.activation_checkpointing": True}),
     )  # fmt: skip
     assert wait_all([torchrun(spec, 2, log_dir=tmp_path / "logs")]) == [0], logs(tmp_path / "logs")
     evs = events(run_dir)
