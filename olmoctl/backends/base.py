@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from olmoctl.schemas import RunSpec
@@ -24,9 +24,11 @@ class JobInfo:
 
 @dataclass
 class QueryResult:
-    jobs: dict[str, JobInfo]
+    jobs: dict[str, JobInfo]  # the job's current (latest) record
     source: str  # "sacct", "squeue" (accounting unavailable) or "local"
     note: str = ""
+    # Every incarnation of each job, oldest first (a Slurm requeue starts a new one).
+    history: dict[str, list[JobInfo]] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -40,6 +42,15 @@ class Backend(Protocol):
         """States of all these jobs in ONE scheduler call."""
 
     def cancel(self, job_id: str) -> None: ...
+
+    def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """The controller's view (squeue) of these jobs: which are pending/running now."""
+
+    def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
+        """node -> (state, reason) for a node list expression such as node[1-3]."""
+
+    def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
+        """Steer a pending job away from `nodes`; False when it is no longer pending."""
 
 
 def backend_for(spec_or_scheduler: RunSpec | str) -> Backend:

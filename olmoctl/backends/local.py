@@ -62,7 +62,7 @@ class LocalBackend:
         for jid in job_ids:
             folder = _FOLDERS.get(jid)
             jobs[jid] = JobInfo(jid, self._state(jid, folder))
-        return QueryResult(jobs, "local")
+        return QueryResult(jobs, "local", history={j: [i] for j, i in jobs.items()})
 
     def _state(self, jid: str, folder: Path | None) -> str:
         if not jid.isdigit():
@@ -80,6 +80,15 @@ class LocalBackend:
         except Exception:
             return "FAILED"
         return "COMPLETED" if outcome == "success" else "FAILED"
+
+    def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        return {j: JobInfo(j, "RUNNING") for j in job_ids if j.isdigit() and _alive(int(j))}
+
+    def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
+        return {}
+
+    def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
+        return False
 
     def cancel(self, job_id: str) -> None:
         if not job_id.isdigit():

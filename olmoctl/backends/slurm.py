@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from olmoctl.backends import slurm_cli
-from olmoctl.backends.base import QueryResult
+from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
 
@@ -52,7 +52,11 @@ class SlurmBackend:
                     raise OlmoctlError(f"submitit command {command!r} != rendered {expected!r}")
                 return render(spec, task_command=command)
 
-        executor = _Executor(folder=submitit_folder(spec), python=spec.cluster.python)
+        executor = _Executor(
+            folder=submitit_folder(spec),
+            python=spec.cluster.python,
+            max_num_timeout=spec.cluster.max_requeues,
+        )
         executor.update_parameters(
             nodes=spec.nodes,
             ntasks_per_node=spec.cluster.tasks_per_node,
@@ -69,12 +73,25 @@ class SlurmBackend:
     def query(self, job_ids: list[str]) -> QueryResult:
         if not job_ids:
             return QueryResult({}, "sacct")
-        jobs, why = slurm_cli.sacct(job_ids)
-        if jobs is not None:
-            return QueryResult(jobs, "sacct")
-        return QueryResult(
-            slurm_cli.squeue(job_ids), "squeue", f"accounting unavailable ({why}); used squeue"
+        history, why = slurm_cli.sacct(job_ids)
+        if history is not None:
+            latest = {j: recs[-1] for j, recs in history.items() if recs}
+            return QueryResult(latest, "sacct", history=history)
+        jobs = slurm_cli.squeue(job_ids)
+        note = f"accounting unavailable ({why}); used squeue"
+        return QueryResult(jobs, "squeue", note, history={j: [i] for j, i in jobs.items()})
+
+    def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        return slurm_cli.squeue(job_ids) if job_ids else {}
+
+    def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
+        return slurm_cli.node_states(nodes)
+
+    def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
+        res = slurm_cli.run(
+            ["scontrol", "update", f"JobId={job_id}", f"ExcNodeList={','.join(nodes)}"]
         )
+        return res.returncode == 0
 
     def cancel(self, job_id: str) -> None:
         res = slurm_cli.run(["scancel", job_id])

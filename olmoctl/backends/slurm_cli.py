@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import datetime
 
@@ -38,8 +39,9 @@ def _state(raw: str) -> str:
     return raw.split(" ")[0].rstrip("+") if raw else "UNKNOWN"
 
 
-def parse_sacct(text: str) -> dict[str, JobInfo]:
-    jobs: dict[str, JobInfo] = {}
+def parse_sacct(text: str) -> dict[str, list[JobInfo]]:
+    """job id -> its records, oldest first (with --duplicates, one per incarnation)."""
+    jobs: dict[str, list[JobInfo]] = {}
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) < 7:
@@ -47,30 +49,25 @@ def parse_sacct(text: str) -> dict[str, JobInfo]:
         job_id, state, nodes, start, end, exit_code, reason = parts[:7]
         if "." in job_id:  # a step (batch, extern, 0): the allocation row says it all
             continue
-        jobs[job_id] = JobInfo(
-            job_id=job_id,
-            state=_state(state),
-            node_list=nodes if nodes and nodes != "None assigned" else None,
-            start=_ts(start),
-            end=_ts(end),
-            exit_code=exit_code or None,
-            reason=reason if reason and reason != "None" else None,
+        jobs.setdefault(job_id, []).append(
+            JobInfo(
+                job_id=job_id,
+                state=_state(state),
+                node_list=nodes if nodes and nodes != "None assigned" else None,
+                start=_ts(start),
+                end=_ts(end),
+                exit_code=exit_code or None,
+                reason=reason if reason and reason != "None" else None,
+            )
         )
     return jobs
 
 
-def sacct(job_ids: list[str]) -> tuple[dict[str, JobInfo] | None, str]:
-    """One sacct call; (None, why) when accounting is unavailable."""
+def sacct(job_ids: list[str]) -> tuple[dict[str, list[JobInfo]] | None, str]:
+    """One sacct call for all jobs, every incarnation; (None, why) without accounting."""
     res = run(
-        [
-            "sacct",
-            "--noheader",
-            "--parsable2",
-            "--allocations",
-            f"--format={SACCT_FIELDS}",
-            "-j",
-            ",".join(job_ids),
-        ]
+        ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates",
+         f"--format={SACCT_FIELDS}", "-j", ",".join(job_ids)]
     )
     if res.returncode != 0:
         return None, (res.stderr.strip().splitlines() or ["sacct failed"])[-1]
@@ -87,3 +84,20 @@ def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
             jid, state, nodes, reason = parts
             jobs[jid] = JobInfo(jid, _state(state), nodes or None, reason=reason or None)
     return jobs
+
+
+def node_states(nodes: str) -> dict[str, tuple[str, str]]:
+    res = run(["scontrol", "-o", "show", "node", nodes])
+    out: dict[str, tuple[str, str]] = {}
+    for line in res.stdout.splitlines():
+        name = re.search(r"NodeName=(\S+)", line)
+        state = re.search(r"\bState=(\S+)", line)
+        reason = re.search(r"\bReason=(.*?)(?: \w+=|$)", line)
+        if name and state:
+            out[name.group(1)] = (state.group(1), reason.group(1).strip() if reason else "")
+    return out
+
+
+def expand_nodes(nodes: str) -> list[str]:
+    res = run(["scontrol", "show", "hostnames", nodes])
+    return res.stdout.split() if res.returncode == 0 else [nodes]

@@ -12,7 +12,15 @@ import sys
 import typer
 
 from olmoctl import __version__
-from olmoctl.cli import catalog_cmds, logs_cmd, plan_cmd, render_cmd, runs_cmds
+from olmoctl.cli import (
+    catalog_cmds,
+    logs_cmd,
+    plan_cmd,
+    render_cmd,
+    repro_cmds,
+    runs_cmds,
+    supervise_cmds,
+)
 from olmoctl.errors import OlmoctlError
 
 app = typer.Typer(
@@ -47,7 +55,9 @@ def _root(
 
 render_cmd.register(app)
 runs_cmds.register(app)
+repro_cmds.register(app)
 logs_cmd.register(app)
+supervise_cmds.register(app)
 catalog_cmds.register(app)
 plan_cmd.register(app)
 

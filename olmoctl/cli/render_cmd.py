@@ -31,6 +31,17 @@ def render(
     from olmoctl.core.render import train_command
 
     spec = catalog.resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+    try:  # what launch would submit now: its run name and the cluster's node exclusions
+        from olmoctl.core.launch import prepare
+        from olmoctl.core.store import Store
+
+        spec = prepare(
+            Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time, overrides=override
+        )
+    except UsageError as e:
+        # An existing run's name, or no usable state store: render the plain resolution.
+        if not any(w in str(e) for w in ("already exists", "already holds", "not writable")):
+            raise
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)

@@ -12,8 +12,10 @@ from olmoctl.errors import UsageError
 
 
 def launch(
-    recipe: str = typer.Argument(..., help="Recipe name or path to a YAML file."),
-    cluster: str = options.CLUSTER,
+    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+    ),
     nodes: int = options.NODES,
     name: str | None = options.NAME,
     time_limit: str | None = options.TIME,
@@ -21,8 +23,24 @@ def launch(
     dry_run: bool = typer.Option(False, "--dry-run", help="Render and validate; submit nothing."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job ends, showing progress."),
     as_json: bool = options.JSON,
+    source: str | None = typer.Option(
+        None,
+        "--from",
+        metavar="RUN",
+        help="Re-run RUN exactly as recorded (-o on top); warns about code/package/data changes.",
+    ),
 ) -> None:
     """Submit a run: prints the run name and the Slurm job id."""
+    if source is not None:
+        if recipe is not None or cluster is not None or nodes != 1:
+            raise UsageError(f"--from {source} takes recipe, cluster and nodes from the record; "
+                             "change the config with -o KEY=VALUE")
+        from olmoctl.cli.repro_cmds import launch_from
+
+        return launch_from(source, name=name, time_limit=time_limit, overrides=override,
+                           dry_run=dry_run, wait=wait, as_json=as_json)
+    if recipe is None or cluster is None:
+        raise UsageError("give a recipe and --cluster (or --from RUN)")
     from olmoctl.core import launch as core
     from olmoctl.core.render import render
     from olmoctl.core.store import Store

@@ -104,13 +104,25 @@ def detail(d: dict[str, Any]) -> None:
     )
     console.print(f"run dir: {d['run_dir']}")
     t = Table(title="attempts")
-    for col in ("#", "job", "state", "nodes", "submitted", "started", "ended", "exit", "reason"):
+    for col in (
+        "#",
+        "job",
+        "state",
+        "class",
+        "nodes",
+        "submitted",
+        "started",
+        "ended",
+        "exit",
+        "reason",
+    ):
         t.add_column(col)
     for a in d["attempt_list"]:
         t.add_row(
             str(a["attempt_no"]),
             _fmt(a["job_id"]),
             a["state"],
+            _fmt(a.get("klass")),
             _fmt(a["node_list"]),
             _when(a["submitted_at"]),
             _when(a["started_at"]),
@@ -123,6 +135,15 @@ def detail(d: dict[str, Any]) -> None:
     if ckpts:
         parts = [f"{c['step']}{'' if c['complete'] else ' (torn)'}" for c in ckpts]
         console.print("checkpoints: " + ", ".join(parts))
+    g = d.get("goodput") or {}
+    if g.get("goodput") is not None:
+        console.print(
+            f"goodput {g['goodput']:.1%} of {g['wall_s']:.0f}s: queued {g['queued_s']:.0f}s, "
+            f"recomputed {g['recomputed_s']:.0f}s ({g['recomputed_steps']} steps), "
+            f"other {g['other_s']:.0f}s"
+        )
+    if d.get("nodes_excluded"):
+        console.print(f"excluded nodes: {', '.join(d['nodes_excluded'])}")
     losses = [loss for _, loss in d["losses"]]
     if losses:
         console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olmoctl.backends.base import Backend, backend_for
-from olmoctl.core import catalog
+from olmoctl.core import catalog, record
 from olmoctl.core.fileio import atomic_write
 from olmoctl.core.render import render
 from olmoctl.core.store import Store
@@ -132,6 +132,7 @@ def submit_attempt(
     created_dir = not Path(spec.run_dir).exists()
     try:
         write_run_dir(spec, script, attempt_no)
+        record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
         job_id, submitted = backend.submit(spec, script)
     except BaseException:
         with store.tx() as conn:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import JobInfo, backend_for
+from olmoctl.backends.base import backend_for
+from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.core.store import LIVE_STATES, Store
 
@@ -33,16 +34,15 @@ def _scheduler_of(store: Store, run_name: str) -> str:
 
 
 def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
-    """Bring every unfinished attempt's state up to date (one query per scheduler)."""
+    """Bring every unfinished attempt up to date: ONE sacct call per scheduler for all of
+    them (plus, only when a job may have been requeued, one squeue call), then classify
+    attempts that ended and flag runs that stopped making progress."""
     out = Refresh()
-    live = [a for a in store.live_attempts() if run_names is None or a["run_name"] in run_names]
-    submitting = [
-        a
-        for a in store.connect()
-        .execute("SELECT * FROM attempts WHERE state = 'SUBMITTING'")
-        .fetchall()
-    ]
+    submitting = (
+        store.connect().execute("SELECT * FROM attempts WHERE state = 'SUBMITTING'").fetchall()
+    )
     _recover_submitting(store, submitting)
+    live = [a for a in store.live_attempts() if run_names is None or a["run_name"] in run_names]
     by_sched: dict[str, list[Any]] = defaultdict(list)
     for a in live:
         if a["job_id"]:
@@ -55,18 +55,49 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
             for a in attempts:
                 run = store.get_run(a["run_name"])
                 register_folder(a["job_id"], f"{run['run_dir']}/submitit")
-        result = backend.query(sorted({a["job_id"] for a in attempts}))
+        job_ids = sorted({a["job_id"] for a in attempts})
+        result = backend.query(job_ids)
         out.queries += 1
         out.sources.append(result.source)
         if result.note:
             out.notes.append(result.note)
+        maybe = [
+            j for j in job_ids if result.jobs.get(j) and result.jobs[j].state in att.MAYBE_REQUEUED
+        ]
+        queued = backend.queued(maybe) if maybe else {}
         with store.tx() as conn:
-            for a in attempts:
-                info = result.jobs.get(a["job_id"])
-                if info is not None:
-                    _apply(store, conn, a, info)
+            for job_id in job_ids:
+                rows = conn.execute(
+                    "SELECT * FROM attempts WHERE job_id = ? AND run_name = ? "
+                    "ORDER BY restart_index",
+                    (job_id, next(a["run_name"] for a in attempts if a["job_id"] == job_id)),
+                ).fetchall()
+                history = result.history.get(job_id) or []
+                if history or job_id in queued:
+                    att.sync_job(store, conn, rows, history, queued.get(job_id))
+        _classify_ended(store, backend, {a["run_name"] for a in attempts})
     _update_runs(store, run_names)
     return out
+
+
+def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:
+    from olmoctl.core import logs
+
+    for name in sorted(run_names):
+        run = store.get_run(name)
+        for a in store.attempts(name):
+            if a["klass"] is not None or a["state"] in LIVE_STATES or a["state"] == "SUBMITTING":
+                continue
+            with store.tx() as conn:
+                att.classify_ended(
+                    store,
+                    conn,
+                    run,
+                    a,
+                    backend,
+                    rank_files=logs.rank_files(run, a),
+                    batch_log=logs.batch_file(run, a),
+                )
 
 
 def _recover_submitting(store: Store, attempts: list[Any]) -> None:
@@ -93,23 +124,6 @@ def _recover_submitting(store: Store, attempts: list[Any]) -> None:
                 )
 
 
-def _apply(store: Store, conn: Any, attempt: Any, info: JobInfo) -> None:
-    fields: dict[str, Any] = {"state": info.state}
-    if info.node_list:
-        fields["node_list"] = info.node_list
-    if info.start:
-        fields["started_at"] = info.start
-    if info.end and info.state not in LIVE_STATES:
-        fields["ended_at"] = info.end
-    if info.exit_code:
-        fields["exit_code"] = info.exit_code
-    if info.state in LIVE_STATES:
-        fields["reason"] = info.reason  # e.g. PENDING (Resources): current, so overwrite
-    elif info.reason and attempt["reason"] is None:
-        fields["reason"] = info.reason
-    store.update_attempt(conn, attempt["id"], **fields)
-
-
 def _update_runs(store: Store, run_names: list[str] | None) -> None:
     rows = store.runs() if run_names is None else [store.get_run(n) for n in run_names]
     for run in rows:
@@ -120,8 +134,10 @@ def _update_runs(store: Store, run_names: list[str] | None) -> None:
         old = json.loads(run["summary_json"] or "{}")
         new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
         with store.tx() as conn:
-            if last is not None and last["state"] != run["state"]:
-                store.set_run_state(conn, run["name"], last["state"])
+            # An ended attempt names its class (NODE_FAIL, CODE_ERROR...); a live one its state.
+            state = (last["klass"] or last["state"]) if last is not None else None
+            if state is not None and state != run["state"]:
+                store.set_run_state(conn, run["name"], state)
             if new != old:
                 store.update_summary(conn, run["name"], new)
             if last is not None and summary.step is not None:
@@ -165,11 +181,15 @@ def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
 def detail(store: Store, name: str) -> dict[str, Any]:
     run = store.get_run(name)
     assert run is not None
-    summary = ev.summarize(ev.read_events(run["run_dir"], tail_bytes=None))
+    from olmoctl.core.goodput import goodput
+
+    events = ev.read_events(run["run_dir"], tail_bytes=None)
     keep = (
         "attempt_no",
         "job_id",
+        "restart_index",
         "state",
+        "klass",
         "node_list",
         "submitted_at",
         "started_at",
@@ -182,10 +202,15 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     return {
         **next(r for r in overview(store) if r["name"] == name),
         "run_dir": run["run_dir"],
-        "attempt_list": [{k: a[k] for k in keep} for a in store.attempts(name)],
+        "attempt_list": [
+            {**{k: a[k] for k in keep}, "evidence": json.loads(a["evidence_json"] or "{}")}
+            for a in store.attempts(name)
+        ],
         "checkpoints": [
             {"step": c["step"], "path": c["path"], "complete": bool(c["complete"])}
             for c in store.checkpoints(name)
         ],
-        "losses": summary.losses,
+        "losses": ev.summarize(events).losses,
+        "goodput": goodput(events, store.attempts(name), time.time()),
+        "nodes_excluded": json.loads(run["spec_json"]).get("exclude_nodes", []),
     }

@@ -125,6 +125,14 @@ class ClusterProfile(Schema):
     runs_root: str
     data_root: str = ""
 
+    # Failure handling (olmoctl watch / resume). A RUNNING job with no training progress
+    # for hang_timeout_s is a hang; a node with node_failure_threshold failures is excluded
+    # from later attempts on this cluster; max_requeues bounds time-limit/preemption
+    # requeues of one job (submitit's max_num_timeout).
+    hang_timeout_s: int = Field(default=1800, gt=0)
+    node_failure_threshold: int = Field(default=1, gt=0)
+    max_requeues: int = Field(default=3, ge=0)
+
     ssh: SSHConfig | None = None
     energy: EnergyConfig = EnergyConfig()
 

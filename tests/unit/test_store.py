@@ -86,7 +86,17 @@ class FakeBackend:
 
     def query(self, job_ids):
         self.queries.append(list(job_ids))
-        return QueryResult({j: JobInfo(j, "RUNNING", "node1") for j in job_ids}, "sacct")
+        jobs = {j: JobInfo(j, "RUNNING", "node1") for j in job_ids}
+        return QueryResult(jobs, "sacct", history={j: [i] for j, i in jobs.items()})
+
+    def queued(self, job_ids):
+        return {}
+
+    def node_states(self, nodes):
+        return {}
+
+    def exclude_pending(self, job_id, nodes) -> bool:
+        return False
 
     def cancel(self, job_id) -> None:
         return None

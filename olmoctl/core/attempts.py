@@ -1,0 +1,137 @@
+"""Keep the store's attempts in step with Slurm: one attempt per incarnation of a job
+(a Slurm requeue starts a new one with the same job id), and classify each ending once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from olmoctl.backends.base import Backend, JobInfo
+from olmoctl.core import classify as cl
+from olmoctl.core import events as ev
+from olmoctl.core.store import LIVE_STATES, Store
+
+# A job whose latest record says one of these may have been requeued by Slurm (then
+# squeue still lists it): ask the controller before calling the attempt over.
+MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
+
+
+def sync_job(
+    store: Store,
+    conn: Any,
+    attempts: list[Any],
+    history: list[JobInfo],
+    queued: JobInfo | None,
+) -> None:
+    """attempts: this job's attempts (oldest first). history: sacct's records for the job,
+    one per incarnation. queued: squeue's record if the controller still has the job."""
+    base = attempts[0]
+    by_index = {a["restart_index"]: a for a in attempts}
+    records = list(history)
+    if queued is not None and records and records[-1].state in MAYBE_REQUEUED:
+        records.append(queued)  # requeued, waiting to start again: a new incarnation
+    for i, info in enumerate(records):
+        row = by_index.get(i)
+        if row is None:
+            store.add_attempt(
+                conn,
+                base["run_name"],
+                job_id=base["job_id"],
+                cluster=base["cluster"],
+                nodes=base["nodes"],
+                state=info.state,
+                submitted_at=info.start or time.time(),
+                script=base["script"],
+                restart_index=i,
+            )
+            continue
+        if row["klass"] is not None:
+            continue  # classified: final
+        store.update_attempt(conn, row["id"], **_fields(row, info))
+
+
+def _fields(row: Any, info: JobInfo) -> dict[str, Any]:
+    fields: dict[str, Any] = {"state": info.state}
+    if info.node_list:
+        fields["node_list"] = info.node_list
+    if info.start:
+        fields["started_at"] = info.start
+    if info.end and info.state not in LIVE_STATES:
+        fields["ended_at"] = info.end
+    if info.exit_code:
+        fields["exit_code"] = info.exit_code
+    if info.state in LIVE_STATES:
+        fields["reason"] = info.reason  # e.g. PENDING (Resources): current, so overwrite
+    elif info.reason and row["reason"] is None:
+        fields["reason"] = info.reason
+    return fields
+
+
+def segment(events: list[dict[str, Any]], job_id: str | None, index: int) -> list[dict]:
+    """The events one incarnation wrote: from its `started` event to the next `started`."""
+    out: list[dict[str, Any]] = []
+    inside = False
+    for e in events:
+        if e.get("event") == "started":
+            inside = str(e.get("job_id")) == str(job_id) and int(e.get("attempt") or 0) == index
+        if inside:
+            out.append(e)
+    return out
+
+
+def last_progress(seg: list[dict[str, Any]]) -> float | None:
+    ts = [e["ts"] for e in seg if e.get("event") in ("started", "step", "checkpoint_saved")]
+    return max(ts) if ts else None
+
+
+def classify_ended(
+    store: Store,
+    conn: Any,
+    run: Any,
+    attempt: Any,
+    backend: Backend,
+    *,
+    rank_files: dict[int, Path],
+    batch_log: Path | None,
+    hang: bool = False,
+) -> cl.Verdict:
+    """Classify an attempt that ended, record the verdict and blame nodes (node health)."""
+    events = ev.read_events(run["run_dir"])
+    seg = segment(events, attempt["job_id"], attempt["restart_index"])
+    exiting = next((e for e in reversed(seg) if e.get("event") == "exiting"), None)
+    nodes = attempt["node_list"] or ""
+    down: dict[str, str] = {}
+    if attempt["state"] == "NODE_FAIL" and nodes:
+        for node, (state, reason) in backend.node_states(nodes).items():
+            if any(w in state for w in ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING")):
+                down[node] = f"{state} {reason}".strip()
+    verdict = cl.classify(
+        slurm_state=attempt["state"],
+        exit_code=attempt["exit_code"],
+        node_list=[nodes] if nodes else [],
+        batch_log=batch_log,
+        rank_logs=rank_files,
+        exiting=exiting,
+        down_nodes=down,
+        cancelled_by_user=attempt["reason"] == "cancelled by user",
+        hang=hang,
+    )
+    steps = [e["step"] for e in seg if e.get("event") == "step" and isinstance(e.get("step"), int)]
+    started = next((e for e in seg if e.get("event") == "started"), None)
+    if started is not None:
+        verdict.evidence["checkpoint_loaded"] = started.get("checkpoint_loaded")
+    store.update_attempt(
+        conn,
+        attempt["id"],
+        klass=verdict.klass,
+        reason=verdict.reason,
+        evidence_json=json.dumps(verdict.evidence),
+        first_step=min(steps) if steps else None,
+        last_step=max(steps) if steps else None,
+    )
+    if verdict.klass == cl.NODE_FAIL:
+        for node in verdict.nodes:
+            store.node_failure(conn, attempt["cluster"], node, verdict.reason)
+    return verdict

@@ -1,0 +1,154 @@
+"""Why did an attempt end? Classify from Slurm's record, the rank logs and the events, and
+keep the evidence. Infrastructure classes are retried by `watch`; code errors and OOM never.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COMPLETED = "COMPLETED"
+TIMEOUT = "TIMEOUT"
+PREEMPTED = "PREEMPTED"
+NODE_FAIL = "NODE_FAIL"
+RANK_KILLED = "RANK_KILLED"
+COLLECTIVE = "COLLECTIVE"
+HANG = "HANG"
+OOM = "OOM"
+CODE_ERROR = "CODE_ERROR"
+CANCELLED = "CANCELLED"
+UNKNOWN = "UNKNOWN"
+
+# Retried automatically by `watch` (with backoff and a budget).
+INFRA = frozenset({TIMEOUT, PREEMPTED, NODE_FAIL, RANK_KILLED, COLLECTIVE, HANG})
+
+# Signatures of a failed collective (NCCL/RCCL/gloo) in rank logs: the network or a peer.
+COLLECTIVE_SIGNS = re.compile(
+    r"Watchdog caught collective operation timeout|ProcessGroupNCCL.*(timeout|Timeout|error)"
+    r"|NCCL (error|WARN).*(remote process exited|unhandled system error|Timeout)"
+    r"|ncclSystemError|ncclRemoteError|ncclInternalError|RCCL.*error|DistNetworkError"
+    r"|Connection closed by peer|Connection reset by peer|gloo/transport"
+)
+NODE_FAILURE_LINE = re.compile(r"Node failure on (\S+)")
+KILLED_TASK = re.compile(r"srun: error: (\S+): task (\d+): Killed")
+OOM_SIGNS = re.compile(r"Out of memory|oom-kill|OOM Killed|CUDA out of memory|HIP out of memory")
+
+
+@dataclass
+class Verdict:
+    klass: str
+    reason: str
+    nodes: list[str] = field(default_factory=list)  # nodes to blame (node health)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def infra(self) -> bool:
+        return self.klass in INFRA
+
+
+def _tail(path: Path, nbytes: int = 64 * 1024) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - nbytes))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _traceback_tail(text: str, lines: int = 12) -> list[str] | None:
+    i = text.rfind("Traceback (most recent call last)")
+    if i < 0:
+        return None
+    return text[i:].strip().splitlines()[-lines:]
+
+
+def classify(
+    *,
+    slurm_state: str,
+    exit_code: str | None,
+    node_list: list[str],
+    batch_log: Path | None,
+    rank_logs: dict[int, Path],
+    exiting: dict[str, Any] | None,
+    down_nodes: dict[str, str],
+    cancelled_by_user: bool = False,
+    hang: bool = False,
+) -> Verdict:
+    """`exiting` is this attempt's `exiting` event (if the job wrote one); `down_nodes` maps
+    node -> scontrol state/reason for those of the job's nodes that are down or drained."""
+    batch = _tail(batch_log) if batch_log else ""
+    ev: dict[str, Any] = {"slurm_state": slurm_state, "exit_code": exit_code}
+    if hang:
+        return Verdict(HANG, "no training progress within the hang timeout", evidence=ev)
+    if cancelled_by_user:
+        return Verdict(CANCELLED, "cancelled by user", evidence=ev)
+    reason = (exiting or {}).get("reason")
+    if slurm_state == "COMPLETED" and reason in (None, "completed"):
+        return Verdict(COMPLETED, "completed", evidence=ev)
+    if reason == "preempted" or slurm_state in ("PREEMPTED", "REQUEUED"):
+        sig = (exiting or {}).get("signal") or ""
+        return Verdict(
+            PREEMPTED, f"stopped by Slurm {sig}".strip() + ", checkpoint saved", evidence=ev
+        )
+    if slurm_state == "TIMEOUT" or "DUE TO TIME LIMIT" in batch:
+        return Verdict(TIMEOUT, "time limit reached", evidence=ev)
+    if slurm_state == "NODE_FAIL" or "DUE TO NODE FAILURE" in batch:
+        named = sorted(set(NODE_FAILURE_LINE.findall(batch)))
+        nodes = sorted(set(named) | set(down_nodes))
+        ev["down_nodes"] = down_nodes
+        if not nodes:  # nothing names the culprit: blame no one rather than everyone
+            ev["attributed_by"] = "unknown"
+            return Verdict(NODE_FAIL, f"node failure on one of {','.join(node_list)}", [], ev)
+        ev["attributed_by"] = "log" if named else "scontrol"
+        return Verdict(NODE_FAIL, f"node failure on {','.join(nodes)}", nodes, ev)
+    if slurm_state == "OUT_OF_MEMORY" or OOM_SIGNS.search(batch):
+        return Verdict(OOM, "out of memory", evidence=ev)
+    if slurm_state == "CANCELLED":
+        return Verdict(CANCELLED, "cancelled (not by olmoctl)", evidence=ev)
+
+    # FAILED and the rest: read the ranks. A rank killed by a signal first (its peers then
+    # fail in collectives, with tracebacks of their own), then collectives, then code.
+    killed = KILLED_TASK.findall(batch)
+    logs = {r: _tail(p) for r, p in sorted(rank_logs.items())}
+    for node, task in killed:
+        rank = int(task)
+        if _traceback_tail(logs.get(rank, "")) is None:
+            ev["killed_rank"] = rank
+            return Verdict(RANK_KILLED, f"rank {rank} on {node} was killed", evidence=ev)
+    for rank, text in logs.items():
+        m = COLLECTIVE_SIGNS.search(text)
+        if m and not _is_bad_input(text):
+            tb = _traceback_tail(text)
+            first_code = _first_code_error(logs)
+            if first_code is not None and first_code[0] != rank:
+                break  # another rank failed in code first; the collective is a consequence
+            ev.update(rank=rank, signature=m.group(0), last_lines=tb or [])
+            return Verdict(
+                COLLECTIVE, f"collective failure on rank {rank}: {m.group(0)}", evidence=ev
+            )
+    first = _first_code_error(logs)
+    if first is not None:
+        rank, tb = first
+        ev.update(rank=rank, last_lines=tb)
+        return Verdict(CODE_ERROR, f"rank {rank}: {tb[-1] if tb else 'error'}", evidence=ev)
+    if exiting and exiting.get("reason") == "error":
+        return Verdict(
+            CODE_ERROR, str(exiting.get("error") or "the job reported an error"), evidence=ev
+        )
+    return Verdict(UNKNOWN, f"{slurm_state} exit {exit_code}", evidence=ev)
+
+
+def _is_bad_input(text: str) -> bool:
+    return "olmoctl: error:" in text
+
+
+def _first_code_error(logs: dict[int, str]) -> tuple[int, list[str]] | None:
+    """The lowest rank whose log ends in a traceback that is not a collective failure."""
+    for rank, text in logs.items():
+        tb = _traceback_tail(text)
+        if tb is not None and not COLLECTIVE_SIGNS.search("\n".join(tb)):
+            return rank, tb
+    return None

@@ -1,0 +1,284 @@
+"""resume and watch: act on each run's state by class. Infrastructure failures are resumed
+(with backoff and a budget) from the newest complete checkpoint, bad nodes excluded; code
+errors and OOM never. Two watchers never act on the same run (a lease in the store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from olmoctl.backends.base import backend_for
+from olmoctl.core import attempts as att
+from olmoctl.core import classify as cl
+from olmoctl.core import events as ev
+from olmoctl.core import status
+from olmoctl.core.catalog import _validate
+from olmoctl.core.health import excluded
+from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
+from olmoctl.core.overrides import apply as apply_overrides
+from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.errors import UsageError
+from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
+
+
+def log_action(store: Store, run: str | None, action: str, detail: str = "") -> None:
+    with store.tx() as conn:
+        conn.execute(
+            "INSERT INTO actions (ts, run_name, action, detail) VALUES (?,?,?,?)",
+            (time.time(), run, action, detail),
+        )
+    try:
+        with open(store.dir / "watch.log", "a") as f:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            f.write(f"{stamp} {run or '-'} {action} {detail}\n")
+    except OSError:
+        pass
+
+
+def _respec(spec: RunSpec, nodes: int | None, overrides: list[str], exclude: list[str]) -> RunSpec:
+    """The run's spec for a new attempt: same run, new node count / overrides / exclusions."""
+    recipe_data = spec.recipe.model_dump(mode="json")
+    cluster_data = spec.cluster.model_dump(mode="json")
+    if overrides:
+        recipe_data, cluster_data = apply_overrides(recipe_data, cluster_data, overrides)
+    where = "-o " + " -o ".join(overrides) if overrides else "recorded spec"
+    recipe = _validate(Recipe, recipe_data, where)
+    cluster = _validate(ClusterProfile, cluster_data, where, "cluster.")
+    data = spec.model_dump(mode="json")
+    data.update(
+        recipe=recipe.model_dump(mode="json"),
+        cluster=cluster.model_dump(mode="json"),
+        nodes=nodes or spec.nodes,
+        overrides=[*spec.overrides, *overrides],
+        exclude_nodes=exclude,
+    )
+    try:
+        return RunSpec.model_validate(data)
+    except Exception as e:  # pydantic's ValidationError: one line
+        errors = getattr(e, "errors", None)
+        msg = errors()[0]["msg"].removeprefix("Value error, ") if errors else str(e)
+        raise UsageError(msg) from None
+
+
+@dataclass
+class Resumed:
+    run: str
+    action: str  # "submitted" (a new job) or "steered" (Slurm's requeued job, nodes excluded)
+    job_id: str | None
+    excluded: list[str] = field(default_factory=list)
+    torn: list[int] = field(default_factory=list)
+    launched: Launched | None = None
+
+
+def resume(
+    store: Store,
+    name: str,
+    *,
+    nodes: int | None = None,
+    overrides: list[str] | None = None,
+    refresh: bool = True,
+) -> Resumed:
+    run = find_run(store, name)
+    if refresh:
+        status.refresh(store, run_names=[name])
+        run = find_run(store, name)
+    spec = spec_of(run)
+    backend = backend_for(spec)
+    bad = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
+    last = store.last_attempt(name)
+    if last is not None and (last["state"] in LIVE_STATES or last["state"] == "SUBMITTING"):
+        requeued = last["restart_index"] > 0 and last["state"] in ("PENDING", "REQUEUED")
+        # Slurm requeued the job itself (after a node failure): steer it off bad nodes.
+        if requeued and bad and backend.exclude_pending(last["job_id"], bad):
+            return Resumed(name, "steered", last["job_id"], bad)
+        raise UsageError(
+            f"run {name!r} is still {last['state']} (job {last['job_id']}); "
+            f"cancel it first (olmoctl cancel {name}) or let it run"
+        )
+    if run["state"] == "COMPLETED" or (last is not None and last["klass"] == cl.COMPLETED):
+        raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
+    new_spec = _respec(spec, nodes, list(overrides or []), bad)
+    torn = [step for step, _, complete in ev.complete_checkpoints(spec.run_dir) if not complete]
+    done = submit_attempt(store, new_spec, backend, new_run=False)
+    with store.tx() as conn:
+        conn.execute(
+            "UPDATE runs SET spec_json = ?, nodes = ? WHERE name = ?",
+            (new_spec.model_dump_json(), new_spec.nodes, name),
+        )
+        row = store.last_attempt(name)
+        evidence = {
+            "resumed_after": last["attempt_no"] if last else None,
+            "excluded_nodes": bad,
+            "torn_checkpoints_skipped": torn,
+        }
+        store.update_attempt(conn, row["id"], evidence_json=json.dumps(evidence))
+    return Resumed(name, "submitted", done.job_id, bad, torn, done)
+
+
+# -- watch ------------------------------------------------------------------------------
+@dataclass
+class WatchPolicy:
+    max_retries: int = 5
+    backoff_s: float = 30.0  # doubles with each consecutive retry of the same run
+    lease_s: float = 120.0
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def take_lease(store: Store, run: str, owner: str, ttl: float) -> bool:
+    """Atomically take or renew the run's lease; False when another live watcher holds it."""
+    now = time.time()
+    with store.tx() as conn:
+        row = conn.execute("SELECT * FROM leases WHERE run_name = ?", (run,)).fetchone()
+        if row is not None and row["owner"] != owner and row["expires_at"] > now:
+            return False
+        conn.execute(
+            "INSERT INTO leases (run_name, owner, expires_at) VALUES (?,?,?) "
+            "ON CONFLICT(run_name) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at",
+            (run, owner, now + ttl),
+        )
+    return True
+
+
+def release_leases(store: Store, owner: str) -> None:
+    with store.tx() as conn:
+        conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+
+def hung(store: Store, run: Any) -> float | None:
+    """Seconds without training progress if the run's RUNNING attempt exceeds the cluster's
+    hang timeout, else None."""
+    last = store.last_attempt(run["name"])
+    if last is None or last["state"] != "RUNNING":
+        return None
+    spec = spec_of(run)
+    seg = att.segment(ev.read_events(run["run_dir"]), last["job_id"], last["restart_index"])
+    progress = att.last_progress(seg) or last["started_at"]
+    if progress is None:
+        return None
+    idle = time.time() - progress
+    return idle if idle > spec.cluster.hang_timeout_s else None
+
+
+def _retries(store: Store, name: str) -> int:
+    """Consecutive infrastructure endings since the last attempt that made progress."""
+    n = 0
+    for a in reversed(store.attempts(name)):
+        if a["klass"] in cl.INFRA:
+            n += 1
+        else:
+            break
+    return n
+
+
+def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None = None) -> list[str]:
+    """One pass: refresh (one batched query), then act on every run we hold the lease of.
+    Returns a line per action taken."""
+    status.refresh(store, run_names=runs)
+    done: list[str] = []
+    for run in store.runs() if runs is None else [find_run(store, r) for r in runs]:
+        name = run["name"]
+        if run["state"] == "COMPLETED":
+            continue
+        last = store.last_attempt(name)
+        if last is None:
+            continue
+        if not take_lease(store, name, owner, policy.lease_s):
+            continue
+        idle = hung(store, run)
+        if idle is not None:
+            backend_for(spec_of(run)).cancel(last["job_id"])
+            with store.tx() as conn:
+                store.update_attempt(conn, last["id"], state="CANCELLED")
+                a = store.last_attempt(name)
+                att.classify_ended(
+                    store,
+                    conn,
+                    run,
+                    a,
+                    backend_for(spec_of(run)),
+                    rank_files={},
+                    batch_log=None,
+                    hang=True,
+                )
+            log_action(store, name, "cancel-hung", f"job {last['job_id']} idle {idle:.0f}s")
+            done.append(f"{name}: job {last['job_id']} hung ({idle:.0f}s without progress)")
+            last = store.last_attempt(name)
+        if last["state"] in LIVE_STATES or last["state"] == "SUBMITTING":
+            _steer(store, run, last, done)
+            continue
+        klass = last["klass"]
+        if klass in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
+            if _once(store, name, f"not-retried:{last['id']}", f"{klass}: {last['reason']}"):
+                done.append(f"{name}: {klass} is NOT retried: {last['reason']}")
+            continue
+        if klass not in cl.INFRA:
+            continue
+        retries = _retries(store, name)
+        if retries > policy.max_retries:
+            why = f"{retries} infrastructure failures in a row"
+            if _once(store, name, f"gave-up:{last['id']}", why):
+                done.append(f"{name}: gave up after {why}")
+            continue
+        wait = policy.backoff_s * 2 ** max(0, retries - 1)
+        if time.time() - (last["ended_at"] or 0) < wait:
+            continue
+        res = resume(store, name, refresh=False)
+        log_action(
+            store,
+            name,
+            "resume",
+            f"after {klass}: job {res.job_id}, excluding {','.join(res.excluded) or 'none'}",
+        )
+        done.append(f"{name}: resumed after {klass} as job {res.job_id}")
+    return done
+
+
+def _once(store: Store, run: str, key: str, detail: str) -> bool:
+    """Log an action keyed to one attempt only once (so a report is not repeated)."""
+    seen = (
+        store.connect()
+        .execute("SELECT 1 FROM actions WHERE run_name = ? AND action = ?", (run, key))
+        .fetchone()
+    )
+    if seen:
+        return False
+    log_action(store, run, key, detail)
+    return True
+
+
+def _steer(store: Store, run: Any, last: Any, done: list[str]) -> None:
+    spec = spec_of(run)
+    bad = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
+    if last["restart_index"] > 0 and last["state"] == "PENDING" and bad:
+        key = f"steered:{last['id']}"
+        seen = (
+            store.connect()
+            .execute("SELECT 1 FROM actions WHERE run_name = ? AND action = ?", (run["name"], key))
+            .fetchone()
+        )
+        if not seen and backend_for(spec).exclude_pending(last["job_id"], bad):
+            log_action(store, run["name"], key, f"excluded {','.join(bad)}")
+            done.append(f"{run['name']}: requeued job {last['job_id']} kept off {','.join(bad)}")
+
+
+def all_settled(store: Store, runs: list[str] | None, max_retries: int) -> bool:
+    """Every watched run finished, or waiting for a human (code error, OOM, gave up)."""
+    rows = store.runs() if runs is None else [find_run(store, r) for r in runs]
+    for run in rows:
+        last = store.last_attempt(run["name"])
+        if last is None or last["klass"] == cl.COMPLETED or run["state"] == "CANCELLED":
+            continue
+        if last["klass"] in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
+            continue
+        if last["klass"] in cl.INFRA and _retries(store, run["name"]) > max_retries:
+            continue
+        return False
+    return True
