@@ -64,6 +64,12 @@ def prepare(
         overrides=overrides,
         exclude_nodes=exclude_nodes,
     )
+    if exclude_nodes is None:  # keep new runs off the nodes that failed on this cluster
+        from olmoctl.core.health import excluded
+
+        exclude_nodes = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
+        if exclude_nodes:
+            spec = spec.model_copy(update={"exclude_nodes": exclude_nodes})
     if name is None:
         free = pick_name(store, spec.name, spec.cluster.runs_root)
         if free != spec.name:
