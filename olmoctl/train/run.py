@@ -98,7 +98,10 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
             heartbeat.stop()
         stop.restore()
         events.close()
-        distributed.shutdown()
+        # After a failure, other ranks may be stuck in a collective: tearing the group down
+        # could block (NCCL), so a multi-rank job just exits and srun/torchrun end the rest.
+        if denv.world_size == 1 or (trainer is not None and trainer.finished):
+            distributed.shutdown()
         sys.stdout.flush()
 
 

@@ -78,6 +78,7 @@ class Trainer:
         self.events, self.stop, self.faults, self.on_signal = events, stop, faults, on_signal
         self.recipe = job.recipe
         self.step = 0
+        self.finished = False  # run() returned normally (completed or preempted)
         self.rank = dist.get_rank()
         self.world = dist.get_world_size()
         self.total_steps = self.recipe.train.total_steps
@@ -184,6 +185,7 @@ class Trainer:
                 "torch": torch.__version__,
                 "cuda": torch.version.cuda,
                 "rocm": getattr(torch.version, "hip", None),
+                "numpy": np.__version__,
             },
             "devices": {
                 "type": dev.type,
@@ -193,6 +195,21 @@ class Trainer:
             },
             "threads": torch.get_num_threads(),
             "pid": os.getpid(),
+            "seed": t.seed,
+            **self.provenance(),
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        """Rank 0: the code this job runs and a bounded fingerprint of the data it read and
+        of its global_indices.npy (see olmoctl.provenance); {} on other ranks."""
+        if self.rank != 0:
+            return {}
+        from olmoctl import provenance
+
+        return {
+            "code": provenance.code_version(),
+            "data": provenance.fingerprint_files(self.dataset.paths),
+            "global_indices": provenance.fingerprint_file(self.job.run_dir / INDICES_FILE),
         }
 
     # ---------------------------------------------------------------- loop
@@ -258,6 +275,7 @@ class Trainer:
             self.tokens_seen += t.tokens_per_step
             interval_tokens += t.tokens_per_step
             self.faults.pause_after_step(self.step, self.rank)
+            self.faults.raise_after_step(self.step)
 
             bad = 0.0
             if self.step < total:
@@ -309,11 +327,13 @@ class Trainer:
                 self.on_signal(stop_sig)
                 if saved_at != self.step:
                     self.save()
+                self.finished = True
                 return Result("preempted", EXIT_REQUEUE, self.step, stop_sig)
             if self.step % r.checkpoint.interval_steps == 0 or self.step == total:
                 self.save()
                 saved_at = self.step
                 interval_t0 = time.monotonic()
+        self.finished = True
         return Result("completed", EXIT_COMPLETED, self.step)
 
     def _bad_data(self, mine: bool) -> None:
