@@ -20,6 +20,7 @@ from olmoctl.cli import (
     repro_cmds,
     runs_cmds,
     supervise_cmds,
+    sweep_cmd,
 )
 from olmoctl.errors import OlmoctlError
 
@@ -60,6 +61,7 @@ logs_cmd.register(app)
 supervise_cmds.register(app)
 catalog_cmds.register(app)
 plan_cmd.register(app)
+sweep_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

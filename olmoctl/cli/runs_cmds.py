@@ -72,7 +72,7 @@ def status(
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
     cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
     since: str | None = typer.Option(None, "--since", help="Only runs created since: 2h, 3d, 30m."),
-    sweep: str | None = typer.Option(None, "--sweep", help="Only this sweep's runs."),
+    sweep: str | None = typer.Option(None, "--sweep", help="A sweep's points, best loss first."),
     as_json: bool = options.JSON,
 ) -> None:
     """Every run at a glance (one sacct call for all), or one run in detail."""
@@ -91,6 +91,11 @@ def status(
         d = core.detail(store, run)
         typer.echo(json.dumps(d, indent=2)) if as_json else status_view.detail(d)
         return
+    if sweep is not None and not (state or cluster or since):
+        from olmoctl.cli import sweep_cmd
+
+        sweep_cmd.show_status(store, sweep, as_json)
+        return
     filters = {
         "state": state.upper() if state else None,
         "cluster": cluster,
@@ -102,12 +107,20 @@ def status(
 
 
 def cancel(
-    run: str = typer.Argument(..., help="The run to cancel."),
+    run: str | None = typer.Argument(None, help="The run to cancel."),
+    sweep: str | None = typer.Option(None, "--sweep", help="Cancel every point of a sweep."),
     as_json: bool = options.JSON,
 ) -> None:
     """Cancel the run's live attempt (scancel) and record it as cancelled by the user."""
     from olmoctl.core import control
 
+    if (run is None) == (sweep is None):
+        raise UsageError("cancel takes a run name or --sweep SWEEP (one of them)")
+    if sweep is not None:
+        from olmoctl.cli import sweep_cmd
+
+        sweep_cmd.cancel_sweep(sweep, as_json)
+        return
     job_id = control.cancel(run)
     if as_json:
         typer.echo(json.dumps({"run": run, "cancelled_job": job_id}))

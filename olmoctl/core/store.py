@@ -97,6 +97,23 @@ MIGRATIONS: list[str] = [
         detail TEXT
     );
     """,
+    # Sweeps (olmoctl.core.sweep): the definition, its points (name + parameters) and the
+    # job arrays submitted for it; the points themselves are ordinary runs (runs.sweep).
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        name TEXT PRIMARY KEY,
+        recipe TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        nodes INTEGER NOT NULL,
+        max_parallel INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        definition_json TEXT NOT NULL,
+        points_json TEXT NOT NULL,
+        jobs_json TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep);
+    """,
 ]
 
 # Slurm states in which an attempt is still alive (queued, running or on its way out).

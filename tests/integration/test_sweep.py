@@ -1,0 +1,176 @@
+"""olmoctl sweep against the real local Slurm cluster: a job array, separate jobs with at most
+P in flight (checked from sacct's Start/End records), and a sweep rejected before submitting."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import REPO, TERMINAL, DevCluster, wait_for
+
+pytestmark = pytest.mark.slurm
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+class Olmoctl:
+    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
+        self.env = dict(cluster.env)
+        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
+        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
+        self.runs = tmp / "runs"
+        self.root = f"cluster.runs_root={self.runs}"
+
+    def __call__(self, *args: str, timeout: float = 120):
+        return subprocess.run(
+            [VENV_BIN + "/olmoctl", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+
+    def json(self, *args: str):
+        res = self(*args, "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+
+@pytest.fixture
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
+    return Olmoctl(dev_cluster, tmp_path)
+
+
+def _sacct_intervals(cluster: DevCluster, job_ids: list[str]) -> list[tuple[float, float]]:
+    """(start, end) of each job's allocation, once accounting has every one of them ended."""
+
+    def read():
+        p = cluster.run(
+            ["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", ",".join(job_ids)]
+        )
+        rows = {}
+        for line in p.stdout.splitlines():
+            job, state, start, end = line.split("|")
+            if job in job_ids and state.split()[0] in TERMINAL and end != "Unknown":
+                rows[job] = (
+                    datetime.fromisoformat(start).timestamp(),
+                    datetime.fromisoformat(end).timestamp(),
+                )
+        return list(rows.values()) if len(rows) == len(job_ids) else None
+
+    return wait_for(read, 60, f"sacct to show jobs {job_ids} ended")
+
+
+def _max_running(intervals: list[tuple[float, float]]) -> int:
+    # At equal timestamps an end comes before a start (Slurm records whole seconds).
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def _wait_sweep_ended(olmoctl: Olmoctl, name: str, timeout: float) -> list[dict]:
+    return wait_for(
+        lambda: (
+            (rows := olmoctl.json("status", "--sweep", name))
+            and all(r["state"] in TERMINAL for r in rows)
+            and rows
+        ),
+        timeout,
+        f"sweep {name} to end",
+        interval=1.0,
+    )
+
+
+def test_grid_of_four_as_a_job_array_completes_best_first(
+    olmoctl: Olmoctl, dev_cluster: DevCluster
+) -> None:
+    t0 = time.monotonic()
+    res = olmoctl(
+        "sweep", "tiny", "-c", "dev", "--name", "g4",
+        "--grid", "optim.lr=1e-3,3e-3", "--grid", "model.n_layers=1,2",
+        "--max-parallel", "2", "-o", olmoctl.root, "-o", "train.max_steps=20", "--json",
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["mode"] == "array" and len(out["arrays"]) == 1
+    dev_cluster.submitted.append(int(out["arrays"][0]))
+    assert [p["job_id"] for p in out["points"]] == [f"{out['arrays'][0]}_{i}" for i in range(4)]
+    # Submission returned at once: the points have not all run yet.
+    first = olmoctl.json("status", "--sweep", "g4")
+    assert took < 30 and any(r["state"] != "COMPLETED" for r in first)
+
+    rows = _wait_sweep_ended(olmoctl, "g4", 180)
+    assert len(rows) == 4 and {r["state"] for r in rows} == {"COMPLETED"}, rows
+    assert all(r["step"] == r["total_steps"] == 20 for r in rows)
+    finals = [r["loss"] for r in rows]
+    assert len(set(finals)) == 4, finals
+    best = [r["best_loss"] for r in rows]
+    assert best == sorted(best) and rows[0]["best_loss"] == min(best)
+    assert {tuple(sorted(r["params"].items())) for r in rows} == {
+        (("model.n_layers", n), ("optim.lr", lr)) for lr in ("1e-3", "3e-3") for n in ("1", "2")
+    }
+    # Slurm's %2 kept at most two points running.
+    assert _max_running(_sacct_intervals(dev_cluster, [r["job_id"] for r in rows])) <= 2
+    # Each point is an ordinary run: its logs are found under the array task id.
+    logs = olmoctl("logs", "g4-0")
+    assert logs.returncode == 0 and "step 20" in logs.stdout, logs.stderr
+    table = olmoctl("status", "--sweep", "g4")
+    assert table.returncode == 0 and table.stdout.index(rows[0]["name"]) < table.stdout.index(
+        rows[-1]["name"]
+    )
+
+
+def test_six_points_at_most_two_in_flight_with_continue(
+    olmoctl: Olmoctl, dev_cluster: DevCluster
+) -> None:
+    res = olmoctl(
+        "sweep", "tiny", "-c", "dev", "--name", "p6", "--no-array", "-P", "2",
+        "--grid", "optim.lr=1e-3,2e-3,3e-3,4e-3,5e-3,6e-3",
+        "-o", olmoctl.root, "-o", "train.max_steps=20", "--json",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["mode"] == "jobs"
+    assert [p["job_id"] is not None for p in out["points"]] == [True] * 2 + [False] * 4
+    submitted = [p["job_id"] for p in out["points"] if p["job_id"]]
+    dev_cluster.submitted.extend(int(j) for j in submitted)
+
+    def advance():
+        prog = olmoctl.json("sweep", "--continue", "p6")
+        assert prog["in_flight"] <= 2, prog
+        for s in prog["submitted"]:
+            submitted.append(s["job_id"])
+            dev_cluster.submitted.append(int(s["job_id"]))
+        return prog["done"]
+
+    wait_for(advance, 240, "sweep p6 to finish through --continue", interval=1.0)
+    rows = olmoctl.json("status", "--sweep", "p6")
+    assert len(rows) == 6 and {r["state"] for r in rows} == {"COMPLETED"}, rows
+    assert sorted(r["job_id"] for r in rows) == sorted(submitted)
+    assert _max_running(_sacct_intervals(dev_cluster, submitted)) == 2
+
+
+def test_a_sweep_with_an_invalid_point_submits_nothing(
+    olmoctl: Olmoctl, dev_cluster: DevCluster
+) -> None:
+    res = olmoctl(
+        "sweep", "tiny", "-c", "dev", "--name", "bad",
+        "--grid", "optim.lr=1e-3,3e-3,-1", "-o", olmoctl.root,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert res.stderr.startswith("olmoctl: error: sweep point 2 (optim.lr=-1) is invalid: optim.lr")
+    assert olmoctl.json("status") == []
+    assert not olmoctl.runs.exists()
+    queued = dev_cluster.run(["squeue", "-h", "-n", "bad,bad-0,bad-1", "-o", "%i"], check=True)
+    assert queued.stdout.strip() == ""
