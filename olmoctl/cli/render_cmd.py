@@ -11,8 +11,10 @@ from olmoctl.errors import UsageError
 
 
 def render(
-    recipe: str = typer.Argument(..., help="Recipe name or path to a YAML file."),
-    cluster: str = options.CLUSTER,
+    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+    ),
     nodes: int = options.NODES,
     name: str | None = options.NAME,
     time: str | None = options.TIME,
@@ -24,8 +26,32 @@ def render(
         help="Run `python -m olmoctl.train` in the slot instead of submitit's "
         "job command (for sbatch by hand).",
     ),
+    diff: str | None = typer.Option(
+        None, "--diff", metavar="RUN", help="Diff RUN's attempt script against a render now."
+    ),
+    attempt: int | None = typer.Option(None, "--attempt", help="With --diff: attempt K."),
+    diff_cluster: tuple[str, str] | None = typer.Option(
+        None, "--diff-cluster", metavar="A B", help="Diff RECIPE's scripts on clusters A and B."
+    ),
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
+    if diff is not None or diff_cluster is not None or attempt is not None:
+        from olmoctl.cli.repro_cmds import render_diff
+
+        if diff is None and diff_cluster is None:
+            raise UsageError("--attempt goes with --diff RUN")
+        return render_diff(
+            run=diff,
+            attempt=attempt,
+            clusters=diff_cluster,
+            recipe=recipe,
+            nodes=nodes,
+            name=name,
+            time=time,
+            overrides=override,
+        )
+    if recipe is None or cluster is None:
+        raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
     from olmoctl.core import catalog
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command

@@ -102,12 +102,12 @@ def show(
         starts = [(a["attempt_no"], e) for a in rec.get("attempts") or [] for e in a.get("env")]
         if as_json:
             out = {
-                "code": record._code_of(rec),
+                "code": record.code_of(rec),
                 "starts": [{"attempt": n, **e} for n, e in starts],
             }
             typer.echo(json.dumps(out, indent=2))
             return
-        typer.echo(f"code (job):      {_code(record._code_of(rec))}")
+        typer.echo(f"code (job):      {_code(record.code_of(rec))}")
         for sub in rec.get("submissions") or []:
             typer.echo(f"code (launch {sub['attempt']}): {_code(sub.get('code'))}")
         if not starts:
@@ -125,8 +125,10 @@ def show(
         src = record.stored(store, rec["from"]["run"])
         if src is not None:
             diffs = record.env_differences(src, rec)
-            typer.echo(f"vs {rec['from']['run']}: " + ("; ".join(diffs) or "same code, packages, "
-                       "devices, data and data order"))
+            typer.echo(
+                f"vs {rec['from']['run']}: "
+                + ("; ".join(diffs) or "same code, packages, devices, data and data order")
+            )
 
 
 def _print_record(row: Any, rec: dict[str, Any]) -> None:
@@ -135,14 +137,16 @@ def _print_record(row: Any, rec: dict[str, Any]) -> None:
     cfg = rec["config"]
     src = rec.get("from")
     w = typer.echo
-    w(f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
-      f"{cfg['nodes']} node(s), {row['state']})")
+    w(
+        f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
+        f"{cfg['nodes']} node(s), {row['state']})"
+    )
     if src:
         w(f"from       {src['run']}" + "".join(f" -o {o}" for o in src.get("overrides") or []))
     w(f"config     sha256 {_short(rec.get('config_sha256'))}  (olmoctl show {rec['run']} --config)")
     w(f"overrides  {' '.join(rec.get('overrides') or []) or '-'}")
     w(f"seed       {rec.get('seed')}")
-    w(f"code       {_code(record._code_of(rec))}")
+    w(f"code       {_code(record.code_of(rec))}")
     env = rec.get("environment") or {}
     w(f"env        {_versions(env) if env else '- (the job has not started)'}")
     w(f"devices    {_devices(env)}")
@@ -151,15 +155,19 @@ def _print_record(row: Any, rec: dict[str, Any]) -> None:
     for line in lines[1:]:
         w(f"         {line}")
     for a in rec.get("attempts") or []:
-        w(f"attempt {a['attempt_no']}  job {a.get('job_id') or '-'}  {a.get('state')}  script "
-          f"{a['script_file']} sha256 {_short(a.get('script_sha256'))}")
+        w(
+            f"attempt {a['attempt_no']}  job {a.get('job_id') or '-'}  {a.get('state')}  script "
+            f"{a['script_file']} sha256 {_short(a.get('script_sha256'))}"
+        )
     if rec.get("partial"):
         w(f"note       {rec['partial']}")
 
 
 def card(
     run: str = typer.Argument(..., help="The run."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for the card (default RUN_DIR/card)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the card (default RUN_DIR/card)."
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
@@ -173,8 +181,9 @@ def card(
     for p in paths.values():
         typer.echo(str(p))
     if "png" not in paths:
-        typer.echo("note: no loss plot (no steps yet, or matplotlib missing: olmoctl[plot])",
-                   err=True)
+        typer.echo(
+            "note: no loss plot (no steps yet, or matplotlib missing: olmoctl[plot])", err=True
+        )
 
 
 # ------------------------------------------------------------- called by launch and render
@@ -250,8 +259,9 @@ def render_diff(
     else:
         assert clusters is not None
         if recipe is None:
-            raise UsageError("--diff-cluster A B needs a recipe: olmoctl render RECIPE "
-                             "--diff-cluster A B")
+            raise UsageError(
+                "--diff-cluster A B needs a recipe: olmoctl render RECIPE --diff-cluster A B"
+            )
         if attempt is not None:
             raise UsageError("--attempt goes with --diff RUN")
         a, b = clusters

@@ -33,12 +33,21 @@ def launch(
     """Submit a run: prints the run name and the Slurm job id."""
     if source is not None:
         if recipe is not None or cluster is not None or nodes != 1:
-            raise UsageError(f"--from {source} takes recipe, cluster and nodes from the record; "
-                             "change the config with -o KEY=VALUE")
+            raise UsageError(
+                f"--from {source} takes recipe, cluster and nodes from the record; "
+                "change the config with -o KEY=VALUE"
+            )
         from olmoctl.cli.repro_cmds import launch_from
 
-        return launch_from(source, name=name, time_limit=time_limit, overrides=override,
-                           dry_run=dry_run, wait=wait, as_json=as_json)
+        return launch_from(
+            source,
+            name=name,
+            time_limit=time_limit,
+            overrides=override,
+            dry_run=dry_run,
+            wait=wait,
+            as_json=as_json,
+        )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster (or --from RUN)")
     from olmoctl.core import launch as core

@@ -114,6 +114,24 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep);
     """,
+    # Reproducibility records (olmoctl.core.record): RUN_DIR/record.json, indexed here.
+    """
+    CREATE TABLE IF NOT EXISTS run_records (
+        run_name TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE,
+        from_run TEXT,
+        olmoctl_version TEXT,
+        git_commit TEXT,
+        git_dirty INTEGER,
+        source_sha256 TEXT,
+        seed INTEGER,
+        data_sha256 TEXT,
+        indices_sha256 TEXT,
+        record_json TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS run_records_commit ON run_records(git_commit);
+    CREATE INDEX IF NOT EXISTS run_records_data ON run_records(data_sha256);
+    """,
 ]
 
 # Slurm states in which an attempt is still alive (queued, running or on its way out).

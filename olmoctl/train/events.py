@@ -2,7 +2,9 @@
 
 Every line has "ts" (unix time, float) and "event"; the events and their fields:
   started          job_id, attempt, nodes, world_size, start_step, checkpoint_loaded,
-                   versions {python, torch, cuda, rocm}, devices, ...
+                   versions {python, torch, cuda, rocm, numpy}, devices, seed, ...; on
+                   rank 0 also code {version, source_sha256, git}, data {files, sha256} and
+                   global_indices {size, sha256, method} (olmoctl.provenance)
   step             step, loss, lr, grad_norm, tokens_per_s, mfu, tokens_seen
   checkpoint_saved step, path, seconds, bytes
   heartbeat        step (every train.heartbeat_interval_s, from a thread)

@@ -1,0 +1,314 @@
+"""`olmoctl card RUN`: a run card (Markdown + JSON + loss curve PNG) for a paper or an issue.
+
+It holds the run's record (config, scripts, code, environment, seed, data fingerprint),
+the attempt timeline, goodput when the events allow it, and the loss curve (matplotlib,
+the optional `plot` extra; without it the card says so and has no picture).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from olmoctl.core import events as ev
+from olmoctl.core import record
+from olmoctl.core.fileio import atomic_write
+from olmoctl.core.launch import find_run, spec_of
+from olmoctl.core.store import Store
+from olmoctl.errors import OlmoctlError, UsageError
+
+
+def segments(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The events of each job start: a `started` event and what followed it."""
+    out: list[list[dict[str, Any]]] = []
+    for e in events:
+        if e.get("event") == "started":
+            out.append([e])
+        elif out:
+            out[-1].append(e)
+    return out
+
+
+def final_losses(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """(step, loss) of the steps in the final model: a step trained again after a resume
+    counts once, as last trained."""
+    by_step: dict[int, float] = {}
+    last = None
+    for seg in segments(events) or [events]:
+        for e in seg:
+            if e.get("event") == "step" and isinstance(e.get("step"), int):
+                if isinstance(e.get("loss"), (int, float)):
+                    by_step[e["step"]] = float(e["loss"])
+                last = e["step"]
+    return sorted((s, v) for s, v in by_step.items() if last is None or s <= last)
+
+
+def goodput(attempts: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Time spent on steps that are in the final model / wall time of all attempts.
+
+    A step's time is from the previous step event (or the job's `started` event, or a
+    checkpoint save) to its own; a step trained again after a resume counts once. Wall time
+    is each attempt's Slurm start to end (sacct, via status) where known, else from its
+    first to its last event (then job setup is not counted: said in `wall_from`)."""
+    segs = segments(events)
+    if not segs:
+        return None
+    spans: dict[int, float] = {}
+    last_step = None
+    for seg in segs:
+        prev = seg[0].get("ts")
+        for e in seg[1:]:
+            ts = e.get("ts")
+            if not isinstance(ts, (int, float)):
+                continue
+            if e.get("event") == "step" and isinstance(e.get("step"), int) and prev is not None:
+                spans[e["step"]] = ts - prev
+                last_step = e["step"]
+                prev = ts
+            elif e.get("event") == "checkpoint_saved":
+                prev = ts
+    if last_step is None:
+        return None
+    useful = sum(d for s, d in spans.items() if s <= last_step)
+    timed = [a for a in attempts if a.get("started_at")]
+    now = time.time()
+    if timed:
+        last_ts = max(e.get("ts", 0) for e in events)
+        wall = sum(
+            (a.get("ended_at") or max(last_ts, a["started_at"]) or now) - a["started_at"]
+            for a in timed
+        )
+        wall_from = "Slurm start/end of each attempt"
+    else:
+        wall = sum(seg[-1]["ts"] - seg[0]["ts"] for seg in segs)
+        wall_from = "first/last event of each attempt (job setup not counted)"
+    if wall <= 0:
+        return None
+    return {
+        "goodput": min(1.0, useful / wall),
+        "useful_s": round(useful, 3),
+        "wall_s": round(wall, 3),
+        "steps": last_step,
+        "job_starts": len(segs),
+        "wall_from": wall_from,
+    }
+
+
+def build(store: Store, run: str) -> dict[str, Any]:
+    row = find_run(store, run)
+    spec = spec_of(row)
+    rec = record.refresh(store, row)
+    events = ev.read_events(spec.run_dir, None) if record.local(spec) else []
+    summary = ev.summarize(events)
+    losses = final_losses(events)
+    attempts = rec.get("attempts") or []
+    return {
+        "run": run,
+        "state": row["state"],
+        "recipe": spec.recipe.name,
+        "cluster": spec.cluster.name,
+        "nodes": spec.nodes,
+        "world_size": spec.world_size,
+        "total_steps": row["total_steps"],
+        "step": summary.step,
+        "final_loss": losses[-1][1] if losses else None,
+        "tokens_per_s": summary.tokens_per_s,
+        "goodput": goodput(attempts, events),
+        "losses": losses,
+        "record": rec,
+        "made_at": time.time(),
+    }
+
+
+def plot_losses(losses: list[tuple[int, float]], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise OlmoctlError("the loss plot needs matplotlib: pip install 'olmoctl[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs, ys = [s for s, _ in losses], [v for _, v in losses]
+    ax.plot(xs, ys, color="tab:blue", lw=1.5, marker="." if len(xs) <= 200 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _ts(t: float | None) -> str:
+    if not t:
+        return "-"
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _loss(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _v(x: Any) -> str:
+    return "-" if x is None or x == "" else str(x)
+
+
+def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) -> str:
+    rec = card["record"]
+    cfg = rec["config"]
+    r, c = cfg["recipe"], cfg["cluster"]
+    code = record.code_of(rec) or {}
+    git = code.get("git") or {}
+    env = rec.get("environment") or {}
+    versions = env.get("versions") or {}
+    devices = env.get("devices") or {}
+    data = rec.get("data") or {}
+    fp = data.get("job") or data.get("at_launch")
+    gi = rec.get("global_indices") or {}
+    src = rec.get("from") or {}
+    lines = [
+        f"# Run card: {card['run']}",
+        "",
+        f"Recipe `{card['recipe']}` on cluster `{card['cluster']}`, {card['nodes']} node(s), "
+        f"world size {card['world_size']}. State **{card['state']}**, step "
+        f"{_v(card['step'])}/{card['total_steps']}, final loss {_loss(card['final_loss'])}.",
+    ]
+    if src:
+        extra = " ".join(f"-o {o}" for o in src.get("overrides") or [])
+        cmd = f"olmoctl launch --from {src['run']}" + (f" {extra}" if extra else "")
+        lines.append(f"Launched with `{cmd}`.")
+    lines += [
+        "",
+        "## Record",
+        "",
+        "| item | value |",
+        "|---|---|",
+        f"| config sha256 (recipe, cluster, nodes) | `{rec.get('config_sha256')}` |",
+        f"| overrides | {', '.join(f'`{o}`' for o in rec.get('overrides') or []) or '-'} |",
+        f"| seed | {rec.get('seed')} |",
+        f"| olmoctl version | {_v(code.get('version'))} |",
+        f"| olmoctl git commit | `{_v(git.get('commit'))}` |",
+        "| olmoctl local changes (git diff) | "
+        + (
+            f"yes: `{git.get('diff_file') or 'diff'}` sha256 `{git.get('diff_sha256')}`"
+            if git.get("dirty")
+            else ("none" if git else "not a git checkout")
+        )
+        + " |",
+        f"| olmoctl source sha256 | `{_v(code.get('source_sha256'))}` |",
+        f"| Python | {_v(versions.get('python'))} |",
+        f"| torch | {_v(versions.get('torch'))} |",
+        f"| CUDA | {_v(versions.get('cuda'))} |",
+        f"| ROCm | {_v(versions.get('rocm'))} |",
+        f"| numpy | {_v(versions.get('numpy'))} |",
+        f"| devices | {_v(devices.get('count'))} x {_v(devices.get('name'))} "
+        f"({_v(devices.get('type'))}, {_v(devices.get('per_node'))} per node) |",
+        f"| nodes (last start) | {', '.join(env.get('nodes') or []) or '-'} |",
+        "| data | "
+        + (f"synthetic corpus: {data.get('generator')}" if data.get("synthetic") else "token files")
+        + " |",
+        f"| data fingerprint sha256 | `{_v((fp or {}).get('sha256'))}` |",
+        f"| global_indices.npy sha256 | `{_v(gi.get('sha256'))}` ({_v(gi.get('size'))} bytes, "
+        f"{_v(gi.get('method'))}; seed {_v(gi.get('seed'))}, "
+        f"{_v(gi.get('num_instances'))} instances) |",
+        "",
+        "### Data files",
+        "",
+        "| file | size (bytes) | sha256 | method |",
+        "|---|---|---|---|",
+    ]
+    for f in (fp or {}).get("files") or []:
+        lines.append(
+            f"| `{f.get('path')}` | {_v(f.get('size'))} | `{_v(f.get('sha256'))}` | "
+            f"{_v(f.get('method') or f.get('error'))} |"
+        )
+    if not (fp or {}).get("files"):
+        lines.append("| (not fingerprinted yet: the job has not started) | | | |")
+    lines += [
+        "",
+        "Fingerprints: whole-file sha256 up to 8 MiB; above, sha256 of the size, the first "
+        "and last MiB and 16 evenly spaced 64 KiB blocks (`sampled-v1`).",
+        "",
+        "## Attempts",
+        "",
+        "| attempt | job | nodes | submitted | started | ended | state | reason | steps "
+        "| script | script sha256 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in rec.get("attempts") or []:
+        steps = f"{_v(a.get('first_step'))}-{_v(a.get('last_step'))}"
+        lines.append(
+            f"| {a['attempt_no']} | {_v(a.get('job_id'))} | {_v(a.get('node_list'))} | "
+            f"{_ts(a.get('submitted_at'))} | {_ts(a.get('started_at'))} | "
+            f"{_ts(a.get('ended_at'))} | {_v(a.get('state'))} | {_v(a.get('reason'))} | "
+            f"{steps} | `{a.get('script_file')}` | `{_v(a.get('script_sha256'))}` |"
+        )
+    g = card.get("goodput")
+    lines += ["", "## Goodput", ""]
+    if g:
+        lines.append(
+            f"{100 * g['goodput']:.1f}% : {g['useful_s']:.1f} s of training in the final model "
+            f"over {g['wall_s']:.1f} s of wall time ({g['job_starts']} job start(s); wall from "
+            f"{g['wall_from']})."
+        )
+    else:
+        lines.append("Not computable yet (no training steps recorded).")
+    lines += ["", "## Loss", ""]
+    if png_name:
+        lines.append(f"![training loss]({png_name})")
+    else:
+        lines.append(plot_note or "No loss recorded yet.")
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        f"olmoctl launch --from {card['run']}",
+        "```",
+        "",
+        "<details><summary>Resolved config</summary>",
+        "",
+        "```yaml",
+        yaml.safe_dump(
+            {"recipe": r, "cluster": c, "nodes": cfg["nodes"], "time": cfg["time"]},
+            sort_keys=False,
+        ).rstrip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
+    """RUN.md, RUN.json and RUN-loss.png in `out` (default RUN_DIR/card)."""
+    card = build(store, run)
+    spec = spec_of(find_run(store, run))
+    if out is None:
+        out = Path(spec.run_dir) / "card" if record.local(spec) else Path(f"{run}-card")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create: {e.strerror}") from None
+    paths = {"markdown": out / f"{run}.md", "json": out / f"{run}.json"}
+    png_name, note = None, None
+    if card["losses"]:
+        png = out / f"{run}-loss.png"
+        try:
+            plot_losses(card["losses"], png, f"{run}: {card['recipe']} on {card['cluster']}")
+            paths["png"], png_name = png, png.name
+        except OlmoctlError as e:
+            note = f"No plot: {e}."
+    card["plot"] = png_name
+    atomic_write(paths["json"], json.dumps(card, indent=2) + "\n")
+    atomic_write(paths["markdown"], markdown(card, png_name, note))
+    return paths
