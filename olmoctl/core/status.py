@@ -85,8 +85,15 @@ def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:
 
     for name in sorted(run_names):
         run = store.get_run(name)
-        for a in store.attempts(name):
-            if a["klass"] is not None or a["state"] in LIVE_STATES or a["state"] == "SUBMITTING":
+        attempts = store.attempts(name)
+        for a in attempts:
+            # A job's earlier incarnation has ended even if its record still says REQUEUED.
+            superseded = any(
+                b["job_id"] == a["job_id"] and b["restart_index"] > a["restart_index"]
+                for b in attempts
+            )
+            live = a["state"] in LIVE_STATES or a["state"] == "SUBMITTING"
+            if a["klass"] is not None or (live and not superseded):
                 continue
             with store.tx() as conn:
                 att.classify_ended(

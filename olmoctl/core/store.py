@@ -285,7 +285,8 @@ class Store:
 
     def live_attempts(self, cluster: str | None = None) -> list[sqlite3.Row]:
         marks = ",".join("?" * len(LIVE_STATES))
-        sql = f"SELECT * FROM attempts WHERE state IN ({marks})"
+        # A classified attempt has ended, whatever its last Slurm word (e.g. REQUEUED).
+        sql = f"SELECT * FROM attempts WHERE state IN ({marks}) AND klass IS NULL"
         args: list[Any] = sorted(LIVE_STATES)
         if cluster is not None:
             sql += " AND cluster = ?"

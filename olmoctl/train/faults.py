@@ -3,6 +3,8 @@
 {"pause_after_step": 5, "gate": "/path"}   every rank, after optimizer step 5, writes
     /path.waiting.RANK and waits until /path exists (the test sends a signal meanwhile,
     so where the flag is seen is deterministic).
+{"raise_after_step": 5}   every rank raises a RuntimeError ("deliberate fault") after
+    optimizer step 5: a code error, for the failure-classification tests.
 {"stall_save_step": 20, "stall_at": "before_rename" | "before_marker"}   rank 0 stops in
     the middle of that step's save and writes STALLED_FILE in the checkpoints folder
     (the test then SIGKILLs it).
@@ -34,6 +36,10 @@ class Faults:
         Path(f"{gate}.waiting.{rank}").write_text(str(os.getpid()))
         while not gate.exists():
             time.sleep(0.01)
+
+    def raise_after_step(self, step: int) -> None:
+        if self.spec.get("raise_after_step") == step:
+            raise RuntimeError(f"deliberate fault after step {step} (OLMOCTL_TRAIN_FAULTS)")
 
     def stall_save(self, step: int, where: str, ckpt_root: Path) -> None:
         if self.spec.get("stall_save_step") != step or self.spec.get("stall_at") != where:

@@ -1,0 +1,276 @@
+"""Failures against the real local Slurm, tiny recipe on 2 nodes: each fault is injected at a
+known step (the job pauses after step 15 at a gate file), then olmoctl classifies, resumes
+and the run ends COMPLETED with per-step losses identical (==) to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import DevCluster, wait_for
+from tests.integration.test_launch import VENV_BIN, Olmoctl
+
+pytestmark = pytest.mark.slurm
+ARGS = ["tiny", "--cluster", "dev", "--nodes", "2"]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """step -> loss, the last time each step was computed."""
+    out: dict[int, float] = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        ev = json.loads(line)
+        if ev.get("event") == "step":
+            out[ev["step"]] = ev["loss"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(dev_cluster: DevCluster, tmp_path_factory) -> dict[int, float]:
+    o = Olmoctl(dev_cluster, tmp_path_factory.mktemp("reference"))
+    res = o("launch", *ARGS, "--name", "ref", "-o", o.root, "--wait", timeout=300)
+    assert res.returncode == 0, res.stderr
+    ref = losses(o.runs / "ref")
+    assert sorted(ref) == list(range(1, 41))
+    return ref
+
+
+class Faulty:
+    """A run paused after step 15 (every rank waits at a gate file)."""
+
+    def __init__(
+        self, o: Olmoctl, cluster: DevCluster, name: str, *extra: str, faults: dict | None = None
+    ) -> None:
+        self.o, self.cluster, self.name = o, cluster, name
+        self.gate = o.runs.parent / f"{name}.gate"
+        spec = faults or {"pause_after_step": 15, "gate": str(self.gate)}
+        env = dict(o.env, OLMOCTL_TRAIN_FAULTS=json.dumps(spec))
+        res = o("launch", *ARGS, "--name", name, "-o", o.root, *extra, env=env)
+        assert res.returncode == 0, res.stderr
+        self.job = int(res.stdout.split()[2])
+        cluster.submitted.append(self.job)
+        self.dir = o.runs / name
+
+    def wait_paused(self) -> dict[int, int]:
+        """rank -> pid once both ranks wait at the gate."""
+
+        def both():
+            files = {
+                int(p.name.rsplit(".", 1)[1]): int(p.read_text())
+                for p in self.gate.parent.glob(f"{self.gate.name}.waiting.*")
+            }
+            return files if len(files) == 2 else None
+
+        return wait_for(both, 120, f"{self.name} to pause after step 15")
+
+    def open_gate(self) -> None:
+        self.gate.write_text("go")
+
+    def detail(self) -> dict:
+        return self.o.json("status", self.name)
+
+    def wait_state(self, states: tuple[str, ...], timeout: float = 180) -> dict:
+        return wait_for(
+            lambda: (d := self.detail())["state"] in states and d,
+            timeout,
+            f"{self.name} to reach {states}",
+        )
+
+    def events(self, kind: str) -> list[dict]:
+        path = self.dir / "events.jsonl"
+        if not path.exists():
+            return []
+        return [
+            e
+            for line in path.read_text().splitlines()
+            if (e := json.loads(line)).get("event") == kind
+        ]
+
+
+@pytest.fixture
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
+    return Olmoctl(dev_cluster, tmp_path)
+
+
+def _watch(o: Olmoctl, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [VENV_BIN + "/olmoctl", "watch", "--interval", "1", "--backoff", "1", *args],
+        env=o.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+@pytest.mark.parametrize("driver", ["resume", "watch"])
+def test_node_failure(olmoctl, dev_cluster, reference, driver: str) -> None:
+    run = Faulty(olmoctl, dev_cluster, f"nf-{driver}")
+    run.wait_paused()
+    nodes = subprocess.run(
+        ["scontrol", "show", "hostnames", dev_cluster.job_field(run.job, "NodeList")],
+        env=dev_cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    victim = nodes[1]
+    run.open_gate()  # the restarted job must not pause again; this one is stuck in a collective
+    dev_cluster.kill_node(victim)
+    watcher = _watch(olmoctl, "--until-done", run.name) if driver == "watch" else None
+
+    def failed():
+        attempts = run.detail()["attempt_list"]
+        return attempts[0]["klass"] == "NODE_FAIL" and len(attempts) > 1 and attempts
+
+    attempts = wait_for(failed, 90, "the node failure to be classified")
+    assert attempts[0]["reason"] == f"node failure on {victim}"
+    assert victim in {n["node"] for n in olmoctl.json("nodes")}
+    if driver == "resume":
+        res = olmoctl("resume", run.name)
+        assert res.returncode == 0, res.stderr
+        assert f"kept it off {victim}" in res.stdout
+    done = run.wait_state(("COMPLETED",), 240)
+    if watcher is not None:
+        _finish(watcher)
+    last = done["attempt_list"][-1]
+    assert (
+        victim
+        not in subprocess.run(
+            ["scontrol", "show", "hostnames", last["node_list"]],
+            env=dev_cluster.env,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    )
+    assert losses(run.dir) == reference
+    # A new run on this cluster is kept off the failed node too.
+    rendered = olmoctl("render", *ARGS, "-o", olmoctl.root)
+    assert f"#SBATCH --exclude={victim}" in rendered.stdout
+
+
+def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "rk")
+    pids = run.wait_paused()
+    os.kill(pids[1], signal.SIGKILL)
+    run.open_gate()
+    failed = wait_for(
+        lambda: (d := run.detail())["attempt_list"][0]["klass"] and d,
+        90,
+        "the killed rank to be classified",
+    )
+    assert failed["attempt_list"][0]["klass"] == "RANK_KILLED", failed["attempt_list"][0]
+    res = olmoctl("resume", run.name)
+    assert res.returncode == 0, res.stderr
+    done = run.wait_state(("COMPLETED",))
+    assert len(done["attempt_list"]) == 2
+    assert losses(run.dir) == reference
+
+
+def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "tl", "--time", "00:01:00")
+    run.wait_paused()
+    wait_for(lambda: run.events("signal_received"), 90, "USR2 before the time limit")
+    run.open_gate()
+    done = run.wait_state(("COMPLETED",), 180)
+    attempts = done["attempt_list"]
+    # Each requeue is an attempt of the same job. Slurm may signal a 1-minute job again in
+    # its second life (the warning can come early), so there may be more than one.
+    assert [a["restart_index"] for a in attempts] == list(range(len(attempts)))
+    assert len(attempts) >= 2
+    assert {a["klass"] for a in attempts[:-1]} == {"PREEMPTED"}
+    assert attempts[-1]["klass"] == "COMPLETED"
+    assert {a["job_id"] for a in attempts} == {str(run.job)}
+    saved = [e["step"] for e in run.events("checkpoint_saved")]
+    assert 16 in saved  # saved at the first step boundary after the signal
+    assert losses(run.dir) == reference
+
+
+def test_scontrol_requeue_preemption(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "pre")
+    run.wait_paused()
+    dev_cluster.run(["scontrol", "requeue", str(run.job)], check=True)
+    wait_for(lambda: run.events("signal_received"), 30, "SIGTERM from the requeue")
+    run.open_gate()
+    done = run.wait_state(("COMPLETED",), 180)
+    attempts = done["attempt_list"]
+    assert [a["restart_index"] for a in attempts] == [0, 1]
+    assert attempts[0]["klass"] == "PREEMPTED"
+    assert losses(run.dir) == reference
+
+
+def test_controller_restart_loses_nothing(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "ctl")
+    run.wait_paused()
+    dev_cluster.restart_controller()
+    assert run.detail()["state"] == "RUNNING"
+    run.open_gate()
+    done = run.wait_state(("COMPLETED",))
+    assert len(done["attempt_list"]) == 1
+    assert losses(run.dir) == reference
+
+
+def test_killed_mid_save_skips_torn_checkpoint(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(
+        olmoctl, dev_cluster, "torn", faults={"stall_save_step": 20, "stall_at": "before_marker"}
+    )
+    stalled = wait_for(
+        lambda: (p := run.dir / "checkpoints" / ".stalled").exists() and p,
+        120,
+        "rank 0 to stall in the step-20 save",
+    )
+    os.kill(int(stalled.read_text().split()[2]), signal.SIGKILL)
+    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], 90, "classification")
+    res = olmoctl("resume", run.name, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["torn_checkpoints_skipped"] == [20]
+    done = run.wait_state(("COMPLETED",))
+    started = run.events("started")
+    assert started[-1]["start_step"] == 10
+    assert done["attempt_list"][1]["evidence"]["torn_checkpoints_skipped"] == [20]
+    assert losses(run.dir) == reference
+
+
+def test_hang_is_cancelled_and_resumed_by_watch(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "hang", "-o", "cluster.hang_timeout_s=12")
+    run.wait_paused()  # and the gate never opens: a hang
+    out = _finish(_watch(olmoctl, "--until-done", run.name))
+    assert "hung" in out and "resumed after HANG" in out
+    done = run.detail()
+    assert done["state"] == "COMPLETED"
+    assert [a["klass"] for a in done["attempt_list"]] == ["HANG", "COMPLETED"]
+    assert losses(run.dir) == reference
+
+
+def test_code_error_is_not_retried(olmoctl, dev_cluster) -> None:
+    run = Faulty(olmoctl, dev_cluster, "bug", faults={"raise_after_step": 5})
+    out = _finish(_watch(olmoctl, "--until-done", run.name), 180)
+    assert "CODE_ERROR is NOT retried" in out
+    d = run.detail()
+    assert len(d["attempt_list"]) == 1
+    a = d["attempt_list"][0]
+    assert a["klass"] == "CODE_ERROR"
+    assert any("deliberate fault" in line for line in a["evidence"]["last_lines"])
+
+
+def test_two_watchers_resume_once(olmoctl, dev_cluster, reference) -> None:
+    run = Faulty(olmoctl, dev_cluster, "two")
+    pids = run.wait_paused()
+    os.kill(pids[1], signal.SIGKILL)
+    run.open_gate()
+    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], 90, "classification")
+    watchers = [_watch(olmoctl, "--once", "--backoff", "0") for _ in range(2)]
+    outs = [_finish(w, 120) for w in watchers]
+    assert sum("resumed after" in out for out in outs) == 1, outs
+    done = run.wait_state(("COMPLETED",))
+    assert len(done["attempt_list"]) == 2
+    assert losses(run.dir) == reference
