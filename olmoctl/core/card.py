@@ -18,6 +18,7 @@ import yaml
 from olmoctl.core import events as ev
 from olmoctl.core import record
 from olmoctl.core.fileio import atomic_write
+from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.core.store import Store
 from olmoctl.errors import OlmoctlError, UsageError
@@ -48,57 +49,6 @@ def final_losses(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return sorted((s, v) for s, v in by_step.items() if last is None or s <= last)
 
 
-def goodput(attempts: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Time spent on steps that are in the final model / wall time of all attempts.
-
-    A step's time is from the previous step event (or the job's `started` event, or a
-    checkpoint save) to its own; a step trained again after a resume counts once. Wall time
-    is each attempt's Slurm start to end (sacct, via status) where known, else from its
-    first to its last event (then job setup is not counted: said in `wall_from`)."""
-    segs = segments(events)
-    if not segs:
-        return None
-    spans: dict[int, float] = {}
-    last_step = None
-    for seg in segs:
-        prev = seg[0].get("ts")
-        for e in seg[1:]:
-            ts = e.get("ts")
-            if not isinstance(ts, (int, float)):
-                continue
-            if e.get("event") == "step" and isinstance(e.get("step"), int) and prev is not None:
-                spans[e["step"]] = ts - prev
-                last_step = e["step"]
-                prev = ts
-            elif e.get("event") == "checkpoint_saved":
-                prev = ts
-    if last_step is None:
-        return None
-    useful = sum(d for s, d in spans.items() if s <= last_step)
-    timed = [a for a in attempts if a.get("started_at")]
-    now = time.time()
-    if timed:
-        last_ts = max(e.get("ts", 0) for e in events)
-        wall = sum(
-            (a.get("ended_at") or max(last_ts, a["started_at"]) or now) - a["started_at"]
-            for a in timed
-        )
-        wall_from = "Slurm start/end of each attempt"
-    else:
-        wall = sum(seg[-1]["ts"] - seg[0]["ts"] for seg in segs)
-        wall_from = "first/last event of each attempt (job setup not counted)"
-    if wall <= 0:
-        return None
-    return {
-        "goodput": min(1.0, useful / wall),
-        "useful_s": round(useful, 3),
-        "wall_s": round(wall, 3),
-        "steps": last_step,
-        "job_starts": len(segs),
-        "wall_from": wall_from,
-    }
-
-
 def build(store: Store, run: str) -> dict[str, Any]:
     row = find_run(store, run)
     spec = spec_of(row)
@@ -106,7 +56,6 @@ def build(store: Store, run: str) -> dict[str, Any]:
     events = ev.read_events(spec.run_dir, None) if record.local(spec) else []
     summary = ev.summarize(events)
     losses = final_losses(events)
-    attempts = rec.get("attempts") or []
     return {
         "run": run,
         "state": row["state"],
@@ -118,7 +67,7 @@ def build(store: Store, run: str) -> dict[str, Any]:
         "step": summary.step,
         "final_loss": losses[-1][1] if losses else None,
         "tokens_per_s": summary.tokens_per_s,
-        "goodput": goodput(attempts, events),
+        "goodput": goodput(events, store.attempts(run), time.time()) or None,
         "losses": losses,
         "record": rec,
         "made_at": time.time(),
@@ -253,14 +202,19 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         )
     g = card.get("goodput")
     lines += ["", "## Goodput", ""]
-    if g:
-        lines.append(
-            f"{100 * g['goodput']:.1f}% : {g['useful_s']:.1f} s of training in the final model "
-            f"over {g['wall_s']:.1f} s of wall time ({g['job_starts']} job start(s); wall from "
-            f"{g['wall_from']})."
-        )
+    if g and g.get("goodput") is not None:
+        lines += [
+            f"**{100 * g['goodput']:.1f}%**: {g['progress_s']:.1f} s of new training progress over "
+            f"{g['wall_s']:.1f} s of wall time since the first submission (a step trained again "
+            "after a restart counts once).",
+            "",
+            "| progress | queued | recomputed | other (startup, saves, failed tails) |",
+            "|---|---|---|---|",
+            f"| {g['progress_s']:.1f} s | {g['queued_s']:.1f} s | {g['recomputed_s']:.1f} s "
+            f"({g['recomputed_steps']} steps) | {g['other_s']:.1f} s |",
+        ]
     else:
-        lines.append("Not computable yet (no training steps recorded).")
+        lines.append("Not computable yet (no training steps or no wall time recorded).")
     lines += ["", "## Loss", ""]
     if png_name:
         lines.append(f"![training loss]({png_name})")

@@ -228,7 +228,8 @@ def test_card_writes_png_and_markdown_naming_every_record_item(cli, tmp_path: Pa
     started = _fabricate_job(run_dir, done.job_id)
     with store.tx() as conn:
         conn.execute(
-            "UPDATE attempts SET state='COMPLETED', started_at=995, ended_at=1032 "
+            "UPDATE attempts SET state='COMPLETED', submitted_at=990, started_at=995, "
+            "ended_at=1032 "
             "WHERE run_name='r1'"
         )
     store.close()
@@ -275,7 +276,8 @@ def test_card_writes_png_and_markdown_naming_every_record_item(cli, tmp_path: Pa
     assert not missing, missing
     assert "Not computable" not in md
     card = json.loads((out / "r1.json").read_text())
-    assert card["goodput"]["steps"] == 30 and 0.5 < card["goodput"]["goodput"] <= 1.0
+    g = card["goodput"]  # 30 steps of ~1 s (saves excluded) over 42 s since submission
+    assert g["wall_s"] == 42.0 and g["queued_s"] == 5.0 and 0.65 < g["goodput"] < 0.75
     assert len(card["losses"]) == 30 and card["plot"] == "r1-loss.png"
 
 
