@@ -207,7 +207,9 @@ def at_submit(store: Store, spec: RunSpec, attempt_no: int, script: str) -> dict
             (Path(spec.run_dir) / CODE_DIR).mkdir(exist_ok=True)
             if not (Path(spec.run_dir) / rel).exists():
                 atomic_write(Path(spec.run_dir) / rel, diff)
-        git["diff_file"] = rel
+            git["diff_file"] = rel
+        else:  # the run directory is remote: the store's record carries the diff itself
+            git["diff"] = diff
     elif git:
         git.pop("diff", None)
     rec["submissions"] = [s for s in rec.get("submissions", []) if s["attempt"] != attempt_no]
