@@ -127,7 +127,9 @@ def classify_ended(
         attempt["id"],
         klass=verdict.klass,
         reason=verdict.reason,
-        evidence_json=json.dumps(verdict.evidence),
+        evidence_json=json.dumps(
+            {**json.loads(attempt["evidence_json"] or "{}"), **verdict.evidence}
+        ),
         first_step=min(steps) if steps else None,
         last_step=max(steps) if steps else None,
     )

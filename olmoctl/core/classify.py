@@ -58,11 +58,29 @@ def _tail(path: Path, nbytes: int = 64 * 1024) -> str:
         return ""
 
 
+_EXC_LINE = re.compile(
+    r"^(?:\[rank\d+\]: )?[A-Za-z_][\w.]*(?:Error|Exception|Failed|Interrupt|Exit)\b"
+)
+# Wrappers that re-raise the real error: report what they wrap, not them.
+_WRAPPERS = ("TrainFailed", "FailedJobError")
+
+
 def _traceback_tail(text: str, lines: int = 12) -> list[str] | None:
-    i = text.rfind("Traceback (most recent call last)")
-    if i < 0:
+    """The last lines of the first traceback in `text` that is not a wrapper's re-raise
+    (the root cause), ending at its exception line; None without a traceback."""
+    marker = "Traceback (most recent call last):"
+    if marker not in text:
         return None
-    return text[i:].strip().splitlines()[-lines:]
+    found: list[list[str]] = []
+    for chunk in text.split(marker)[1:]:
+        body = chunk.strip().splitlines()
+        for i, line in enumerate(body):
+            if i > 0 and _EXC_LINE.match(line):
+                body = body[: i + 1]
+                break
+        found.append(body)
+    real = [b for b in found if not any(w in b[-1] for w in _WRAPPERS)] or found
+    return real[0][-lines:]
 
 
 def classify(
