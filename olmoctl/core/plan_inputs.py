@@ -28,11 +28,40 @@ class Observed:
 
 
 def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observed:
-    """Observed MFU and node MTBF for RECIPE on CLUSTER from the state store.
+    """Observed MFU and node MTBF for RECIPE on CLUSTER from the state store (None where it
+    has nothing to say; a missing store is not created)."""
+    import json
+    import statistics
 
-    Not wired yet: the store does not record them, so every figure is None."""
-    del recipe, cluster, state_dir
-    return Observed()
+    from olmoctl.core.store import Store
+
+    store = Store(state_dir)
+    if not store.path.exists():
+        return Observed()
+    mfus = []
+    for run in store.runs(cluster=cluster):
+        mfu = json.loads(run["summary_json"] or "{}").get("mfu")
+        if run["recipe"] == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
+            mfus.append(float(mfu))
+    rows = store.connect().execute(
+        "SELECT nodes, started_at, ended_at, klass FROM attempts WHERE cluster = ? "
+        "AND started_at IS NOT NULL AND ended_at IS NOT NULL",
+        (cluster,),
+    ).fetchall()
+    node_hours = sum(r["nodes"] * max(0.0, r["ended_at"] - r["started_at"]) for r in rows) / 3600
+    failures = sum(1 for r in rows if r["klass"] == "NODE_FAIL")
+    store.close()
+    mtbf = node_hours / failures if failures else None
+    parts = []
+    if mfus:
+        parts.append(f"MFU median of {len(mfus)} run(s)")
+    if mtbf is not None:
+        parts.append(f"{failures} node failure(s) in {node_hours:.1f} node-hours")
+    return Observed(
+        mfu=statistics.median(mfus) if mfus else None,
+        node_mtbf_hours=mtbf,
+        source="store: " + "; ".join(parts) if parts else "none",
+    )
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any], where: str, prefix: str = "") -> Any:
