@@ -76,12 +76,19 @@ def launch(
             raise typer.Exit(1)
 
 
+# A table of 1,000 runs helps no one (and costs seconds to draw): show the ones that matter.
+TABLE_ROWS = 50
+
+
 def status(
     run: str | None = typer.Argument(None, help="A run name: show it in detail."),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
     cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
     since: str | None = typer.Option(None, "--since", help="Only runs created since: 2h, 3d, 30m."),
     sweep: str | None = typer.Option(None, "--sweep", help="A sweep's points, best loss first."),
+    show_all: bool = typer.Option(
+        False, "--all", help=f"Every run in the table (default: {TABLE_ROWS}, unfinished first)."
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Every run at a glance (one sacct call for all), or one run in detail."""
@@ -112,7 +119,16 @@ def status(
         "since": time.time() - _duration(since) if since else None,
     }
     rows = core.overview(store, **filters)
-    typer.echo(json.dumps(rows, indent=2)) if as_json else status_view.table(rows)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    status_view.table(rows if show_all else status_view.most_relevant(rows, TABLE_ROWS))
+    if not show_all and len(rows) > TABLE_ROWS:
+        typer.echo(
+            f"... and {len(rows) - TABLE_ROWS} more runs: --all, or filter with "
+            "--state / --cluster / --since / --sweep",
+            err=True,
+        )
 
 
 def cancel(

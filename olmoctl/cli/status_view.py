@@ -53,6 +53,16 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
+_FINAL = {"COMPLETED", "CANCELLED", "SUBMIT_FAILED"}
+
+
+def most_relevant(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Unfinished runs first, then the newest; shown in creation order."""
+    ranked = sorted(rows, key=lambda r: (r["state"] in _FINAL, -(r["created_at"] or 0)))
+    keep = {id(r) for r in ranked[:n]}
+    return [r for r in rows if id(r) in keep]
+
+
 def table(rows: list[dict[str, Any]]) -> None:
     console = _console()
     if not rows:

@@ -76,7 +76,10 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
                 if history or job_id in queued:
                     att.sync_job(store, conn, rows, history, queued.get(job_id))
         _classify_ended(store, backend, {a["run_name"] for a in attempts})
-    _update_runs(store, run_names)
+    # Only runs that were unfinished can have changed: a store of 1,000 finished runs costs
+    # no more than one of 10 (their summaries were written when they ended).
+    touched = {a["run_name"] for a in live} | {a["run_name"] for a in submitting}
+    _update_runs(store, sorted(touched | set(run_names or [])))
     return out
 
 
@@ -131,25 +134,32 @@ def _recover_submitting(store: Store, attempts: list[Any]) -> None:
                 )
 
 
-def _update_runs(store: Store, run_names: list[str] | None) -> None:
-    rows = store.runs() if run_names is None else [store.get_run(n) for n in run_names]
-    for run in rows:
+def _update_runs(store: Store, run_names: list[str]) -> None:
+    """Fold each run's events and checkpoints into the store: files first (no lock held),
+    then one transaction for all runs."""
+    updates = []
+    for name in run_names:
+        run = store.get_run(name)
         if run is None:
             continue
-        last = store.last_attempt(run["name"])
         summary = ev.summarize(ev.read_events(run["run_dir"]))
-        old = json.loads(run["summary_json"] or "{}")
-        new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
-        with store.tx() as conn:
+        ckpts = ev.complete_checkpoints(run["run_dir"])
+        updates.append((run, store.last_attempt(name), summary, ckpts))
+    if not updates:
+        return
+    with store.tx() as conn:
+        for run, last, summary, ckpts in updates:
+            old = json.loads(run["summary_json"] or "{}")
+            new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
             # An ended attempt names its class (NODE_FAIL, CODE_ERROR...); a live one its state.
             state = (last["klass"] or last["state"]) if last is not None else None
             if state is not None and state != run["state"]:
                 store.set_run_state(conn, run["name"], state)
             if new != old:
                 store.update_summary(conn, run["name"], new)
-            if last is not None and summary.step is not None:
+            if last is not None and summary.step is not None and last["last_step"] != summary.step:
                 store.update_attempt(conn, last["id"], last_step=summary.step)
-            for step, path, complete in ev.complete_checkpoints(run["run_dir"]):
+            for step, path, complete in ckpts:
                 store.record_checkpoint(conn, run["name"], step, str(path), complete)
 
 
@@ -157,10 +167,19 @@ def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
     """One row per run, as printed by `status` (and its --json)."""
     rows = []
     now = time.time()
+    # Every run's last attempt and attempt count in one query (not one per run).
+    lasts = {
+        r["run_name"]: r
+        for r in store.connect().execute(
+            "SELECT a.*, c.n AS n_attempts FROM attempts a JOIN (SELECT run_name, "
+            "COUNT(*) AS n, MAX(attempt_no) AS m FROM attempts GROUP BY run_name) c "
+            "ON a.run_name = c.run_name AND a.attempt_no = c.m"
+        )
+    }
     for run in store.runs(**filters):
         s = json.loads(run["summary_json"] or "{}")
-        attempts = store.attempts(run["name"])
-        last = attempts[-1] if attempts else None
+        last = lasts.get(run["name"])
+        attempts = range(last["n_attempts"]) if last is not None else ()
         hb = s.get("heartbeat_ts")
         rows.append(
             {
