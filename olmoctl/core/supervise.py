@@ -20,6 +20,7 @@ from olmoctl.core.catalog import _validate
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.overrides import apply as apply_overrides
+from olmoctl.core.runfiles import files_of
 from olmoctl.core.store import LIVE_STATES, Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
@@ -102,7 +103,8 @@ def resume(
     if run["state"] == "COMPLETED" or (last is not None and last["klass"] == cl.COMPLETED):
         raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
     new_spec = _respec(spec, nodes, list(overrides or []), bad)
-    torn = [step for step, _, complete in ev.complete_checkpoints(spec.run_dir) if not complete]
+    ckpts = ev.complete_checkpoints(spec.run_dir, files_of(backend))
+    torn = [step for step, _, complete in ckpts if not complete]
     done = submit_attempt(store, new_spec, backend, new_run=False)
     with store.tx() as conn:
         conn.execute(
@@ -159,7 +161,8 @@ def hung(store: Store, run: Any) -> float | None:
     if last is None or last["state"] != "RUNNING":
         return None
     spec = spec_of(run)
-    seg = att.segment(ev.read_events(run["run_dir"]), last["job_id"], last["restart_index"])
+    events = ev.read_events(run["run_dir"], fs=files_of(backend_for(spec)))
+    seg = att.segment(events, last["job_id"], last["restart_index"])
     progress = att.last_progress(seg) or last["started_at"]
     if progress is None:
         return None
@@ -182,7 +185,7 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
     """One pass: refresh (one batched query), then act on every run we hold the lease of.
     Returns a line per action taken."""
     status.refresh(store, run_names=runs)
-    done: list[str] = []
+    done: list[str] = _advance_sweeps(store, owner, policy) if runs is None else []
     for run in store.runs() if runs is None else [find_run(store, r) for r in runs]:
         name = run["name"]
         if run["state"] == "COMPLETED":
@@ -241,6 +244,29 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
     return done
 
 
+def _advance_sweeps(store: Store, owner: str, policy: WatchPolicy) -> list[str]:
+    """Submit waiting sweep points as in-flight ones end (each sweep's max_parallel)."""
+    from olmoctl.core import sweep
+
+    out = []
+    rows = (
+        store.connect()
+        .execute(
+            "SELECT DISTINCT sweep FROM runs WHERE state = ? AND sweep IS NOT NULL",
+            (sweep.WAITING,),
+        )
+        .fetchall()
+    )
+    for row in rows:
+        if not take_lease(store, f"sweep:{row['sweep']}", owner, policy.lease_s):
+            continue
+        progress = sweep.advance(store, row["sweep"], refresh_first=False)
+        for name, job in progress.submitted:
+            log_action(store, name, "sweep-submit", f"job {job}")
+            out.append(f"{name}: sweep point submitted as job {job}")
+    return out
+
+
 def _once(store: Store, run: str, key: str, detail: str) -> bool:
     """Log an action keyed to one attempt only once (so a report is not repeated)."""
     seen = (
@@ -274,6 +300,8 @@ def all_settled(store: Store, runs: list[str] | None, max_retries: int) -> bool:
     rows = store.runs() if runs is None else [find_run(store, r) for r in runs]
     for run in rows:
         last = store.last_attempt(run["name"])
+        if last is None and run["state"] == "WAITING":
+            return False  # a sweep point still to submit
         if last is None or last["klass"] == cl.COMPLETED or run["state"] == "CANCELLED":
             continue
         if last["klass"] in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):

@@ -174,3 +174,26 @@ def test_a_sweep_with_an_invalid_point_submits_nothing(
     assert not olmoctl.runs.exists()
     queued = dev_cluster.run(["squeue", "-h", "-n", "bad,bad-0,bad-1", "-o", "%i"], check=True)
     assert queued.stdout.strip() == ""
+
+
+def test_watch_submits_waiting_points(olmoctl: Olmoctl, dev_cluster: DevCluster) -> None:
+    res = olmoctl(
+        "sweep", "tiny", "-c", "dev", "--name", "w3", "--no-array", "-P", "1",
+        "--grid", "optim.lr=1e-3,2e-3,3e-3", "-o", olmoctl.root, "-o", "train.max_steps=10",
+        "--json",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    first = [p["job_id"] for p in json.loads(res.stdout)["points"] if p["job_id"]]
+    assert len(first) == 1
+    dev_cluster.submitted.append(int(first[0]))
+    watch = subprocess.run(
+        [VENV_BIN + "/olmoctl", "watch", "--interval", "1", "--until-done"],
+        env=olmoctl.env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert watch.returncode == 0, watch.stdout + watch.stderr
+    assert watch.stderr.count("sweep point submitted") == 2, watch.stderr
+    rows = olmoctl.json("status", "--sweep", "w3")
+    assert {r["state"] for r in rows} == {"COMPLETED"}
+    jobs = [r["job_id"] for r in rows]
+    dev_cluster.submitted.extend(int(j) for j in jobs)
+    assert _max_running(_sacct_intervals(dev_cluster, jobs)) == 1
