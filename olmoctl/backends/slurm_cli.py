@@ -66,8 +66,16 @@ def parse_sacct(text: str) -> dict[str, list[JobInfo]]:
 def sacct(job_ids: list[str]) -> tuple[dict[str, list[JobInfo]] | None, str]:
     """One sacct call for all jobs, every incarnation; (None, why) without accounting."""
     res = run(
-        ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates",
-         f"--format={SACCT_FIELDS}", "-j", ",".join(job_ids)]
+        [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            "--duplicates",
+            f"--format={SACCT_FIELDS}",
+            "-j",
+            ",".join(job_ids),
+        ]
     )
     if res.returncode != 0:
         return None, (res.stderr.strip().splitlines() or ["sacct failed"])[-1]

@@ -43,11 +43,15 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
         mfu = json.loads(run["summary_json"] or "{}").get("mfu")
         if run["recipe"] == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
             mfus.append(float(mfu))
-    rows = store.connect().execute(
-        "SELECT nodes, started_at, ended_at, klass FROM attempts WHERE cluster = ? "
-        "AND started_at IS NOT NULL AND ended_at IS NOT NULL",
-        (cluster,),
-    ).fetchall()
+    rows = (
+        store.connect()
+        .execute(
+            "SELECT nodes, started_at, ended_at, klass FROM attempts WHERE cluster = ? "
+            "AND started_at IS NOT NULL AND ended_at IS NOT NULL",
+            (cluster,),
+        )
+        .fetchall()
+    )
     node_hours = sum(r["nodes"] * max(0.0, r["ended_at"] - r["started_at"]) for r in rows) / 3600
     failures = sum(1 for r in rows if r["klass"] == "NODE_FAIL")
     store.close()
