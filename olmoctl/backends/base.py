@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from olmoctl.schemas import RunSpec
 
@@ -53,12 +54,29 @@ class Backend(Protocol):
         """Steer a pending job away from `nodes`; False when it is no longer pending."""
 
 
+def backend_key(cluster: dict[str, Any]) -> str:
+    """A cluster profile's (as JSON) backend: its scheduler, or "ssh:{...}" for a remote one."""
+    if cluster.get("ssh"):
+        return "ssh:" + json.dumps(cluster["ssh"], sort_keys=True)
+    return str(cluster.get("scheduler", "slurm"))
+
+
 def backend_for(spec_or_scheduler: RunSpec | str) -> Backend:
-    scheduler = (
-        spec_or_scheduler
-        if isinstance(spec_or_scheduler, str)
-        else spec_or_scheduler.cluster.scheduler
-    )
+    """The backend of a spec, or of a scheduler name / backend_key(); a remote (ssh) cluster
+    gets this command's one SSHBackend for its login node (olmoctl.backends.ssh)."""
+    if isinstance(spec_or_scheduler, str):
+        scheduler = spec_or_scheduler
+        if scheduler.startswith("ssh:"):
+            from olmoctl.backends.ssh import backend_for_ssh
+            from olmoctl.schemas.cluster import SSHConfig
+
+            return backend_for_ssh(SSHConfig.model_validate_json(scheduler.removeprefix("ssh:")))
+    else:
+        if spec_or_scheduler.cluster.ssh is not None:
+            from olmoctl.backends.ssh import backend_for_ssh
+
+            return backend_for_ssh(spec_or_scheduler.cluster.ssh)
+        scheduler = spec_or_scheduler.cluster.scheduler
     if scheduler == "local":
         from olmoctl.backends.local import LocalBackend
 

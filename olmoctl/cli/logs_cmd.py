@@ -20,31 +20,35 @@ def logs(
     """Print the job's output, per rank, with a header for each rank."""
     from rich.console import Console
 
+    from olmoctl.backends.base import backend_for
     from olmoctl.core import logs as core
     from olmoctl.core import status
-    from olmoctl.core.launch import find_run
+    from olmoctl.core.launch import find_run, spec_of
+    from olmoctl.core.runfiles import files_of
     from olmoctl.core.store import LIVE_STATES, Store
     from olmoctl.errors import UsageError
 
     store = Store()
     row = find_run(store, run)
     chosen = core.pick_attempt(store, run, attempt)
-    follower = core.Follower()
+    fs = files_of(backend_for(spec_of(row)))  # this machine, or a remote cluster's login node
+    follower = core.Follower(fs)
     last_header: list[object] = [None]
 
     def files() -> dict[object, object]:
         if batch:
             f = core.batch_file(row, chosen)
             return {"batch": f} if f else {}
-        found = core.rank_files(row, chosen)
+        found = core.rank_files(row, chosen, fs)
         if rank is not None:
             return {rank: found[rank]} if rank in found else {}
         return dict(found)
 
     def drain() -> bool:
         wrote = False
-        for key, path in sorted(files().items(), key=lambda kv: str(kv[0])):
-            data = follower.read_new(path)
+        found = sorted(files().items(), key=lambda kv: str(kv[0]))
+        new = follower.read_new_many([path for _, path in found])  # one read for all files
+        for (key, _), data in zip(found, new, strict=True):
             if not data:
                 continue
             if last_header[0] != key and (rank is None and not batch):

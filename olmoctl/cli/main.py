@@ -16,6 +16,7 @@ from olmoctl.cli import (
     catalog_cmds,
     logs_cmd,
     plan_cmd,
+    remote_cmd,
     render_cmd,
     repro_cmds,
     runs_cmds,
@@ -62,6 +63,7 @@ supervise_cmds.register(app)
 catalog_cmds.register(app)
 plan_cmd.register(app)
 sweep_cmd.register(app)
+remote_cmd.register(app)  # hidden: `_remote`, the login node's half of an ssh cluster
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
+from olmoctl.core.runfiles import files_of
 from olmoctl.core.store import LIVE_STATES, Store
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
@@ -97,8 +98,10 @@ def classify_ended(
     batch_log: Path | None,
     hang: bool = False,
 ) -> cl.Verdict:
-    """Classify an attempt that ended, record the verdict and blame nodes (node health)."""
-    events = ev.read_events(run["run_dir"])
+    """Classify an attempt that ended, record the verdict and blame nodes (node health).
+    Files are read where the backend's run directories are (core.runfiles)."""
+    fs = files_of(backend)
+    events = ev.read_events(run["run_dir"], fs=fs)
     seg = segment(events, attempt["job_id"], attempt["restart_index"])
     exiting = next((e for e in reversed(seg) if e.get("event") == "exiting"), None)
     nodes = attempt["node_list"] or ""
@@ -117,6 +120,7 @@ def classify_ended(
         down_nodes=down,
         cancelled_by_user=attempt["reason"] == "cancelled by user",
         hang=hang,
+        tail=lambda p: fs.read_tail(str(p), cl.TAIL_BYTES).decode(errors="replace"),
     )
     steps = [e["step"] for e in seg if e.get("event") == "step" and isinstance(e.get("step"), int)]
     started = next((e for e in seg if e.get("event") == "started"), None)

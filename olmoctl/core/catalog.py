@@ -153,6 +153,14 @@ def resolve(
     if cluster.ssh is None:
         updates["runs_root"] = os.path.expanduser(updates["runs_root"])
         updates["data_root"] = os.path.expanduser(updates["data_root"])
+    elif any(updates[k].startswith("~") for k in ("runs_root", "data_root")):
+        # `~` is the login node's home: ask the remote olmoctl (this command's one connection)
+        from olmoctl.backends.ssh import remote_home
+
+        home = remote_home(cluster.ssh)
+        for k in ("runs_root", "data_root"):
+            if updates[k] == "~" or updates[k].startswith("~/"):
+                updates[k] = home.rstrip("/") + updates[k][1:]
     cluster = cluster.model_copy(update=updates)
     run_dir = f"{cluster.runs_root.rstrip('/')}/{name}"
 

@@ -5,6 +5,7 @@ keep the evidence. Infrastructure classes are retried by `watch`; code errors an
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,10 @@ class Verdict:
         return self.klass in INFRA
 
 
-def _tail(path: Path, nbytes: int = 64 * 1024) -> str:
+TAIL_BYTES = 64 * 1024  # of each log read to classify an ending
+
+
+def _tail(path: Path, nbytes: int = TAIL_BYTES) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -94,10 +98,12 @@ def classify(
     down_nodes: dict[str, str],
     cancelled_by_user: bool = False,
     hang: bool = False,
+    tail: Callable[[Path], str] = _tail,
 ) -> Verdict:
     """`exiting` is this attempt's `exiting` event (if the job wrote one); `down_nodes` maps
-    node -> scontrol state/reason for those of the job's nodes that are down or drained."""
-    batch = _tail(batch_log) if batch_log else ""
+    node -> scontrol state/reason for those of the job's nodes that are down or drained.
+    `tail` reads the end of a log (default: from this machine's filesystem)."""
+    batch = tail(batch_log) if batch_log else ""
     ev: dict[str, Any] = {"slurm_state": slurm_state, "exit_code": exit_code}
     if hang:
         return Verdict(HANG, "no training progress within the hang timeout", evidence=ev)
@@ -130,7 +136,7 @@ def classify(
     # FAILED and the rest: read the ranks. A rank killed by a signal first (its peers then
     # fail in collectives, with tracebacks of their own), then collectives, then code.
     killed = KILLED_TASK.findall(batch)
-    logs = {r: _tail(p) for r, p in sorted(rank_logs.items())}
+    logs = {r: tail(p) for r, p in sorted(rank_logs.items())}
     for node, task in killed:
         rank = int(task)
         if _traceback_tail(logs.get(rank, "")) is None:

@@ -7,21 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olmoctl.core.runfiles import LOCAL, RunFiles
+
 TAIL_BYTES = 256 * 1024
 
 
-def read_events(run_dir: str | Path, tail_bytes: int | None = TAIL_BYTES) -> list[dict[str, Any]]:
-    """Parsed events (the last `tail_bytes` of the file, or all); a torn last line is skipped."""
-    path = Path(run_dir) / "events.jsonl"
-    try:
-        with open(path, "rb") as f:
-            if tail_bytes is not None:
-                f.seek(0, 2)
-                size = f.tell()
-                f.seek(max(0, size - tail_bytes))
-            data = f.read()
-    except OSError:
-        return []
+def events_path(run_dir: str | Path) -> str:
+    return str(Path(run_dir) / "events.jsonl")
+
+
+def read_events(
+    run_dir: str | Path, tail_bytes: int | None = TAIL_BYTES, fs: RunFiles | None = None
+) -> list[dict[str, Any]]:
+    """Parsed events (the last `tail_bytes` of the file, or all); a torn last line is skipped.
+    `fs`: where the run directory is (default: this machine)."""
+    data = (fs or LOCAL).read_tail(events_path(run_dir), tail_bytes)
     lines = data.split(b"\n")
     if tail_bytes is not None and len(data) >= tail_bytes:
         lines = lines[1:]  # the first line is probably cut
@@ -73,17 +73,8 @@ def summarize(events: list[dict[str, Any]]) -> Summary:
     return s
 
 
-def complete_checkpoints(run_dir: str | Path) -> list[tuple[int, Path, bool]]:
+def complete_checkpoints(
+    run_dir: str | Path, fs: RunFiles | None = None
+) -> list[tuple[int, Path, bool]]:
     """(step, path, complete) for every step folder under checkpoints/, oldest first."""
-    root = Path(run_dir) / "checkpoints"
-    out = []
-    if not root.is_dir():
-        return out
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and p.name.startswith("step_"):
-            try:
-                step = int(p.name.removeprefix("step_"))
-            except ValueError:
-                continue
-            out.append((step, p, (p / ".complete").exists()))
-    return out
+    return [(step, Path(p), done) for step, p, done in (fs or LOCAL).checkpoints(str(run_dir))]

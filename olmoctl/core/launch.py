@@ -6,16 +6,16 @@ name) before submission, and removed with its directory if submission fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from olmoctl.backends.base import Backend, backend_for
 from olmoctl.core import catalog, record
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.render import render
+from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
 from olmoctl.core.store import Store
 from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
@@ -89,12 +89,18 @@ def prepare(
     return spec
 
 
-def write_run_dir(spec: RunSpec, script: str, attempt_no: int) -> None:
-    run_dir = Path(spec.run_dir)
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (run_dir / "scripts").mkdir(exist_ok=True)
-    atomic_write(run_dir / "spec.json", spec.model_dump_json(indent=2))
-    atomic_write(run_dir / "scripts" / f"attempt-{attempt_no}.sh", script, mode=0o755)
+def write_run_dir(
+    spec: RunSpec,
+    script: str,
+    attempt_no: int,
+    fs: RunFiles | None = None,
+    *,
+    new_run: bool = False,
+) -> bool:
+    """spec.json and scripts/attempt-N.sh, where the run directory is (`fs`: this machine by
+    default, the login node for a remote cluster); True if the directory is new."""
+    files = run_dir_files(spec, script, attempt_no)
+    return (fs or LOCAL).write_run_dir(spec.run_dir, files, new_run=new_run)
 
 
 def submit_attempt(
@@ -135,9 +141,10 @@ def submit_attempt(
             script=script,
         )
         store.set_run_state(conn, spec.name, "SUBMITTING")
-    created_dir = not Path(spec.run_dir).exists()
+    fs = files_of(backend)
+    created_dir = False
     try:
-        write_run_dir(spec, script, attempt_no)
+        created_dir = write_run_dir(spec, script, attempt_no, fs, new_run=new_run)
         record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
         job_id, submitted = backend.submit(spec, script)
     except BaseException:
@@ -151,7 +158,8 @@ def submit_attempt(
                 )
                 store.set_run_state(conn, spec.name, "FAILED")
         if new_run and created_dir:
-            shutil.rmtree(spec.run_dir, ignore_errors=True)
+            with contextlib.suppress(Exception):  # keep the error that got us here
+                fs.remove_run_dir(spec.run_dir)
         raise
     with store.tx() as conn:
         conn.execute(

@@ -6,22 +6,35 @@ import re
 from pathlib import Path
 
 from olmoctl.core.launch import spec_of
+from olmoctl.core.runfiles import LOCAL, RunFiles
 from olmoctl.errors import UsageError
 
 _RANK = re.compile(r"-rank(\d+)\.out$")
 
 
-def rank_files(run, attempt) -> dict[int, Path]:
-    """rank -> output file of one attempt (Slurm: logs/JOB-rankR.out; local: submitit's)."""
+def rank_log_glob(run_dir: str, job_id: str) -> tuple[str, str]:
+    """(folder, glob pattern) of a Slurm job's per-rank output files."""
+    return str(Path(run_dir) / "logs"), f"{job_id}-rank*.out"
+
+
+def batch_path(run_dir: str, job_id: str) -> str:
+    return str(Path(run_dir) / "logs" / f"slurm-{job_id}.out")
+
+
+def rank_files(run, attempt, fs: RunFiles | None = None) -> dict[int, Path]:
+    """rank -> output file of one attempt (Slurm: logs/JOB-rankR.out; local: submitit's);
+    `fs`: where the run directory is (default: this machine)."""
+    fs = fs or LOCAL
     spec = spec_of(run)
     job = attempt["job_id"]
     if not job:
         return {}
     if spec.cluster.scheduler == "local":
-        folder = Path(spec.run_dir) / "submitit"
-        return {int(p.name.split("_")[1]): p for p in sorted(folder.glob(f"{job}_*_log.out"))}
+        folder = str(Path(spec.run_dir) / "submitit")
+        found = [Path(p) for p in fs.glob(folder, f"{job}_*_log.out")]
+        return {int(p.name.split("_")[1]): p for p in found}
     out = {}
-    for p in sorted((Path(spec.run_dir) / "logs").glob(f"{job}-rank*.out")):
+    for p in map(Path, fs.glob(*rank_log_glob(spec.run_dir, job))):
         m = _RANK.search(p.name)
         if m:
             out[int(m.group(1))] = p
@@ -32,7 +45,7 @@ def batch_file(run, attempt) -> Path | None:
     spec = spec_of(run)
     if spec.cluster.scheduler == "local" or not attempt["job_id"]:
         return None
-    return Path(spec.run_dir) / "logs" / f"slurm-{attempt['job_id']}.out"
+    return Path(batch_path(spec.run_dir, attempt["job_id"]))
 
 
 def pick_attempt(store, run_name: str, attempt_no: int | None):
@@ -48,17 +61,19 @@ def pick_attempt(store, run_name: str, attempt_no: int | None):
 
 
 class Follower:
-    """Reads each file from where it stopped last time: only new bytes, never the whole."""
+    """Reads each file from where it stopped last time: only new bytes, never the whole
+    (on a remote cluster too: `fs` reads from an offset there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fs: RunFiles | None = None) -> None:
+        self.fs = fs or LOCAL
         self.offsets: dict[Path, int] = {}
 
     def read_new(self, path: Path) -> bytes:
-        try:
-            with open(path, "rb") as f:
-                f.seek(self.offsets.get(path, 0))
-                data = f.read()
-        except OSError:
-            return b""
-        self.offsets[path] = self.offsets.get(path, 0) + len(data)
-        return data
+        return self.read_new_many([path])[0]
+
+    def read_new_many(self, paths: list[Path]) -> list[bytes]:
+        """New bytes of each file, all read in one go."""
+        got = self.fs.read_many([(str(p), self.offsets.get(p, 0)) for p in paths])
+        for p, data in zip(paths, got, strict=True):
+            self.offsets[p] = self.offsets.get(p, 0) + len(data)
+        return got

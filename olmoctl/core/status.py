@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import backend_for
+from olmoctl.backends.base import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
+from olmoctl.core.runfiles import LOCAL, RunFiles, files_of
 from olmoctl.core.store import LIVE_STATES, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
@@ -27,10 +28,17 @@ class Refresh:
 
 
 def _scheduler_of(store: Store, run_name: str) -> str:
+    """The backend a run's jobs answer to: its scheduler, or "ssh:{...}" for a remote one."""
     row = store.get_run(run_name)
     if row is None:
         return "slurm"
-    return json.loads(row["spec_json"])["cluster"]["scheduler"]
+    return backend_key(json.loads(row["spec_json"])["cluster"])
+
+
+def _files(run: Any) -> RunFiles:
+    """Where the run's directory is: this machine, or the login node of a remote cluster."""
+    key = backend_key(json.loads(run["spec_json"])["cluster"])
+    return files_of(backend_for(key)) if key.startswith("ssh:") else LOCAL
 
 
 def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
@@ -56,6 +64,11 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
                 run = store.get_run(a["run_name"])
                 register_folder(a["job_id"], f"{run['run_dir']}/submitit")
         job_ids = sorted({a["job_id"] for a in attempts})
+        prefetch = getattr(backend, "prefetch", None)
+        if prefetch is not None:  # a remote cluster: what follows is read in one round trip
+            dirs = {a["run_name"]: store.get_run(a["run_name"])["run_dir"] for a in attempts}
+            jobs = {a["job_id"]: dirs[a["run_name"]] for a in attempts}
+            prefetch(job_ids, jobs, sorted(set(dirs.values())))
         result = backend.query(job_ids)
         out.queries += 1
         out.sources.append(result.source)
@@ -105,7 +118,7 @@ def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:
                     run,
                     a,
                     backend,
-                    rank_files=logs.rank_files(run, a),
+                    rank_files=logs.rank_files(run, a, files_of(backend)),
                     batch_log=logs.batch_file(run, a),
                 )
 
@@ -116,10 +129,10 @@ def _recover_submitting(store: Store, attempts: list[Any]) -> None:
         if now - (a["submitted_at"] or 0) < SUBMIT_GRACE_S:
             continue
         run = store.get_run(a["run_name"])
-        folder = Path(run["run_dir"]) / "submitit" if run else None
+        folder = f"{run['run_dir']}/submitit" if run else None
         ids = (
-            sorted(p.name.split("_")[0] for p in folder.glob("*_submitted.pkl"))
-            if folder and folder.is_dir()
+            sorted(Path(p).name.split("_")[0] for p in _files(run).glob(folder, "*_submitted.pkl"))
+            if folder
             else []
         )
         with store.tx() as conn:
@@ -142,8 +155,9 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
         run = store.get_run(name)
         if run is None:
             continue
-        summary = ev.summarize(ev.read_events(run["run_dir"]))
-        ckpts = ev.complete_checkpoints(run["run_dir"])
+        fs = _files(run)
+        summary = ev.summarize(ev.read_events(run["run_dir"], fs=fs))
+        ckpts = ev.complete_checkpoints(run["run_dir"], fs)
         updates.append((run, store.last_attempt(name), summary, ckpts))
     if not updates:
         return
@@ -209,7 +223,7 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     assert run is not None
     from olmoctl.core.goodput import goodput
 
-    events = ev.read_events(run["run_dir"], tail_bytes=None)
+    events = ev.read_events(run["run_dir"], tail_bytes=None, fs=_files(run))
     keep = (
         "attempt_no",
         "job_id",

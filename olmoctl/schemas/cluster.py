@@ -62,6 +62,8 @@ class SSHConfig(Schema):
     user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$")
     port: int = Field(default=22, gt=0, lt=65536)
     identity_file: str | None = None
+    # Host keys are checked against this file (default ~/.ssh/known_hosts), never added.
+    known_hosts: str | None = None
     # How olmoctl runs on the login node (inside a venv, a container...).
     remote_olmoctl: str = "olmoctl"
 
