@@ -8,6 +8,7 @@ import contextlib
 import os
 import pickle
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from olmoctl.backends.base import JobInfo, QueryResult
@@ -53,7 +54,8 @@ class LocalBackend:
             nodes=1,
             timeout_min=max(1, _seconds(spec.time) // 60),
         )
-        job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
+        with _detached_stdio(), _profile_env(spec.cluster.env):
+            job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
         register_folder(str(job.job_id), folder)
         return str(job.job_id), script
 
@@ -98,6 +100,39 @@ class LocalBackend:
             (folder / f"{job_id}.cancelled").touch()
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(job_id), signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _profile_env(env: dict[str, str]) -> Iterator[None]:
+    """The profile's environment (e.g. OMP_NUM_THREADS: oversubscribed OpenMP threads make a
+    CPU job hundreds of times slower) for the job's processes, which copy ours."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: os.path.expandvars(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _detached_stdio() -> Iterator[None]:
+    """The job outlives this command: it must not hold our stdout/stderr open (a pipe to
+    `olmoctl launch` would then wait for the job's end). Its output goes to its log files."""
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, old in zip((0, 1, 2), saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
+        os.close(null)
 
 
 def _seconds(time: str) -> int:

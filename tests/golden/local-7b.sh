@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # Environment from the cluster profile local.
-export OMP_NUM_THREADS="2"
+export OMP_NUM_THREADS="1"
 
 export OLMOCTL_RUN_DIR=/home/alice/olmoctl-runs/local/7b-local
 export OLMOCTL_RUN_NAME=7b-local

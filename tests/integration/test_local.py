@@ -1,0 +1,59 @@
+"""`--cluster local`: no Slurm at all, submitit's LocalExecutor runs the job as local
+processes; launch, status, logs and cancel work the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import wait_for
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def _olmoctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VENV_BIN + "/olmoctl", *args], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_local_launch_status_logs_cancel(tmp_path: Path) -> None:
+    env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"),
+               PATH=f"{VENV_BIN}:/usr/bin:/bin")  # fmt: skip
+    root = f"cluster.runs_root={tmp_path / 'runs'}"
+    try:
+        _launch_status_logs_cancel(env, root)
+    finally:  # never leave a local job behind
+        for name in ("l1", "l2"):
+            _olmoctl(env, "cancel", name)
+
+
+def _launch_status_logs_cancel(env: dict[str, str], root: str) -> None:
+    res = _olmoctl(env, "launch", "tiny", "-c", "local", "--name", "l1", "-o", root,
+                   "-o", "train.max_steps=10")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+
+    def state(name: str) -> dict:
+        out = _olmoctl(env, "status", name, "--json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    done = wait_for(lambda: (d := state("l1"))["state"] in ("COMPLETED", "FAILED") and d, 180,
+                    "the local run to end")  # fmt: skip
+    assert done["state"] == "COMPLETED", _olmoctl(env, "logs", "l1").stdout[-2000:]
+    assert done["step"] == 10
+    logs = _olmoctl(env, "logs", "l1")
+    assert logs.returncode == 0 and "step 10/10" in logs.stdout
+
+    res = _olmoctl(env, "launch", "tiny", "-c", "local", "--name", "l2", "-o", root,
+                   "-o", "train.max_steps=100000")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: state("l2")["step"], 120, "the second run to make a step")
+    assert _olmoctl(env, "cancel", "l2").returncode == 0
+    wait_for(lambda: state("l2")["state"] == "CANCELLED", 60, "l2 to be cancelled")
+    pid = int(state("l2")["job_id"])
+    wait_for(lambda: not Path(f"/proc/{pid}").exists()
+             or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
+             60, "the local job's processes to exit")  # fmt: skip
