@@ -140,6 +140,7 @@ class _Ops:
         its batch log tail, rank log list (and tails when the ranks must be read) and the
         state of its nodes after a node failure. The local side files each answer under
         (op, args) and serves its own calls from there."""
+        from olmoctl.backends.base import QueryResult
         from olmoctl.core import classify as cl
         from olmoctl.core import events as ev
         from olmoctl.core import logs
@@ -147,6 +148,7 @@ class _Ops:
         from olmoctl.core.store import LIVE_STATES
 
         out: list[list[Any]] = []
+        res = QueryResult({}, "sacct")
 
         def put(op: str, answer: Any, **args: Any) -> None:
             out.append([op, args, answer])
@@ -157,22 +159,23 @@ class _Ops:
             maybe = [j for j in job_ids if res.jobs.get(j) and res.jobs[j].state in MAYBE_REQUEUED]
             if maybe:
                 put("queued", self.queued(maybe), job_ids=maybe)
-            for job in job_ids:
-                run_dir = job_dirs.get(job)
-                ended = [r for r in res.history.get(job) or [] if r.state not in LIVE_STATES]
-                if not run_dir or not ended:
-                    continue
-                folder, pattern = logs.rank_log_glob(run_dir, job)
-                ranks = self.fs.glob(folder, pattern)
-                put("glob", ranks, folder=folder, pattern=pattern)
-                paths = [logs.batch_path(run_dir, job)]
-                if any(r.state not in _NO_RANK_LOGS for r in ended):
-                    paths += ranks
-                for p in paths:
-                    put("read_tail", self.read_tail(p, cl.TAIL_BYTES), path=p, nbytes=cl.TAIL_BYTES)
-                for r in ended:
-                    if r.state == "NODE_FAIL" and r.node_list:
-                        put("node_states", self.node_states(r.node_list), nodes=r.node_list)
+        for job, run_dir in sorted(job_dirs.items()):
+            # An attempt still to be classified: one of these jobs that ended, or one that
+            # ended earlier (not queried: its Slurm record is in the store already).
+            ended = [r for r in res.history.get(job) or [] if r.state not in LIVE_STATES]
+            if job in job_ids and not ended:
+                continue
+            folder, pattern = logs.rank_log_glob(run_dir, job)
+            ranks = self.fs.glob(folder, pattern)
+            put("glob", ranks, folder=folder, pattern=pattern)
+            paths = [logs.batch_path(run_dir, job)]
+            if any(r.state not in _NO_RANK_LOGS for r in ended):
+                paths += ranks
+            for p in paths:
+                put("read_tail", self.read_tail(p, cl.TAIL_BYTES), path=p, nbytes=cl.TAIL_BYTES)
+            for r in ended:
+                if r.state == "NODE_FAIL" and r.node_list:
+                    put("node_states", self.node_states(r.node_list), nodes=r.node_list)
         for run_dir in run_dirs:
             path = ev.events_path(run_dir)
             put("read_tail", self.read_tail(path, ev.TAIL_BYTES), path=path, nbytes=ev.TAIL_BYTES)

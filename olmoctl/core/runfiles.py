@@ -24,8 +24,10 @@ class RunFiles(Protocol):
     remote: bool
 
     def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
-        """Create logs/ and scripts/, write `files` atomically; True if the directory is new.
-        new_run: refuse a directory that already holds a run (spec.json)."""
+        """Create logs/ and scripts/, write `files` atomically; True if the directory is new
+        (and so to be removed if the submission fails). new_run: refuse a directory that
+        already holds a run (spec.json). A remote implementation may hold the files back and
+        write them with the submission that follows (then it undoes them itself: False)."""
 
     def remove_run_dir(self, run_dir: str) -> None: ...
 

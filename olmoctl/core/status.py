@@ -67,7 +67,12 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
         prefetch = getattr(backend, "prefetch", None)
         if prefetch is not None:  # a remote cluster: what follows is read in one round trip
             dirs = {a["run_name"]: store.get_run(a["run_name"])["run_dir"] for a in attempts}
-            jobs = {a["job_id"]: dirs[a["run_name"]] for a in attempts}
+            jobs = {  # every attempt that may be classified below: its logs come along
+                b["job_id"]: dirs[name]
+                for name in dirs
+                for b in store.attempts(name)
+                if b["job_id"] and b["klass"] is None
+            }
             prefetch(job_ids, jobs, sorted(set(dirs.values())))
         result = backend.query(job_ids)
         out.queries += 1

@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,10 +164,18 @@ class Remote:
 
 
 @pytest.fixture(scope="module")
-def sshd(dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+def root() -> Iterator[Path]:
+    """Our own folder, not pytest's basetemp: a concurrent pytest of the same user prunes old
+    basetemps, and the jobs' run directories must outlive that."""
+    path = Path(tempfile.mkdtemp(prefix="olmoctl-ssh-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sshd(dev_cluster: DevCluster, root: Path) -> Iterator[Sshd]:
     if not Path(SSHD).exists():
         pytest.skip("openssh-server is not installed")
-    root = tmp_path_factory.mktemp("ssh")
     user_key = _keygen(root / "user_key")
     (root / "authorized_keys").write_text(user_key + "\n")
     (root / "remote-home").mkdir()
@@ -175,8 +186,15 @@ def sshd(dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture
-def remote(dev_cluster: DevCluster, sshd: Sshd, tmp_path: Path) -> Remote:
-    return Remote(tmp_path, dev_cluster, sshd)
+def tmp(root: Path, request: pytest.FixtureRequest) -> Path:
+    path = root / re.sub(r"\W", "_", request.node.name)
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def remote(dev_cluster: DevCluster, sshd: Sshd, tmp: Path) -> Remote:
+    return Remote(tmp, dev_cluster, sshd)
 
 
 def test_launch_status_logs_through_ssh(remote: Remote, dev_cluster: DevCluster) -> None:
@@ -274,12 +292,12 @@ def test_host_key_not_known_is_refused(
 
 
 def test_stopped_sshd_is_one_line_and_exit_2(
-    dev_cluster: DevCluster, sshd: Sshd, tmp_path: Path
+    dev_cluster: DevCluster, sshd: Sshd, tmp: Path
 ) -> None:
     own = Sshd(sshd.root, dev_cluster, name="sshd-stopped")
     own.start()
     try:
-        remote = Remote(tmp_path, dev_cluster, own)
+        remote = Remote(tmp, dev_cluster, own)
         # `~/runs` is the login node's: even a dry run asks the remote side for its home.
         args = ("launch", "tiny", "--cluster", str(remote.profile), "--dry-run")
         res, conns = remote.counted(*args)
