@@ -16,11 +16,8 @@ complete on its own, so `show` and `card` work where the run directory is not re
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,54 @@ from typing import Any
 from olmoctl import provenance
 from olmoctl.core import events as ev
 from olmoctl.core.fileio import atomic_write
+from olmoctl.core.record_compare import (
+    PROBE,
+    VERSION_KEYS,
+    differences,
+    env_differences,
+    probe_now,
+)
+from olmoctl.core.record_fingerprint import (
+    code_of,
+    config_sha256,
+    data_fingerprint,
+    data_paths,
+    local,
+    sha256_text,
+)
 from olmoctl.core.store import Store
 from olmoctl.schemas import RunSpec
+
+# Comparing and fingerprinting live in record_compare and record_fingerprint; their names
+# are re-exported so that callers keep using `record.X` for everything about records.
+__all__ = [
+    "ATTEMPT_KEYS",
+    "CODE_DIR",
+    "FORMAT",
+    "INDICES_FILE",
+    "INDICES_META",
+    "PROBE",
+    "RECORD_FILE",
+    "SYNTHETIC_FILE",
+    "SYNTHETIC_SOURCE",
+    "VERSION_KEYS",
+    "at_submit",
+    "code_of",
+    "config_sha256",
+    "data_fingerprint",
+    "data_paths",
+    "differences",
+    "env_differences",
+    "local",
+    "mark_from",
+    "new_record",
+    "probe_now",
+    "read_file",
+    "refresh",
+    "save",
+    "sha256_text",
+    "stored",
+]
 
 RECORD_FILE = "record.json"
 CODE_DIR = "code"  # RUN_DIR/code/<diff sha256 prefix>.diff: local changes at submission
@@ -38,7 +81,6 @@ INDICES_FILE = "global_indices.npy"  # as olmoctl.train.data writes it
 INDICES_META = "global_indices.json"
 SYNTHETIC_FILE = "data/synthetic.npy"
 SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byte tokens"
-VERSION_KEYS = ("python", "torch", "numpy", "cuda", "rocm")
 ATTEMPT_KEYS = (
     "attempt_no",
     "job_id",
@@ -52,35 +94,6 @@ ATTEMPT_KEYS = (
     "first_step",
     "last_step",
 )
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def local(spec: RunSpec) -> bool:
-    """The run directory and the data are on this machine's filesystem."""
-    return spec.cluster.ssh is None
-
-
-def data_paths(spec: RunSpec) -> list[Path]:
-    """The token files as the job resolves them (olmoctl.train.data.resolve_paths)."""
-    out = []
-    root = os.path.expandvars(os.path.expanduser(spec.cluster.data_root))
-    for p in spec.recipe.data.paths:
-        path = Path(os.path.expandvars(os.path.expanduser(p)))
-        if not path.is_absolute() and root:
-            path = Path(root) / path
-        out.append(path)
-    return out
-
-
-def data_fingerprint(spec: RunSpec) -> dict[str, Any] | None:
-    """The data a job of `spec` would read, fingerprinted from here (None: synthetic, or
-    not reachable from this machine)."""
-    if not spec.recipe.data.paths or not local(spec):
-        return None
-    return provenance.fingerprint_files(data_paths(spec))
 
 
 # ------------------------------------------------------------------------------ write
@@ -99,23 +112,6 @@ def stored(store: Store, name: str) -> dict[str, Any] | None:
         .fetchone()
     )
     return json.loads(row["record_json"]) if row else None
-
-
-def code_of(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """The code the job ran (its newest `started` event), else what the launcher had; with
-    the launcher's saved diff file when the job ran the same local changes."""
-    env = rec.get("environment") or {}
-    subs = rec.get("submissions") or []
-    if not env.get("code"):
-        return subs[-1]["code"] if subs else None
-    code = dict(env["code"])
-    git = code.get("git")
-    if git and git.get("dirty"):
-        for sub in subs:
-            sgit = (sub.get("code") or {}).get("git") or {}
-            if sgit.get("diff_sha256") == git.get("diff_sha256") and sgit.get("diff_file"):
-                code["git"] = {**git, "diff_file": sgit["diff_file"]}
-    return code
 
 
 def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> None:
@@ -156,13 +152,6 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> 
     else:
         with store.tx() as c:
             c.execute(sql, row)
-
-
-def config_sha256(spec: RunSpec) -> str:
-    """What is trained where: recipe, cluster and node count (not the run's name, folder or
-    how the overrides were spelled), so a faithful `launch --from` has the same hash."""
-    what = spec.model_dump(mode="json", include={"recipe", "cluster", "nodes"})
-    return sha256_text(json.dumps(what, sort_keys=True))
 
 
 def new_record(spec: RunSpec) -> dict[str, Any]:
@@ -314,156 +303,3 @@ def refresh(store: Store, row: Any) -> dict[str, Any]:
     if json.dumps(rec, sort_keys=True) != before or stored(store, spec.name) is None:
         save(store, spec, rec)
     return rec
-
-
-# ------------------------------------------------------------------------------ compare
-PROBE = r"""
-import json, platform, importlib.metadata as m
-out = {"versions": {"python": platform.python_version()}}
-for pkg in ("torch", "numpy"):
-    try:
-        out["versions"][pkg] = m.version(pkg)
-    except Exception:
-        out["versions"][pkg] = None
-try:
-    from olmoctl import provenance
-    out["code"] = provenance.code_version()
-except Exception:
-    out["code"] = None
-print(json.dumps(out))
-"""
-
-
-def probe_now(spec: RunSpec) -> tuple[dict[str, Any] | None, str | None]:
-    """The Python, package versions and olmoctl code a job of `spec` would run with now,
-    asked of the cluster's own `python` (no torch import: package metadata only).
-    (None, why) where that cannot be asked from here."""
-    c = spec.cluster
-    if c.ssh is not None:
-        return None, f"cluster {c.name} is remote"
-    if c.container is not None or c.modules:
-        return None, f"cluster {c.name} runs the job in a container or with modules"
-    env = {**os.environ, **c.env}
-    try:
-        p = subprocess.run(
-            [c.python, "-c", PROBE], capture_output=True, text=True, timeout=60, env=env
-        )
-        return json.loads(p.stdout.strip().splitlines()[-1]), None
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None, f"{c.python!r} on this machine did not answer"
-
-
-def _short(v: Any) -> str:
-    if v is None:
-        return "-"
-    s = str(v)
-    return s[:12] if len(s) == 64 and all(ch in "0123456789abcdef" for ch in s) else s
-
-
-def _code_items(code: dict[str, Any] | None) -> dict[str, Any]:
-    if not code:
-        return {}
-    git = code.get("git") or {}
-    items = {
-        "olmoctl version": code.get("version"),
-        "olmoctl source sha256": code.get("source_sha256"),
-    }
-    if git:
-        items["olmoctl git commit"] = git.get("commit")
-        items["olmoctl local changes (diff sha256)"] = git.get("diff_sha256")
-    return items
-
-
-def _data_diffs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    of, nf = old.get("files") or [], new.get("files") or []
-    if [f["name"] for f in of] != [f["name"] for f in nf]:
-        names = ", ".join(f["name"] for f in of) or "-"
-        out.append(f"data files: {names} -> {', '.join(f['name'] for f in nf) or '-'}")
-    by_name = {f["name"]: f for f in nf}
-    for f in of:
-        g = by_name.get(f["name"])
-        if g is None:
-            continue
-        if g.get("error"):
-            out.append(f"data file {f['name']}: now unreadable ({g['error']})")
-        elif (f.get("size"), f.get("sha256")) != (g.get("size"), g.get("sha256")):
-            out.append(
-                f"data file {f['name']}: size {f.get('size')} -> {g.get('size')}, "
-                f"sha256 {_short(f.get('sha256'))} -> {_short(g.get('sha256'))} "
-                f"({g.get('method')})"
-            )
-    return out
-
-
-def differences(rec: dict[str, Any], spec: RunSpec) -> tuple[list[str], list[str]]:
-    """(differences, notes): every difference in code version, package versions and data
-    fingerprint between a run's record and what a job of `spec` would get now; notes say
-    what could not be compared."""
-    diffs: list[str] = []
-    notes: list[str] = []
-    now, why = probe_now(spec)
-    old_code = code_of(rec)
-    if now is None:
-        notes.append(f"code and package versions not compared: {why}")
-    else:
-        if now.get("code") is None:
-            notes.append("olmoctl is not importable by the cluster's python")
-        old_items, new_items = _code_items(old_code), _code_items(now.get("code"))
-        for key, old in old_items.items():
-            if key in new_items and new_items[key] != old:
-                diffs.append(f"code: {key} {_short(old)} -> {_short(new_items[key])}")
-        env = rec.get("environment") or {}
-        old_v = env.get("versions") or {}
-        if not old_v:
-            notes.append("the recorded run never started: no package versions to compare")
-        for key in VERSION_KEYS:
-            new_v = (now.get("versions") or {}).get(key, "?")
-            if key in old_v and new_v != "?" and old_v[key] != new_v:
-                diffs.append(f"packages: {key} {old_v[key]} -> {new_v}")
-        notes.append("CUDA/ROCm runtime and devices are known once the new job starts")
-    data = rec.get("data") or {}
-    if data.get("synthetic") and not spec.recipe.data.paths:
-        notes.append("data: the synthetic corpus is generated by the job (covered by the code)")
-    else:
-        old_fp = data.get("job") or data.get("at_launch")
-        new_fp = data_fingerprint(spec)
-        if data.get("synthetic"):
-            diffs.append("data: synthetic corpus -> files " + ", ".join(spec.recipe.data.paths))
-        elif not spec.recipe.data.paths:
-            diffs.append("data: files -> synthetic corpus")
-        elif old_fp is None:
-            notes.append("data not compared: the record holds no data fingerprint")
-        elif new_fp is None:
-            notes.append(f"data not compared: cluster {spec.cluster.name} is remote")
-        else:
-            diffs += _data_diffs(old_fp, new_fp)
-    return diffs, notes
-
-
-def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Differences between two records' code, environment and data as their jobs saw them
-    (for a run made with `launch --from`, once it has started)."""
-    out = []
-    ca, cb = _code_items(code_of(a)), _code_items(code_of(b))
-    out += [f"code: {k} {_short(v)} -> {_short(cb[k])}" for k, v in ca.items() if cb.get(k) != v]
-    va = (a.get("environment") or {}).get("versions") or {}
-    vb = (b.get("environment") or {}).get("versions") or {}
-    out += [f"packages: {k} {va[k]} -> {vb.get(k)}" for k in va if va[k] != vb.get(k)]
-    da = (a.get("environment") or {}).get("devices") or {}
-    db = (b.get("environment") or {}).get("devices") or {}
-    if da and db and da != db:
-        out.append(
-            f"devices: {da.get('count')} x {da.get('name')} -> {db.get('count')} x {db.get('name')}"
-        )
-    fa = (a.get("data") or {}).get("job") or (a.get("data") or {}).get("at_launch")
-    fb = (b.get("data") or {}).get("job") or (b.get("data") or {}).get("at_launch")
-    if fa and fb:
-        out += _data_diffs(fa, fb)
-    ga, gb = a.get("global_indices") or {}, b.get("global_indices") or {}
-    if ga.get("sha256") and gb.get("sha256") and ga["sha256"] != gb["sha256"]:
-        out.append(
-            f"data order: global_indices.npy sha256 {_short(ga['sha256'])} -> "
-            f"{_short(gb['sha256'])}"
-        )
-    return out

@@ -1,0 +1,234 @@
+"""A sweep's life after planning: create (record + first submissions, undone on failure),
+advance (submit waiting points while fewer than P are in flight), cancel."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from olmoctl.backends.base import Backend, backend_for
+from olmoctl.core import launch as launch_mod
+from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.core.sweep.arrays import SlurmArrays, submit_arrays, sweep_dir
+from olmoctl.core.sweep.points import Plan
+from olmoctl.core.sweep.rows import WAITING, get, point_names
+from olmoctl.errors import OlmoctlError
+
+
+def _record(store: Store, p: Plan) -> None:
+    now = time.time()
+    spec0 = p.points[0].spec
+    with store.tx() as conn:
+        conn.execute(
+            "INSERT INTO sweeps (name, recipe, cluster, nodes, max_parallel, mode, "
+            "definition_json, points_json, jobs_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                p.name,
+                spec0.recipe.name,
+                spec0.cluster.name,
+                spec0.nodes,
+                p.max_parallel,
+                p.mode,
+                json.dumps(p.definition.to_json()),
+                json.dumps(
+                    [{"index": x.index, "name": x.name, "params": x.params} for x in p.points]
+                ),
+                "[]",
+                now,
+            ),
+        )
+        for x in p.points:
+            s = x.spec
+            conn.execute(
+                "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
+                "total_steps, sweep, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    s.name,
+                    s.recipe.name,
+                    s.cluster.name,
+                    s.nodes,
+                    WAITING,
+                    s.run_dir,
+                    s.model_dump_json(),
+                    s.recipe.train.total_steps,
+                    p.name,
+                    now + x.index * 1e-6,  # keeps `status` in point order
+                    now,
+                ),
+            )
+
+
+def _undo(store: Store, p: Plan, created: list[str]) -> None:
+    with store.tx() as conn:
+        conn.execute("DELETE FROM runs WHERE sweep = ?", (p.name,))
+        conn.execute("DELETE FROM sweeps WHERE name = ?", (p.name,))
+    for d in created:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@dataclass
+class Created:
+    name: str
+    mode: str
+    max_parallel: int
+    points: list[dict[str, Any]]  # name, params, job_id (None while waiting)
+    arrays: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def create(
+    store: Store,
+    p: Plan,
+    *,
+    backend: Backend | None = None,
+    arrays: SlurmArrays | None = None,
+) -> Created:
+    """Record the sweep and its points, and submit what may start now (returns at once).
+    Any failure cancels what was submitted and removes every record and directory."""
+    spec0 = p.points[0].spec
+    backend = backend or backend_for(spec0)
+    backend.check_reachable(spec0)
+    _record(store, p)
+    created = [x.spec.run_dir for x in p.points if not Path(x.spec.run_dir).exists()]
+    sdir = sweep_dir(spec0, p.name)
+    if not sdir.exists():
+        created.append(str(sdir))
+    submitted_arrays: list[str] = []
+    try:
+        if p.mode == "array":
+            arrays = arrays or SlurmArrays()
+            submit_arrays(store, p, arrays, submitted_arrays)
+        else:
+            advance(store, p.name, refresh_first=False, backend=backend)
+    except BaseException:
+        for job in submitted_arrays:
+            (arrays or SlurmArrays()).cancel(job)
+        if p.mode == "jobs":
+            for name in point_names(get(store, p.name)):
+                last = store.last_attempt(name)
+                if last is not None and last["job_id"]:
+                    with contextlib.suppress(OlmoctlError):
+                        backend.cancel(last["job_id"])
+        _undo(store, p, created)
+        raise
+    last = {x.name: store.last_attempt(x.name) for x in p.points}
+    jobs = {n: (a["job_id"] if a is not None else None) for n, a in last.items()}
+    return Created(
+        p.name,
+        p.mode,
+        p.max_parallel,
+        [{"name": x.name, "params": x.params, "job_id": jobs.get(x.name)} for x in p.points],
+        submitted_arrays,
+        p.note,
+    )
+
+
+@dataclass
+class Progress:
+    sweep: str
+    submitted: list[tuple[str, str | None]]
+    waiting: int
+    in_flight: int
+    ended: int
+
+    @property
+    def done(self) -> bool:
+        return self.waiting == 0 and self.in_flight == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sweep": self.sweep,
+            "submitted": [{"run": n, "job_id": j} for n, j in self.submitted],
+            "waiting": self.waiting,
+            "in_flight": self.in_flight,
+            "ended": self.ended,
+            "done": self.done,
+        }
+
+
+def _in_flight(state: str) -> bool:
+    return state in LIVE_STATES or state == "SUBMITTING"
+
+
+def advance(
+    store: Store,
+    sweep: str,
+    *,
+    refresh_first: bool = True,
+    backend: Backend | None = None,
+    refresh: Callable[..., Any] | None = None,
+) -> Progress:
+    """Bring the sweep's points up to date (one scheduler query) and submit waiting points
+    while fewer than max_parallel are in flight. Safe to call from several processes: the
+    points to submit are claimed in one transaction."""
+    row = get(store, sweep)
+    names = point_names(row)
+    if refresh_first:
+        if refresh is None:
+            from olmoctl.core.status import refresh
+        refresh(store, run_names=names)
+    with store.tx() as conn:
+        states = {
+            r["name"]: r["state"]
+            for r in conn.execute("SELECT name, state FROM runs WHERE sweep = ?", (sweep,))
+        }
+        in_flight = sum(_in_flight(s) for s in states.values())
+        take = [n for n in names if states.get(n) == WAITING][
+            : max(0, row["max_parallel"] - in_flight)
+        ]
+        for n in take:
+            store.set_run_state(conn, n, "SUBMITTING")
+    submitted: list[tuple[str, str | None]] = []
+    for i, n in enumerate(take):
+        spec = launch_mod.spec_of(store.get_run(n))
+        try:
+            done = launch_mod.submit_attempt(store, spec, backend, new_run=False)
+        except BaseException:
+            with store.tx() as conn:  # back in line for the next try
+                for m in take[i:]:
+                    store.set_run_state(conn, m, WAITING)
+            raise
+        submitted.append((n, done.job_id))
+    states = {r["name"]: r["state"] for r in store.runs(sweep=sweep)}
+    waiting = sum(s == WAITING for s in states.values())
+    flying = sum(_in_flight(s) for s in states.values())
+    return Progress(sweep, submitted, waiting, flying, len(states) - waiting - flying)
+
+
+def cancel(store: Store, sweep: str, *, refresh: Callable[..., Any] | None = None) -> dict:
+    """Cancel every point: waiting ones are never submitted, live ones are scancelled
+    (queued before running, so an array's throttle cannot start another meanwhile)."""
+    from olmoctl.core import control
+
+    row = get(store, sweep)
+    names = point_names(row)
+    with store.tx() as conn:
+        waiting = [
+            r["name"]
+            for r in conn.execute(
+                "SELECT name FROM runs WHERE sweep = ? AND state = ?", (sweep, WAITING)
+            )
+        ]
+        for n in waiting:
+            store.set_run_state(conn, n, "CANCELLED")
+    if refresh is None:
+        from olmoctl.core.status import refresh
+    refresh(store, run_names=names)
+    live = []
+    for n in names:
+        last = store.last_attempt(n)
+        if last is not None and last["state"] in LIVE_STATES and last["job_id"]:
+            live.append((last["state"] != "PENDING", n))
+    cancelled, errors = [], []
+    for _, n in sorted(live):
+        try:
+            cancelled.append({"run": n, "job_id": control.cancel(n, store)})
+        except OlmoctlError as e:
+            errors.append(f"{n}: {e}")
+    return {"sweep": sweep, "cancelled": cancelled, "never_submitted": waiting, "errors": errors}

@@ -1,0 +1,66 @@
+"""What `olmoctl status --sweep` and `olmoctl sweep --dry-run` show."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from olmoctl.core.render import render
+from olmoctl.core.store import Store
+from olmoctl.core.sweep.arrays import chunks, render_array, sweep_dir
+from olmoctl.core.sweep.points import Plan
+from olmoctl.core.sweep.rows import get
+
+
+def table(store: Store, sweep: str) -> list[dict[str, Any]]:
+    """One row per point: parameters, state, step, last and best loss; best loss first."""
+    from olmoctl.core import events as ev
+
+    row = get(store, sweep)
+    runs = {r["name"]: r for r in store.runs(sweep=sweep)}
+    out = []
+    for p in json.loads(row["points_json"]):
+        run = runs.get(p["name"])
+        if run is None:  # deleted by hand
+            continue
+        summary = json.loads(run["summary_json"] or "{}")
+        losses = [loss for _, loss in ev.summarize(ev.read_events(run["run_dir"], None)).losses]
+        last = store.last_attempt(p["name"])
+        out.append(
+            {
+                "index": p["index"],
+                "name": p["name"],
+                "params": p["params"],
+                "state": run["state"],
+                "job_id": last["job_id"] if last else None,
+                "step": summary.get("step"),
+                "total_steps": run["total_steps"],
+                "loss": summary.get("loss", losses[-1] if losses else None),
+                "best_loss": min(losses) if losses else None,
+            }
+        )
+    out.sort(key=lambda r: (r["best_loss"] is None, r["best_loss"] or 0.0, r["index"]))
+    return out
+
+
+def dry_run(p: Plan) -> list[dict[str, Any]]:
+    """One script per distinct shape (the first point's); array mode adds the array."""
+    out = []
+    for key, idx in p.shapes().items():
+        x = p.points[idx[0]]
+        out.append({"shape": list(key), "points": idx, "script": render(x.spec)})
+    if p.mode == "array":
+        spec0 = p.points[0].spec
+        size = spec0.cluster.max_array_size
+        for k, chunk in enumerate(chunks(p.points, size)):
+            after = "<previous array>" if k else None
+            text = render_array(
+                p.name,
+                chunk,
+                [1] * len(chunk),
+                max_parallel=p.max_parallel,
+                out_dir=str(sweep_dir(spec0, p.name)),
+                after=after,
+            )
+            out.append({"array": k, "points": [x.index for x in chunk], "script": text})
+    return out
