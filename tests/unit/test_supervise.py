@@ -1,0 +1,75 @@
+"""resume refusals, node health and its exclusions, watch leases (fake scheduler; the real
+failures are in tests/integration/test_faults.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from olmoctl.core import launch, supervise
+from olmoctl.core.store import Store
+from olmoctl.errors import UsageError
+from tests.unit.test_store import FakeBackend
+
+
+@pytest.fixture
+def run(user_env, tmp_path: Path, monkeypatch):
+    store = Store()
+    fake = FakeBackend()
+    monkeypatch.setattr(supervise, "backend_for", lambda spec: fake)
+    monkeypatch.setattr(supervise.status, "backend_for", lambda sched: fake)
+    spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
+                          overrides=[f"cluster.runs_root={tmp_path}"])  # fmt: skip
+    launch.submit_attempt(store, spec, fake, new_run=True)
+    return store
+
+
+def _end(store: Store, klass: str) -> None:
+    with store.tx() as conn:
+        a = store.last_attempt("r")
+        store.update_attempt(conn, a["id"], state=klass, klass=klass, ended_at=1.0)
+
+
+def test_resume_refuses_running_and_completed(run: Store) -> None:
+    with pytest.raises(UsageError, match="still RUNNING"):
+        supervise.resume(run, "r")
+    _end(run, "COMPLETED")
+    with pytest.raises(UsageError, match="run 'r' completed"):
+        supervise.resume(run, "r", refresh=False)
+
+
+def test_resume_excludes_bad_nodes_and_links_attempts(run: Store) -> None:
+    _end(run, "NODE_FAIL")
+    with run.tx() as conn:
+        run.node_failure(conn, "dev", "node2", "node failure on node2")
+    res = supervise.resume(run, "r", refresh=False, overrides=["optim.lr=1e-3"])
+    assert res.action == "submitted" and res.excluded == ["node2"]
+    attempts = run.attempts("r")
+    assert [a["attempt_no"] for a in attempts] == [1, 2]
+    assert "#SBATCH --exclude=node2" in attempts[1]["script"]
+    spec = launch.spec_of(run.get_run("r"))
+    assert spec.recipe.optim.lr == 1e-3 and spec.overrides[-1] == "optim.lr=1e-3"
+
+
+def test_nodes_listing_and_clear(cli, run: Store) -> None:
+    with run.tx() as conn:
+        run.node_failure(conn, "dev", "node3", "node failure on node3")
+        run.node_failure(conn, "dev", "node3", "node failure on node3")
+    run.close()
+    listed = cli("nodes", "--json")
+    assert listed.code == 0 and '"failures": 2' in listed.out
+    assert cli("nodes", "--clear", "node3").code == 0
+    assert cli("nodes", "--json").out.strip() == "[]"
+    res = cli("nodes", "--clear", "node9")
+    assert res.code == 2 and "node 'node9' has no recorded failures" in res.err
+
+
+def test_lease_is_exclusive_until_it_expires(run: Store) -> None:
+    assert supervise.take_lease(run, "r", "a", ttl=60)
+    assert not supervise.take_lease(run, "r", "b", ttl=60)
+    assert supervise.take_lease(run, "r", "a", ttl=60)  # the holder renews
+    supervise.release_leases(run, "a")
+    assert supervise.take_lease(run, "r", "b", ttl=60)
+    assert supervise.take_lease(run, "s", "a", ttl=-1)  # expired at once
+    assert supervise.take_lease(run, "s", "b", ttl=60)
