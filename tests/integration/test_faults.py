@@ -190,8 +190,12 @@ def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
     assert {a["klass"] for a in attempts[:-1]} == {"PREEMPTED"}
     assert attempts[-1]["klass"] == "COMPLETED"
     assert {a["job_id"] for a in attempts} == {str(run.job)}
+    # Saved at the first step boundary after the signal (the step it arrived in, or the next),
+    # not only at the regular interval of 10.
     saved = [e["step"] for e in run.events("checkpoint_saved")]
-    assert 16 in saved  # saved at the first step boundary after the signal
+    signalled = run.events("signal_received")[0]["step"]
+    off_interval = [s for s in saved if s % 10]
+    assert off_interval and signalled <= off_interval[0] <= signalled + 1, (signalled, saved)
     assert losses(run.dir) == reference
 
 
