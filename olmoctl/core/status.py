@@ -15,6 +15,7 @@ from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of
 from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.errors import OlmoctlError
 
 # A launch that crashed between recording and submitting: give it this long to finish.
 SUBMIT_GRACE_S = 120
@@ -55,50 +56,63 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     for a in live:
         if a["job_id"]:
             by_sched[_scheduler_of(store, a["run_name"])].append(a)
+    unreachable: set[str] = set()
     for sched, attempts in by_sched.items():
-        backend = backend_for(sched)
-        if sched == "local":
-            from olmoctl.backends.local import register_folder
-
-            for a in attempts:
-                run = store.get_run(a["run_name"])
-                register_folder(a["job_id"], f"{run['run_dir']}/submitit")
-        job_ids = sorted({a["job_id"] for a in attempts})
-        prefetch = getattr(backend, "prefetch", None)
-        if prefetch is not None:  # a remote cluster: what follows is read in one round trip
-            dirs = {a["run_name"]: store.get_run(a["run_name"])["run_dir"] for a in attempts}
-            jobs = {  # every attempt that may be classified below: its logs come along
-                b["job_id"]: dirs[name]
-                for name in dirs
-                for b in store.attempts(name)
-                if b["job_id"] and b["klass"] is None
-            }
-            prefetch(job_ids, jobs, sorted(set(dirs.values())))
-        result = backend.query(job_ids)
-        out.queries += 1
-        out.sources.append(result.source)
-        if result.note:
-            out.notes.append(result.note)
-        maybe = [
-            j for j in job_ids if result.jobs.get(j) and result.jobs[j].state in att.MAYBE_REQUEUED
-        ]
-        queued = backend.queued(maybe) if maybe else {}
-        with store.tx() as conn:
-            for job_id in job_ids:
-                rows = conn.execute(
-                    "SELECT * FROM attempts WHERE job_id = ? AND run_name = ? "
-                    "ORDER BY restart_index",
-                    (job_id, next(a["run_name"] for a in attempts if a["job_id"] == job_id)),
-                ).fetchall()
-                history = result.history.get(job_id) or []
-                if history or job_id in queued:
-                    att.sync_job(store, conn, rows, history, queued.get(job_id))
-        _classify_ended(store, backend, {a["run_name"] for a in attempts})
+        try:
+            _refresh_group(store, sched, attempts, out)
+        except OlmoctlError as e:
+            if run_names is not None:
+                raise  # asked about these runs: say why we cannot answer
+            # One unreachable cluster must not hide every other cluster's runs.
+            where = attempts[0]["cluster"]
+            out.notes.append(f"cluster {where!r}: {e}; its runs show their last known state")
+            unreachable |= {a["run_name"] for a in attempts}
     # Only runs that were unfinished can have changed: a store of 1,000 finished runs costs
     # no more than one of 10 (their summaries were written when they ended).
     touched = {a["run_name"] for a in live} | {a["run_name"] for a in submitting}
-    _update_runs(store, sorted(touched | set(run_names or [])))
+    _update_runs(store, sorted((touched | set(run_names or [])) - unreachable))
     return out
+
+
+def _refresh_group(store: Store, sched: str, attempts: list[Any], out: Refresh) -> None:
+    """One scheduler's live attempts: one query, sync incarnations, classify endings."""
+    backend = backend_for(sched)
+    if sched == "local":
+        from olmoctl.backends.local import register_folder
+
+        for a in attempts:
+            run = store.get_run(a["run_name"])
+            register_folder(a["job_id"], f"{run['run_dir']}/submitit")
+    job_ids = sorted({a["job_id"] for a in attempts})
+    prefetch = getattr(backend, "prefetch", None)
+    if prefetch is not None:  # a remote cluster: what follows is read in one round trip
+        dirs = {a["run_name"]: store.get_run(a["run_name"])["run_dir"] for a in attempts}
+        jobs = {  # every attempt that may be classified below: its logs come along
+            b["job_id"]: dirs[name]
+            for name in dirs
+            for b in store.attempts(name)
+            if b["job_id"] and b["klass"] is None
+        }
+        prefetch(job_ids, jobs, sorted(set(dirs.values())))
+    result = backend.query(job_ids)
+    out.queries += 1
+    out.sources.append(result.source)
+    if result.note:
+        out.notes.append(result.note)
+    maybe = [
+        j for j in job_ids if result.jobs.get(j) and result.jobs[j].state in att.MAYBE_REQUEUED
+    ]
+    queued = backend.queued(maybe) if maybe else {}
+    with store.tx() as conn:
+        for job_id in job_ids:
+            rows = conn.execute(
+                "SELECT * FROM attempts WHERE job_id = ? AND run_name = ? ORDER BY restart_index",
+                (job_id, next(a["run_name"] for a in attempts if a["job_id"] == job_id)),
+            ).fetchall()
+            history = result.history.get(job_id) or []
+            if history or job_id in queued:
+                att.sync_job(store, conn, rows, history, queued.get(job_id))
+    _classify_ended(store, backend, {a["run_name"] for a in attempts})
 
 
 def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:

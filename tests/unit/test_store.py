@@ -194,3 +194,25 @@ def test_existing_run_name_is_refused(user_env, tmp_path: Path) -> None:
     assert auto.name == "tiny-dev"
     launch.submit_attempt(store, auto, FakeBackend(), new_run=True)
     assert launch.prepare(store, "tiny", "dev", name=None, **kw).name == "tiny-dev-2"
+
+
+def test_unreachable_cluster_does_not_hide_the_others(user_env, tmp_path, monkeypatch) -> None:
+    store = Store()
+    ok, down = FakeBackend(), FakeBackend()
+    for name, cluster, backend in (("a", "dev", down), ("b", "local", ok)):
+        spec = launch.prepare(store, "tiny", cluster, nodes=1, name=name, time_limit=None,
+                              overrides=[f"cluster.runs_root={tmp_path}"])  # fmt: skip
+        launch.submit_attempt(store, spec, backend, new_run=True)
+
+    def failing(job_ids):
+        raise OlmoctlError("sacct did not answer within 60 s")
+
+    down.query = failing
+    monkeypatch.setattr(status, "backend_for", lambda sched: ok if sched == "local" else down)
+    info = status.refresh(store)
+    assert info.notes == ["cluster 'dev': sacct did not answer within 60 s; its runs show "
+                          "their last known state"]  # fmt: skip
+    states = {r["name"]: r["state"] for r in status.overview(store)}
+    assert states == {"a": "PENDING", "b": "RUNNING"}
+    with pytest.raises(OlmoctlError, match="did not answer"):
+        status.refresh(store, run_names=["a"])  # asked about it: the error is the answer
