@@ -3,6 +3,7 @@ its data folders."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -30,11 +31,12 @@ def test_cli_import_loads_nothing_heavy() -> None:
     assert not mods & set(HEAVY), mods & set(HEAVY)
 
 
-def test_help_and_render_load_nothing_heavy() -> None:
+def test_help_render_and_status_load_nothing_heavy(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from olmoctl.cli.main import main\n"
-        "for argv in (['--help'], ['render', 'tiny', '-c', 'dev'], ['recipes']):\n"
+        "for argv in (['--help'], ['render', 'tiny', '-c', 'dev'], ['recipes'], ['status'],\n"
+        "             ['status', '--json'], ['nodes']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
@@ -42,7 +44,8 @@ def test_help_and_render_load_nothing_heavy() -> None:
         f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]\n"
         "assert not heavy, heavy\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
 
 
 def test_wheel_carries_data_folders(tmp_path: Path) -> None:
