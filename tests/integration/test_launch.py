@@ -163,3 +163,27 @@ def test_unreachable_slurm_records_nothing(
     assert not (olmoctl.runs / "u").exists()
     dup = olmoctl("status", "nosuch")
     assert dup.returncode == 2 and "no run named 'nosuch'" in dup.stderr
+
+
+def test_status_falls_back_to_squeue_without_accounting(
+    olmoctl: Olmoctl, dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    res = olmoctl("launch", "tiny", "-c", "dev", "--name", "noacct", "-o", olmoctl.root,
+                  "-o", "train.max_steps=100000")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    job = int(res.stdout.split()[2])
+    dev_cluster.submitted.append(job)
+    dev_cluster.wait_running(job, timeout=60)
+    # A site without slurmdbd: sacct answers as Slurm does when accounting is disabled.
+    spy = tmp_path / "noacct"
+    spy.mkdir()
+    (spy / "sacct").write_text(
+        "#!/bin/bash\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n"
+    )
+    (spy / "sacct").chmod(0o755)
+    env = dict(olmoctl.env, PATH=f"{spy}:{olmoctl.env['PATH']}")
+    res = olmoctl("status", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "accounting unavailable" in res.stderr and "used squeue" in res.stderr
+    assert [r["state"] for r in json.loads(res.stdout)] == ["RUNNING"]
+    assert olmoctl("cancel", "noacct").returncode == 0
