@@ -48,7 +48,9 @@ class Summary:
     losses: list[tuple[int, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "losses"}
+        out = {k: v for k, v in self.__dict__.items() if k != "losses"}
+        out["best_loss"] = min((loss for _, loss in self.losses), default=None)
+        return out
 
 
 def summarize(events: list[dict[str, Any]]) -> Summary:

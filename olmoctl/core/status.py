@@ -184,6 +184,10 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
         for run, last, summary, ckpts in updates:
             old = json.loads(run["summary_json"] or "{}")
             new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
+            # The tail holds recent steps only: the best loss is the best of every look.
+            bests = [b for b in (old.get("best_loss"), new.get("best_loss")) if b is not None]
+            if bests:
+                new["best_loss"] = min(bests)
             # An ended attempt names its class (NODE_FAIL, CODE_ERROR...); a live one its state.
             state = (last["klass"] or last["state"]) if last is not None else None
             if state is not None and state != run["state"]:

@@ -24,7 +24,12 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
         if run is None:  # deleted by hand
             continue
         summary = json.loads(run["summary_json"] or "{}")
-        losses = [loss for _, loss in ev.summarize(ev.read_events(run["run_dir"], None)).losses]
+        # status keeps a running best loss; read the events only for points it never saw.
+        losses = (
+            [summary["best_loss"]]
+            if summary.get("best_loss") is not None
+            else [loss for _, loss in ev.summarize(ev.read_events(run["run_dir"], None)).losses]
+        )
         last = store.last_attempt(p["name"])
         out.append(
             {
@@ -35,7 +40,7 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
                 "job_id": last["job_id"] if last else None,
                 "step": summary.get("step"),
                 "total_steps": run["total_steps"],
-                "loss": summary.get("loss", losses[-1] if losses else None),
+                "loss": summary.get("loss"),
                 "best_loss": min(losses) if losses else None,
             }
         )
