@@ -55,6 +55,10 @@ def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) 
     name, word, job_id = res.stdout.split()[:3]
     assert name == "t2" and word == "job" and job_id.isdigit()
     dev_cluster.submitted.append(int(job_id))
+    follow = subprocess.Popen(
+        [VENV_BIN + "/olmoctl", "logs", "t2", "-f"], env=olmoctl.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
     done = wait_for(
         lambda: (d := olmoctl.run_state("t2"))["state"] in ("COMPLETED", "FAILED") and d,
@@ -67,6 +71,12 @@ def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) 
     assert len(done["losses"]) >= 10
     assert dev_cluster.sacct_state(int(job_id)) == "COMPLETED"
     assert done["attempt_list"][0]["node_list"] in ("node[1-2]", "node[2-3]", "node[1,3]")
+
+    out, err = follow.communicate(timeout=120)  # -f ends by itself when the job ends
+    assert follow.returncode == 0, err
+    assert "ended COMPLETED" in err
+    assert "==> rank 0 <==" in out and "==> rank 1 <==" in out
+    assert out.count("step 40/40") == 1  # rank 0 logs steps; nothing printed twice
 
     table = olmoctl.json("status")
     assert [r["name"] for r in table] == ["t2"] and table[0]["state"] == "COMPLETED"
