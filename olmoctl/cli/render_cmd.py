@@ -53,21 +53,25 @@ def render(
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
     from olmoctl.core import catalog
+    from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
+    from olmoctl.core.store import Store
 
-    spec = catalog.resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
-    try:  # what launch would submit now: its run name and the cluster's node exclusions
-        from olmoctl.core.launch import prepare
-        from olmoctl.core.store import Store
-
-        spec = prepare(
-            Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time, overrides=override
+    store: Store | None = Store()
+    try:
+        store.connect()
+    except UsageError:  # no usable state store: no node exclusions or taken names to know
+        store = None
+    if store is None:
+        spec = catalog.resolve(
+            recipe, cluster, nodes=nodes, name=name, time=time, overrides=override
         )
-    except UsageError as e:
-        # An existing run's name, or no usable state store: render the plain resolution.
-        if not any(w in str(e) for w in ("already exists", "already holds", "not writable")):
-            raise
+    else:  # what launch would submit now: its run name and the cluster's node exclusions
+        spec = prepare(
+            store, recipe, cluster, nodes=nodes, name=name, time_limit=time,
+            overrides=override, existing_ok=True,
+        )  # fmt: skip
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)

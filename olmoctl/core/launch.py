@@ -54,7 +54,11 @@ def prepare(
     time_limit: str | None,
     overrides: list[str],
     exclude_nodes: list[str] | None = None,
+    existing_ok: bool = False,
 ) -> RunSpec:
+    """The spec `launch` would submit now: validated, with a free run name (when none is
+    given) and the cluster's failed nodes excluded. `existing_ok` (for `render`) accepts
+    a name that an existing run already has."""
     spec = catalog.resolve(
         recipe,
         cluster,
@@ -82,6 +86,8 @@ def prepare(
                 overrides=overrides,
                 exclude_nodes=exclude_nodes,
             )
+    elif existing_ok:
+        pass
     elif store.get_run(name) is not None:
         raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
     elif spec.cluster.ssh is None and _dir_taken(spec.cluster.runs_root, name):
