@@ -40,13 +40,12 @@ from olmoctl.core.record_fingerprint import (
     local,
     sha256_text,
 )
-from olmoctl.core.store import Store
+from olmoctl.core.store import ATTEMPT_FIELDS, Store
 from olmoctl.schemas import RunSpec
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
 __all__ = [
-    "ATTEMPT_KEYS",
     "CODE_DIR",
     "FORMAT",
     "INDICES_FILE",
@@ -81,19 +80,6 @@ INDICES_FILE = "global_indices.npy"  # as olmoctl.train.data writes it
 INDICES_META = "global_indices.json"
 SYNTHETIC_FILE = "data/synthetic.npy"
 SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byte tokens"
-ATTEMPT_KEYS = (
-    "attempt_no",
-    "job_id",
-    "state",
-    "node_list",
-    "submitted_at",
-    "started_at",
-    "ended_at",
-    "exit_code",
-    "reason",
-    "first_step",
-    "last_step",
-)
 
 
 # ------------------------------------------------------------------------------ write
@@ -257,7 +243,7 @@ def refresh(store: Store, row: Any) -> dict[str, Any]:
     attempts = []
     rows = store.attempts(spec.name)
     for i, a in enumerate(rows):
-        item: dict[str, Any] = {k: a[k] for k in ATTEMPT_KEYS if k in a.keys()}  # noqa: SIM118
+        item: dict[str, Any] = {k: a[k] for k in ATTEMPT_FIELDS}
         script = a["script"]
         item["script_file"] = f"scripts/attempt-{a['attempt_no']}.sh"
         item["script_sha256"] = sha256_text(script) if script else None

@@ -14,7 +14,7 @@ from olmoctl.backends.base import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of
-from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.core.store import ATTEMPT_FIELDS, LIVE_STATES, Store
 from olmoctl.errors import OlmoctlError
 
 # A launch that crashed between recording and submitting: give it this long to finish.
@@ -202,7 +202,6 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
 
 def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
     """One row per run, as printed by `status` (and its --json)."""
-    rows = []
     now = time.time()
     # Every run's last attempt and attempt count in one query (not one per run).
     lasts = {
@@ -213,32 +212,31 @@ def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
             "ON a.run_name = c.run_name AND a.attempt_no = c.m"
         )
     }
-    for run in store.runs(**filters):
-        s = json.loads(run["summary_json"] or "{}")
-        last = lasts.get(run["name"])
-        attempts = range(last["n_attempts"]) if last is not None else ()
-        hb = s.get("heartbeat_ts")
-        rows.append(
-            {
-                "name": run["name"],
-                "recipe": run["recipe"],
-                "cluster": run["cluster"],
-                "state": run["state"],
-                "attempts": len(attempts),
-                "job_id": last["job_id"] if last else None,
-                "nodes": run["nodes"],
-                "node_list": last["node_list"] if last else None,
-                "step": s.get("step"),
-                "total_steps": run["total_steps"],
-                "loss": s.get("loss"),
-                "tokens_per_s": s.get("tokens_per_s"),
-                "last_checkpoint": s.get("last_checkpoint"),
-                "heartbeat_age_s": round(now - hb, 1) if hb else None,
-                "created_at": run["created_at"],
-                "sweep": run["sweep"],
-            }
-        )
-    return rows
+    return [_row(run, lasts.get(run["name"]), now) for run in store.runs(**filters)]
+
+
+def _row(run: Any, last: Any, now: float) -> dict[str, Any]:
+    """A run's line in `status`; `last` is its last attempt with `n_attempts`."""
+    s = json.loads(run["summary_json"] or "{}")
+    hb = s.get("heartbeat_ts")
+    return {
+        "name": run["name"],
+        "recipe": run["recipe"],
+        "cluster": run["cluster"],
+        "state": run["state"],
+        "attempts": last["n_attempts"] if last is not None else 0,
+        "job_id": last["job_id"] if last else None,
+        "nodes": run["nodes"],
+        "node_list": last["node_list"] if last else None,
+        "step": s.get("step"),
+        "total_steps": run["total_steps"],
+        "loss": s.get("loss"),
+        "tokens_per_s": s.get("tokens_per_s"),
+        "last_checkpoint": s.get("last_checkpoint"),
+        "heartbeat_age_s": round(now - hb, 1) if hb else None,
+        "created_at": run["created_at"],
+        "sweep": run["sweep"],
+    }
 
 
 def detail(store: Store, name: str) -> dict[str, Any]:
@@ -247,33 +245,23 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     from olmoctl.core.goodput import goodput
 
     events = ev.read_events(run["run_dir"], tail_bytes=None, fs=_files(run))
-    keep = (
-        "attempt_no",
-        "job_id",
-        "restart_index",
-        "state",
-        "klass",
-        "node_list",
-        "submitted_at",
-        "started_at",
-        "ended_at",
-        "exit_code",
-        "reason",
-        "first_step",
-        "last_step",
-    )
+    attempts = store.attempts(name)
+    last = {**dict(attempts[-1]), "n_attempts": len(attempts)} if attempts else None
     return {
-        **next(r for r in overview(store) if r["name"] == name),
+        **_row(run, last, time.time()),
         "run_dir": run["run_dir"],
         "attempt_list": [
-            {**{k: a[k] for k in keep}, "evidence": json.loads(a["evidence_json"] or "{}")}
-            for a in store.attempts(name)
+            {
+                **{k: a[k] for k in ATTEMPT_FIELDS},
+                "evidence": json.loads(a["evidence_json"] or "{}"),
+            }
+            for a in attempts
         ],
         "checkpoints": [
             {"step": c["step"], "path": c["path"], "complete": bool(c["complete"])}
             for c in store.checkpoints(name)
         ],
         "losses": ev.summarize(events).losses,
-        "goodput": goodput(events, store.attempts(name), time.time()),
+        "goodput": goodput(events, attempts, time.time()),
         "nodes_excluded": json.loads(run["spec_json"]).get("exclude_nodes", []),
     }

@@ -155,6 +155,24 @@ LIVE_STATES = frozenset(
 )
 
 
+# An attempt's columns as users see them (status RUN, the run record), in display order.
+ATTEMPT_FIELDS = (
+    "attempt_no",
+    "job_id",
+    "restart_index",
+    "state",
+    "klass",
+    "node_list",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "reason",
+    "first_step",
+    "last_step",
+)
+
+
 class Store:
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
         self.dir = paths.state_dir(state_dir)
