@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -222,3 +223,40 @@ def _dev_cluster_back_to_health(request: pytest.FixtureRequest) -> Iterator[None
     yield
     cluster.cancel_submitted()
     cluster.restore()
+
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+class Olmoctl:
+    """`olmoctl ARGS` as a user runs it: a subprocess with the cluster's Slurm clients and
+    the venv on PATH, a private state dir, and runs under a private runs root (self.root)."""
+
+    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
+        self.cluster = cluster
+        self.env = dict(cluster.env)
+        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
+        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
+        self.runs = tmp / "runs"
+        self.root = f"cluster.runs_root={self.runs}"
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [VENV_BIN + "/olmoctl", *args], env=env or self.env, capture_output=True,
+            text=True, timeout=timeout, cwd=REPO,
+        )  # fmt: skip
+
+    def json(self, *args: str) -> Any:
+        res = self(*args, "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def run_state(self, name: str) -> dict:
+        return self.json("status", name)
+
+
+@pytest.fixture
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
+    return Olmoctl(dev_cluster, tmp_path)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DevCluster, wait_for
-from tests.integration.test_launch import VENV_BIN, Olmoctl
+from tests.integration.conftest import VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
 ARGS = ["tiny", "--cluster", "dev", "--nodes", "2"]
@@ -89,11 +88,6 @@ class Faulty:
             for line in path.read_text().splitlines()
             if (e := json.loads(line)).get("event") == kind
         ]
-
-
-@pytest.fixture
-def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
-    return Olmoctl(dev_cluster, tmp_path)
 
 
 def _watch(o: Olmoctl, *args: str) -> subprocess.Popen:

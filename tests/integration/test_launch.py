@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, DevCluster, wait_for
+from tests.integration.conftest import VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
-VENV_BIN = str(Path(sys.executable).parent)
-
-
-class Olmoctl:
-    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
-        self.env = dict(cluster.env)
-        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
-        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
-        self.runs = tmp / "runs"
-        self.root = f"cluster.runs_root={self.runs}"
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
-        return subprocess.run(
-            [VENV_BIN + "/olmoctl", *args],
-            env=env or self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-        )
-
-    def json(self, *args: str):
-        res = self(*args, "--json")
-        assert res.returncode == 0, res.stderr
-        return json.loads(res.stdout)
-
-    def run_state(self, name: str) -> dict:
-        return self.json("status", name)
-
-
-@pytest.fixture
-def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
-    return Olmoctl(dev_cluster, tmp_path)
 
 
 def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) -> None:

@@ -4,38 +4,18 @@ per-step losses, and warns when a data file changed since the recorded run."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, DevCluster
+from tests.integration.conftest import DevCluster, Olmoctl
 
 pytestmark = pytest.mark.slurm
-VENV_BIN = str(Path(sys.executable).parent)
 
 
-class Olmoctl:
-    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
-        self.env = dict(cluster.env)
-        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
-        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
-        self.runs = tmp / "runs"
-        self.root = f"cluster.runs_root={self.runs}"
-        self.cluster = cluster
-
-    def __call__(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [VENV_BIN + "/olmoctl", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-        )
-
+class Repro(Olmoctl):
     def launched(self, res: subprocess.CompletedProcess[str]) -> str:
         """The run name of a `launch ... --wait` that completed; its job is cleaned up."""
         first = res.stdout.split()
@@ -51,11 +31,11 @@ class Olmoctl:
 
 
 @pytest.fixture
-def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
-    return Olmoctl(dev_cluster, tmp_path)
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Repro:
+    return Repro(dev_cluster, tmp_path)
 
 
-def test_launch_from_gives_identical_losses(olmoctl: Olmoctl) -> None:
+def test_launch_from_gives_identical_losses(olmoctl: Repro) -> None:
     orig = olmoctl.launched(
         olmoctl("launch", "tiny", "-c", "dev", "--name", "orig", "-o", olmoctl.root, "--wait")
     )
@@ -94,7 +74,7 @@ def test_launch_from_gives_identical_losses(olmoctl: Olmoctl) -> None:
     assert "olmoctl launch --from orig" in md and "| COMPLETED |" in md
 
 
-def test_changed_data_file_makes_launch_from_warn(olmoctl: Olmoctl, tmp_path: Path) -> None:
+def test_changed_data_file_makes_launch_from_warn(olmoctl: Repro, tmp_path: Path) -> None:
     text = tmp_path / "corpus.txt"
 
     def tokenize(seed: int) -> Path:

@@ -4,48 +4,15 @@ P in flight (checked from sacct's Start/End records), and a sweep rejected befor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, TERMINAL, DevCluster, wait_for
+from tests.integration.conftest import TERMINAL, VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
-VENV_BIN = str(Path(sys.executable).parent)
-
-
-class Olmoctl:
-    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
-        self.env = dict(cluster.env)
-        self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
-        self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
-        self.runs = tmp / "runs"
-        self.root = f"cluster.runs_root={self.runs}"
-
-    def __call__(self, *args: str, timeout: float = 120):
-        return subprocess.run(
-            [VENV_BIN + "/olmoctl", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-        )
-
-    def json(self, *args: str):
-        res = self(*args, "--json")
-        assert res.returncode == 0, res.stderr
-        return json.loads(res.stdout)
-
-
-@pytest.fixture
-def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
-    return Olmoctl(dev_cluster, tmp_path)
 
 
 def _sacct_intervals(cluster: DevCluster, job_ids: list[str]) -> list[tuple[float, float]]:
