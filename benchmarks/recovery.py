@@ -54,35 +54,34 @@ def last_step(run_dir: Path) -> int:
     return steps[-1] if steps else 0
 
 
+def start(
+    env: dict[str, str],
+    runs: Path,
+    name: str,
+    *,
+    steps: int,
+    ckpt_every: int,
+    until_done: bool = False,
+) -> tuple[Path, str, subprocess.Popen]:
+    """Launch a 2-node tiny run and an `olmoctl watch` over it: (run dir, job id, watch)."""
+    res = olmoctl(
+        env, "launch", "tiny", "-c", "dev", "-N", "2", "--name", name,
+        "-o", f"cluster.runs_root={runs}", "-o", f"train.max_steps={steps}",
+        "-o", f"checkpoint.interval_steps={ckpt_every}",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    args = [OLMOCTL, "watch", name, "--interval", "1", "--backoff", "0"]
+    watch = subprocess.Popen(
+        args + (["--until-done"] if until_done else []), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return runs / name, res.stdout.split()[2], watch
+
+
 def node_failure(env: dict[str, str], runs: Path) -> None:
     conf = Path(env["SLURM_CONF"]).read_text()
     slurmd_timeout = int(re.search(r"SlurmdTimeout=(\d+)", conf).group(1))
-    res = olmoctl(
-        env,
-        "launch",
-        "tiny",
-        "-c",
-        "dev",
-        "-N",
-        "2",
-        "--name",
-        "nf",
-        "-o",
-        f"cluster.runs_root={runs}",
-        "-o",
-        "train.max_steps=2000",
-        "-o",
-        "checkpoint.interval_steps=20",
-    )
-    assert res.returncode == 0, res.stderr
-    job = res.stdout.split()[2]
-    run_dir = runs / "nf"
-    watch = subprocess.Popen(
-        [OLMOCTL, "watch", "nf", "--interval", "1", "--backoff", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run_dir, job, watch = start(env, runs, "nf", steps=2000, ckpt_every=20)
     try:
         wait(lambda: last_step(run_dir) >= 30, 180, "step 30")
         nodes = subprocess.run(
@@ -121,31 +120,7 @@ def node_failure(env: dict[str, str], runs: Path) -> None:
 
 
 def goodput(env: dict[str, str], runs: Path, steps: int, failures: int) -> None:
-    res = olmoctl(
-        env,
-        "launch",
-        "tiny",
-        "-c",
-        "dev",
-        "-N",
-        "2",
-        "--name",
-        "gp",
-        "-o",
-        f"cluster.runs_root={runs}",
-        "-o",
-        f"train.max_steps={steps}",
-        "-o",
-        "checkpoint.interval_steps=50",
-    )
-    assert res.returncode == 0, res.stderr
-    run_dir = runs / "gp"
-    watch = subprocess.Popen(
-        [OLMOCTL, "watch", "gp", "--interval", "1", "--backoff", "0", "--until-done"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run_dir, _, watch = start(env, runs, "gp", steps=steps, ckpt_every=50, until_done=True)
     try:
         for k in range(failures):
             at = (k + 1) * steps // (failures + 1)
