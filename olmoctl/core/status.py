@@ -53,9 +53,13 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     _recover_submitting(store, submitting)
     live = [a for a in store.live_attempts() if run_names is None or a["run_name"] in run_names]
     by_sched: dict[str, list[Any]] = defaultdict(list)
+    keys: dict[str, str] = {}  # run -> backend key, one store read per run
     for a in live:
         if a["job_id"]:
-            by_sched[_scheduler_of(store, a["run_name"])].append(a)
+            name = a["run_name"]
+            if name not in keys:
+                keys[name] = _scheduler_of(store, name)
+            by_sched[keys[name]].append(a)
     unreachable: set[str] = set()
     for sched, attempts in by_sched.items():
         try:
