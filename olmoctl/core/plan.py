@@ -47,8 +47,7 @@ class Params:
 
 def param_counts(model: ModelConfig) -> Params:
     non_embedding = model.num_params(embeddings=False)
-    output = model.embedding_size * model.d_model
-    return Params(model.num_params(), non_embedding, non_embedding + output)
+    return Params(model.num_params(), non_embedding, model.matmul_params())
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,9 @@ class Flops:
 
 
 def flops(model: ModelConfig, seq_len: int, tokens: int) -> Flops:
-    dense = 6 * param_counts(model).matmul
-    attention = 12 * model.n_layers * model.d_model * seq_len
-    per_token = dense + attention
+    dense = 6 * model.matmul_params()
+    attention = model.attention_flops_per_token(seq_len)
+    per_token = model.flops_per_token(seq_len)
     return Flops(dense, attention, per_token, tokens, float(per_token) * tokens)
 
 

@@ -53,6 +53,19 @@ class ModelConfig(Schema):
             total += self.embedding_size * d * (1 if self.weight_tying else 2)
         return total
 
+    def matmul_params(self) -> int:
+        """The N of 6N: weights used in matrix multiplies, i.e. the blocks and the output
+        projection (the input embedding is a lookup)."""
+        return self.num_params(embeddings=False) + self.embedding_size * self.d_model
+
+    def attention_flops_per_token(self, seq_len: int) -> int:
+        """12 x layers x d_model x seq_len (PaLM, appendix B): QK^T and AV, fwd + bwd."""
+        return 12 * self.n_layers * self.d_model * seq_len
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs per token (forward + backward), as `plan` and the job's MFU use."""
+        return 6 * self.matmul_params() + self.attention_flops_per_token(seq_len)
+
 
 class OptimConfig(Schema):
     name: Literal["adamw"] = "adamw"

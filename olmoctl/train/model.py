@@ -161,7 +161,5 @@ def loss_fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Training FLOPs per token (forward + backward): 6 x the matmul parameters (blocks and
-    the output projection) + 12 x layers x d_model x seq_len for attention (PaLM, app. B)."""
-    matmul_params = cfg.num_params(embeddings=False) + cfg.d_model * cfg.embedding_size
-    return 6.0 * matmul_params + 12.0 * cfg.n_layers * cfg.d_model * seq_len
+    """Training FLOPs per token: the recipe schema's formula (shared with `olmoctl plan`)."""
+    return float(cfg.flops_per_token(seq_len))
