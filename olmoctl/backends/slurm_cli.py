@@ -10,7 +10,6 @@ from olmoctl.backends.base import JobInfo
 from olmoctl.errors import OlmoctlError, UsageError
 
 SACCT_FIELDS = "JobID,State,NodeList,Start,End,ExitCode,Reason"
-_NO_ACCOUNTING = ("accounting storage is disabled", "slurmdbd", "Connection refused")
 
 
 def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -104,8 +103,3 @@ def node_states(nodes: str) -> dict[str, tuple[str, str]]:
         if name and state:
             out[name.group(1)] = (state.group(1), reason.group(1).strip() if reason else "")
     return out
-
-
-def expand_nodes(nodes: str) -> list[str]:
-    res = run(["scontrol", "show", "hostnames", nodes])
-    return res.stdout.split() if res.returncode == 0 else [nodes]
