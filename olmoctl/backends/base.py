@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from olmoctl.schemas import RunSpec
+if TYPE_CHECKING:  # pydantic models cost startup; `status` needs none
+    from olmoctl.schemas import RunSpec
 
 
 @dataclass
