@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from olmoctl.core.fileio import atomic_write
+from olmoctl.core.names import dir_taken, holds_run
 
 # path relative to the run directory -> (text, file mode)
 RunDirFiles = dict[str, tuple[str, int]]
@@ -54,10 +55,8 @@ class LocalFiles:
 
     def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
         root = Path(run_dir)
-        if new_run and (root / "spec.json").exists():
-            from olmoctl.errors import UsageError
-
-            raise UsageError(f"run directory {run_dir} already holds a run; pick another --name")
+        if new_run and holds_run(root):
+            raise dir_taken(run_dir)
         created = not root.exists()
         try:
             (root / "logs").mkdir(parents=True, exist_ok=True)
