@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from olmoctl.backends.base import Backend, backend_for
 from olmoctl.core import record
 from olmoctl.core.render import render
+from olmoctl.core.names import run_exists
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.core.store import Store
@@ -90,7 +91,7 @@ def submit_attempt(
     with store.tx() as conn:
         if new_run:
             if store.get_run(spec.name) is not None:
-                raise UsageError(f"run {spec.name!r} already exists")
+                raise run_exists(spec.name, hint=False)
             conn.execute(
                 "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
                 "total_steps, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
