@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from olmoctl.backends.base import Backend, backend_for
 from olmoctl.core import record
-from olmoctl.core.render import render
 from olmoctl.core.names import run_exists
+from olmoctl.core.render import render
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.core.store import Store

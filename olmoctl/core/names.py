@@ -1,25 +1,18 @@
 """Run names in use: the store's runs and the run directories on disk. The one place that
-picks a free name and says "already exists" (launch, launch --from, sweeps, run files)."""
+picks a free name and says "already exists" (launch, launch --from, sweeps); the run
+directory check itself is backends/files.py's, which LocalFiles shares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from olmoctl.backends.files import dir_taken, holds_run
 from olmoctl.errors import UsageError
 
 if TYPE_CHECKING:
     from olmoctl.core.store import Store
     from olmoctl.schemas import RunSpec
-
-
-def holds_run(run_dir: str | Path) -> bool:
-    """A run directory on this machine that a run already wrote its spec.json into."""
-    return Path(run_dir, "spec.json").exists()
-
-
-def dir_taken(run_dir: str) -> UsageError:
-    return UsageError(f"run directory {run_dir} already holds a run; pick another --name")
 
 
 def run_exists(name: str, *, hint: bool = True) -> UsageError:
