@@ -57,10 +57,8 @@ class SpecConfig:
     @classmethod
     def from_catalog(cls, recipe_ref: str, cluster_ref: str, **fields: Any) -> SpecConfig:
         """A recipe and a cluster profile by name (shipped or the user's) or path."""
-        r_entry, c_entry = (
-            catalog.find("recipes", recipe_ref),
-            catalog.find("clusters", cluster_ref),
-        )
+        r_entry = catalog.find("recipes", recipe_ref)
+        c_entry = catalog.find("clusters", cluster_ref)
         return cls(
             recipe=load_yaml_mapping(r_entry.path),
             cluster=load_yaml_mapping(c_entry.path),
@@ -116,7 +114,10 @@ class SpecConfig:
         recipe, cluster = self.validated(fill_account=self.new_run)
         if self.nodes < 1:
             raise UsageError(f"--nodes must be at least 1, got {self.nodes}")
-        name = self.name or self.base_name or catalog.default_name(recipe.name, cluster.name)
+        name = next(
+            (n for n in (self.name, self.base_name) if n is not None),
+            catalog.default_name(recipe.name, cluster.name),
+        )
         if not re.fullmatch(RUN_NAME, name):
             raise UsageError(
                 f"run name {name!r} is not valid: use 1-64 letters, digits and _.- "
