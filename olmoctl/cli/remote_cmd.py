@@ -145,7 +145,7 @@ class _Ops:
         from olmoctl.core import events as ev
         from olmoctl.core import logs
         from olmoctl.core.attempts import MAYBE_REQUEUED
-        from olmoctl.core.store import LIVE_STATES
+        from olmoctl.store import AttemptState
 
         out: list[list[Any]] = []
         res = QueryResult({}, "sacct")
@@ -162,7 +162,7 @@ class _Ops:
         for job, run_dir in sorted(job_dirs.items()):
             # An attempt still to be classified: one of these jobs that ended, or one that
             # ended earlier (not queried: its Slurm record is in the store already).
-            ended = [r for r in res.history.get(job) or [] if r.state not in LIVE_STATES]
+            ended = [r for r in res.history.get(job) or [] if not AttemptState(r.state).is_live]
             if job in job_ids and not ended:
                 continue
             folder, pattern = logs.rank_log_glob(run_dir, job)

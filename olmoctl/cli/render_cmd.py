@@ -56,7 +56,7 @@ def render(
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store: Store | None = Store()
     try:

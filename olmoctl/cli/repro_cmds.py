@@ -73,7 +73,7 @@ def show(
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
     from olmoctl.core import record, repro
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     if sum((config, script, env)) > 1:
         raise UsageError("give one of --config, --script, --env")
@@ -139,7 +139,7 @@ def _print_record(row: Any, rec: dict[str, Any]) -> None:
     w = typer.echo
     w(
         f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
-        f"{cfg['nodes']} node(s), {row['state']})"
+        f"{cfg['nodes']} node(s), {row.state})"
     )
     if src:
         w(f"from       {src['run']}" + "".join(f" -o {o}" for o in src.get("overrides") or []))
@@ -172,7 +172,7 @@ def card(
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
     from olmoctl.core import card as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     paths = core.write(Store(), run, out)
     if as_json:
@@ -201,7 +201,7 @@ def launch_from(
     difference in code, packages or data since SOURCE ran."""
     from olmoctl.core import repro
     from olmoctl.core.render import render
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()
@@ -250,7 +250,7 @@ def render_diff(
 ) -> None:
     """Print a unified diff (stdout) and the config keys that differ (stderr)."""
     from olmoctl.core import repro
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     if run is not None:
         if recipe is not None or clusters is not None:

@@ -52,7 +52,7 @@ def launch(
         raise UsageError("give a recipe and --cluster (or --from RUN)")
     from olmoctl.core import launch as core
     from olmoctl.core.render import render
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()  # a state dir that is not writable fails here, before anything else
@@ -95,7 +95,7 @@ def status(
     from olmoctl.cli import status_view
     from olmoctl.core import status as core
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     if run is not None:

@@ -250,7 +250,7 @@ def test_failed_submission_leaves_no_remote_directory(
     user_env, remote: ssh.SSHBackend, tmp_path: Path, monkeypatch
 ) -> None:
     """The run directory travels with the submission; sbatch failing removes it there."""
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     runs = tmp_path / "remote-runs"
     (user_env / "clusters").mkdir(parents=True)

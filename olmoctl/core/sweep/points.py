@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from olmoctl.core import catalog
 from olmoctl.core import launch as launch_mod
 from olmoctl.core.render import render
-from olmoctl.core.store import Store
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
 
