@@ -17,10 +17,10 @@ import yaml
 
 from olmoctl.core import events as ev
 from olmoctl.core import record
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.fileio import atomic_write
 from olmoctl.store import Store
 
 

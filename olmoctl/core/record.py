@@ -24,7 +24,6 @@ from typing import Any
 
 from olmoctl import provenance
 from olmoctl.core import events as ev
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.record_compare import (
     PROBE,
     VERSION_KEYS,
@@ -40,6 +39,7 @@ from olmoctl.core.record_fingerprint import (
     local,
     sha256_text,
 )
+from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
 from olmoctl.store import RecordIndex, Run, Store, Tx
 
