@@ -10,6 +10,7 @@ store imports nothing from olmoctl.core, olmoctl.cli or olmoctl.backends.
 from olmoctl.store.db import Store, Tx
 from olmoctl.store.models import (
     ATTEMPT_FIELDS,
+    LIVE_STATES,
     WAITING,
     Attempt,
     AttemptState,
@@ -24,6 +25,7 @@ from olmoctl.store.schema import DB_NAME, MIGRATIONS
 __all__ = [
     "ATTEMPT_FIELDS",
     "DB_NAME",
+    "LIVE_STATES",
     "MIGRATIONS",
     "WAITING",
     "Attempt",
