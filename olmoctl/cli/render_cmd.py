@@ -50,10 +50,10 @@ def render(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
-    from olmoctl.core import catalog
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
+    from olmoctl.core.specs import resolve
     from olmoctl.store import Store
 
     store: Store | None = Store()
@@ -62,9 +62,7 @@ def render(
     except UsageError:  # no usable state store: no node exclusions or taken names to know
         store = None
     if store is None:
-        spec = catalog.resolve(
-            recipe, cluster, nodes=nodes, name=name, time=time, overrides=override
-        )
+        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
     else:  # what launch would submit now: its run name and the cluster's node exclusions
         spec = prepare(
             store, recipe, cluster, nodes=nodes, name=name, time_limit=time,

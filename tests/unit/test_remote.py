@@ -410,5 +410,5 @@ def test_status_of_ended_remote_jobs_is_one_request(user_env, tmp_path: Path, mo
 
     assert remote.round_trips - before == 1
     assert slurm.asked == ["query ['12', '13']", "queued ['13']", "node_states n2"]
-    klass = {n: store.attempts(n)[0]["klass"] for n in ("r12", "r13")}
+    klass = {n: store.attempts(n)[0].klass for n in ("r12", "r13")}
     assert klass == {"r12": "CODE_ERROR", "r13": "NODE_FAIL"}

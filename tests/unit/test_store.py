@@ -230,9 +230,9 @@ def test_attempt_state_is_live() -> None:
 
 
 def _spec(name: str, runs_root: Path):
-    from olmoctl.core import catalog
+    from olmoctl.core import specs
 
-    return catalog.resolve(
+    return specs.resolve(
         "tiny", "dev", nodes=1, name=name, overrides=[f"cluster.runs_root={runs_root}"]
     )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
-from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
+from olmoctl.schemas.errors import suggest
 from olmoctl.store import WAITING, Store, Sweep
 
 __all__ = ["WAITING", "get", "point_names"]
