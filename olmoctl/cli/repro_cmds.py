@@ -73,7 +73,7 @@ def show(
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
     from olmoctl.core import record, repro
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     if sum((config, script, env)) > 1:
         raise UsageError("give one of --config, --script, --env")
@@ -139,7 +139,7 @@ def _print_record(row: Any, rec: dict[str, Any]) -> None:
     w = typer.echo
     w(
         f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
-        f"{cfg['nodes']} node(s), {row['state']})"
+        f"{cfg['nodes']} node(s), {row.state})"
     )
     if src:
         w(f"from       {src['run']}" + "".join(f" -o {o}" for o in src.get("overrides") or []))
@@ -172,7 +172,7 @@ def card(
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
     from olmoctl.core import card as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     paths = core.write(Store(), run, out)
     if as_json:
