@@ -22,30 +22,31 @@ from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.core.store import Store
 from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.schemas.events import Event, EventKind, Step
 
 
-def segments(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def segments(events: list[Event]) -> list[list[Event]]:
     """The events of each job start: a `started` event and what followed it."""
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[Event]] = []
     for e in events:
-        if e.get("event") == "started":
+        if e.event == EventKind.STARTED:
             out.append([e])
         elif out:
             out[-1].append(e)
     return out
 
 
-def final_losses(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
+def final_losses(events: list[Event]) -> list[tuple[int, float]]:
     """(step, loss) of the steps in the final model: a step trained again after a resume
     counts once, as last trained."""
     by_step: dict[int, float] = {}
     last = None
     for seg in segments(events) or [events]:
         for e in seg:
-            if e.get("event") == "step" and isinstance(e.get("step"), int):
-                if isinstance(e.get("loss"), (int, float)):
-                    by_step[e["step"]] = float(e["loss"])
-                last = e["step"]
+            if isinstance(e, Step) and e.step is not None:
+                if e.loss is not None:
+                    by_step[e.step] = e.loss
+                last = e.step
     return sorted((s, v) for s, v in by_step.items() if last is None or s <= last)
 
 

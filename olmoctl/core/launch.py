@@ -20,6 +20,7 @@ from olmoctl.core.store import Store
 from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Launched:
 
 
 def _dir_taken(runs_root: str, name: str) -> bool:
-    return Path(runs_root, name, "spec.json").exists()
+    return Path(runs_root, name, rd.SPEC_FILE).exists()
 
 
 def pick_name(store: Store, base: str, runs_root: str) -> str:

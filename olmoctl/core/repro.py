@@ -21,6 +21,7 @@ from olmoctl.core.render import render
 from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
 
 
 def respec(
@@ -79,7 +80,7 @@ def plan_from(
         spec = respec(src, name=free, overrides=overrides, time=time)
     elif store.get_run(name) is not None:
         raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
-    elif record.local(spec) and Path(spec.run_dir, "spec.json").exists():
+    elif record.local(spec) and Path(spec.run_dir, rd.SPEC_FILE).exists():
         raise UsageError(f"run directory {spec.run_dir} already holds a run; pick another --name")
     diffs, notes = record.differences(rec, spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
@@ -146,7 +147,7 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     if not text:
         spec = spec_of(find_run(store, run))
         try:
-            text = Path(spec.run_dir, "scripts", f"attempt-{row['attempt_no']}.sh").read_text()
+            text = Path(spec.run_dir, rd.script_file(row["attempt_no"])).read_text()
         except OSError:
             raise UsageError(f"the script of {run} attempt {row['attempt_no']} is lost") from None
     return row["attempt_no"], text

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from olmoctl.core.fileio import atomic_write
+from olmoctl.schemas import contract as rd
 
 # path relative to the run directory -> (text, file mode)
 RunDirFiles = dict[str, tuple[str, int]]
@@ -54,14 +55,14 @@ class LocalFiles:
 
     def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
         root = Path(run_dir)
-        if new_run and (root / "spec.json").exists():
+        if new_run and (root / rd.SPEC_FILE).exists():
             from olmoctl.errors import UsageError
 
             raise UsageError(f"run directory {run_dir} already holds a run; pick another --name")
         created = not root.exists()
         try:
-            (root / "logs").mkdir(parents=True, exist_ok=True)
-            (root / "scripts").mkdir(exist_ok=True)
+            (root / rd.LOGS_DIR).mkdir(parents=True, exist_ok=True)
+            (root / rd.SCRIPTS_DIR).mkdir(exist_ok=True)
             for rel, (text, mode) in files.items():
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(root / rel, text, mode=mode)
@@ -105,16 +106,12 @@ class LocalFiles:
         return Path(path).exists()
 
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
-        root = Path(run_dir) / "checkpoints"
         out: list[tuple[int, str, bool]] = []
         with contextlib.suppress(OSError):
-            for p in sorted(root.iterdir()):
-                if p.is_dir() and p.name.startswith("step_"):
-                    try:
-                        step = int(p.name.removeprefix("step_"))
-                    except ValueError:
-                        continue
-                    out.append((step, str(p), (p / ".complete").exists()))
+            for p in sorted(rd.checkpoints_root(run_dir).iterdir()):
+                step = rd.parse_step_dir(p.name)
+                if step is not None and p.is_dir():
+                    out.append((step, str(p), (p / rd.COMPLETE_MARKER).exists()))
         return out
 
 
@@ -129,6 +126,6 @@ def files_of(backend: Any) -> RunFiles:
 def run_dir_files(spec: Any, script: str, attempt_no: int) -> RunDirFiles:
     """What launch writes before each submission: the spec and the attempt's script."""
     return {
-        "spec.json": (spec.model_dump_json(indent=2), 0o644),
-        f"scripts/attempt-{attempt_no}.sh": (script, 0o755),
+        rd.SPEC_FILE: (spec.model_dump_json(indent=2), 0o644),
+        rd.script_file(attempt_no): (script, 0o755),
     }

@@ -76,7 +76,7 @@ class Started(Event):
     grad_accum_steps: int | None = None
     tokens_per_step: int | None = None
     fsdp: bool | None = None
-    versions: dict[str, str | None] | None = None
+    versions: dict[str, Any] | None = None
     devices: dict[str, Any] | None = None
     threads: int | None = None
     pid: int | None = None
