@@ -12,12 +12,12 @@ from typing import Any
 
 from olmoctl import __version__
 from olmoctl.core import launch as launch_mod
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.render import spec_path
 from olmoctl.core.store import Store
 from olmoctl.core.sweep.points import Plan, Point, shape
 from olmoctl.core.sweep.rows import get
 from olmoctl.errors import OlmoctlError
+from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
 
 
