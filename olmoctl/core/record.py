@@ -32,7 +32,6 @@ from olmoctl.core.record_compare import (
     probe_now,
 )
 from olmoctl.core.record_fingerprint import (
-    code_of,
     config_sha256,
     data_fingerprint,
     data_paths,
@@ -51,6 +50,7 @@ from olmoctl.schemas.contract import (
     script_file,
 )
 from olmoctl.schemas.events import Started
+from olmoctl.schemas.record import Record
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
@@ -60,7 +60,6 @@ __all__ = [
     "SYNTHETIC_SOURCE",
     "VERSION_KEYS",
     "at_submit",
-    "code_of",
     "config_sha256",
     "data_fingerprint",
     "data_paths",
@@ -82,6 +81,8 @@ SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byt
 
 
 # ------------------------------------------------------------------------------ write
+# The writers below build record.json as plain JSON (what is on disk is exactly what they
+# wrote); readers parse it with olmoctl.schemas.record.Record.of.
 def read_file(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         data = json.loads((Path(run_dir) / RECORD_FILE).read_text())
@@ -106,19 +107,20 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> 
     run_dir = Path(spec.run_dir)
     if local(spec) and run_dir.is_dir():
         atomic_write(run_dir / RECORD_FILE, text)
-    code = code_of(rec) or {}
-    git = code.get("git") or {}
-    data = (rec.get("data") or {}).get("job") or (rec.get("data") or {}).get("at_launch") or {}
+    r = Record.of(rec)
+    code = r.code()
+    git = code.git if code else None
+    data = r.data.fingerprint()
     row = (
         spec.name,
-        (rec.get("from") or {}).get("run"),
-        code.get("version"),
-        git.get("commit"),
-        None if not git else int(bool(git.get("dirty"))),
-        code.get("source_sha256"),
-        rec.get("seed"),
-        data.get("sha256"),
-        (rec.get("global_indices") or {}).get("sha256"),
+        r.from_.run if r.from_ else None,
+        code.version if code else None,
+        git.commit if git else None,
+        None if git is None else int(bool(git.dirty)),
+        code.source_sha256 if code else None,
+        r.seed,
+        data.sha256 if data else None,
+        r.global_indices.sha256 if r.global_indices else None,
         json.dumps(rec),
         rec["updated_at"],
     )

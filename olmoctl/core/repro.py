@@ -22,6 +22,7 @@ from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.schemas.record import Record
 
 
 def respec(
@@ -82,7 +83,7 @@ def plan_from(
         raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
     elif record.local(spec) and Path(spec.run_dir, rd.SPEC_FILE).exists():
         raise UsageError(f"run directory {spec.run_dir} already holds a run; pick another --name")
-    diffs, notes = record.differences(rec, spec)
+    diffs, notes = record.differences(Record.of(rec), spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
 
 
