@@ -127,6 +127,8 @@ class DataRecord(_Part):
 class GlobalIndices(_Part):
     """global_indices.npy's fingerprint and what it was made from (global_indices.json)."""
 
+    name: str | None = None
+    path: str | None = None
     size: int | None = None
     sha256: str | None = None
     method: str | None = None
