@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from olmoctl.core import catalog  # noqa: E402
+from olmoctl.core import specs  # noqa: E402
 from olmoctl.core.store import Store  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def sacct_rpcs() -> int:
 
 def fill(state: Path, runs_root: Path, n_runs: int, held: list[str], live: int) -> None:
     store = Store(state)
-    spec = catalog.resolve("tiny", "dev", nodes=1, overrides=[f"cluster.runs_root={runs_root}"])
+    spec = specs.resolve("tiny", "dev", nodes=1, overrides=[f"cluster.runs_root={runs_root}"])
     now = time.time()
     with store.tx() as conn:
         for i in range(n_runs):

@@ -18,6 +18,8 @@ from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, S
 # A job whose latest record says one of these may have been requeued by Slurm (then
 # squeue still lists it): ask the controller before calling the attempt over.
 MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
+# An attempt that ended so: classify_ended asks the scheduler about its nodes.
+ASK_NODES_AFTER = frozenset({"NODE_FAIL"})
 
 
 def sync_job(
@@ -112,7 +114,7 @@ def classify_ended(
     exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)
     nodes = attempt["node_list"] or ""
     down: dict[str, str] = {}
-    if attempt["state"] == "NODE_FAIL" and nodes:
+    if attempt["state"] in ASK_NODES_AFTER and nodes:
         for node, (state, reason) in backend.node_states(nodes).items():
             if any(w in state for w in ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING")):
                 down[node] = f"{state} {reason}".strip()

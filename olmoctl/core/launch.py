@@ -10,17 +10,17 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from olmoctl.backends.base import Backend, backend_for
-from olmoctl.core import catalog, record
+from olmoctl.core import record
+from olmoctl.core.names import run_exists
 from olmoctl.core.render import render
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
+from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.core.store import Store
-from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
-from olmoctl.schemas import contract as rd
+from olmoctl.schemas.errors import suggest
 
 
 @dataclass
@@ -29,20 +29,6 @@ class Launched:
     job_id: str | None
     script: str
     attempt_no: int
-
-
-def _dir_taken(runs_root: str, name: str) -> bool:
-    return Path(runs_root, name, rd.SPEC_FILE).exists()
-
-
-def pick_name(store: Store, base: str, runs_root: str) -> str:
-    """`base`, or `base-2`, `base-3`... : the first name free in the store and on disk."""
-    taken = set(store.run_names())
-    for i in range(1, 10_000):
-        name = base if i == 1 else f"{base}-{i}"
-        if name not in taken and not _dir_taken(runs_root, name):
-            return name
-    raise UsageError(f"no free run name for {base!r}")
 
 
 def prepare(
@@ -60,7 +46,7 @@ def prepare(
     """The spec `launch` would submit now: validated, with a free run name (when none is
     given) and the cluster's failed nodes excluded. `existing_ok` (for `render`) accepts
     a name that an existing run already has."""
-    spec = catalog.resolve(
+    config = SpecConfig.from_catalog(
         recipe,
         cluster,
         nodes=nodes,
@@ -69,31 +55,15 @@ def prepare(
         overrides=overrides,
         exclude_nodes=exclude_nodes,
     )
+    spec = config.build()
     if exclude_nodes is None:  # keep new runs off the nodes that failed on this cluster
         from olmoctl.core.health import excluded
 
         exclude_nodes = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
         if exclude_nodes:
+            config = config.replace(exclude_nodes=exclude_nodes)
             spec = spec.model_copy(update={"exclude_nodes": exclude_nodes})
-    if name is None:
-        free = pick_name(store, spec.name, spec.cluster.runs_root)
-        if free != spec.name:
-            spec = catalog.resolve(
-                recipe,
-                cluster,
-                nodes=nodes,
-                name=free,
-                time=time_limit,
-                overrides=overrides,
-                exclude_nodes=exclude_nodes,
-            )
-    elif existing_ok:
-        pass
-    elif store.get_run(name) is not None:
-        raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
-    elif spec.cluster.ssh is None and _dir_taken(spec.cluster.runs_root, name):
-        raise UsageError(f"run directory {spec.run_dir} already holds a run; pick another --name")
-    return spec
+    return for_new_run(store, config, spec, existing_ok=existing_ok)
 
 
 def write_run_dir(
@@ -121,7 +91,7 @@ def submit_attempt(
     with store.tx() as conn:
         if new_run:
             if store.get_run(spec.name) is not None:
-                raise UsageError(f"run {spec.name!r} already exists")
+                raise run_exists(spec.name, hint=False)
             conn.execute(
                 "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
                 "total_steps, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -1,17 +1,12 @@
 """What `olmoctl plan` starts from: the recipe and cluster (with overrides, but without the
-launch-only checks of catalog.resolve), and what earlier runs observed."""
+launch-only checks of the run-spec builder), and what earlier runs observed."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from olmoctl.core import catalog
-from olmoctl.core import overrides as ov
-from olmoctl.core.yamlio import explain, load_yaml_mapping
+from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
 
@@ -68,30 +63,14 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
     )
 
 
-def _validate(model: type[BaseModel], data: dict[str, Any], where: str, prefix: str = "") -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise UsageError(explain(e, model, where, prefix)) from None
-
-
 def load(
     recipe_ref: str, cluster_ref: str, overrides: list[str] | None = None
 ) -> tuple[Recipe, ClusterProfile]:
     """Recipe and cluster with the -o overrides applied and validated. Unlike a launch, a
     plan needs no account and may exceed the node limit or leave the batch undivided: plan
     reports those as warnings."""
-    overrides = list(overrides or [])
-    r_entry = catalog.find("recipes", recipe_ref)
-    c_entry = catalog.find("clusters", cluster_ref)
-    r_raw, c_raw = load_yaml_mapping(r_entry.path), load_yaml_mapping(c_entry.path)
-    _validate(Recipe, r_raw, str(r_entry.path))
-    _validate(ClusterProfile, c_raw, str(c_entry.path))
-    r_data, c_data = ov.apply(r_raw, c_raw, overrides)
-    where = "-o " + " -o ".join(overrides) if overrides else None
-    recipe = _validate(Recipe, r_data, where or str(r_entry.path))
-    cluster = _validate(ClusterProfile, c_data, where or str(c_entry.path), ov.CLUSTER_PREFIX)
-    return recipe, cluster
+    config = SpecConfig.from_catalog(recipe_ref, cluster_ref, overrides=overrides)
+    return config.validated()
 
 
 def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list[str]:

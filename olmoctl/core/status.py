@@ -90,6 +90,8 @@ def _refresh_group(store: Store, sched: str, attempts: list[Any], out: Refresh) 
     job_ids = sorted({a["job_id"] for a in attempts})
     prefetch = getattr(backend, "prefetch", None)
     if prefetch is not None:  # a remote cluster: what follows is read in one round trip
+        from olmoctl.core.status_reads import status_reads
+
         dirs = {a["run_name"]: store.get_run(a["run_name"])["run_dir"] for a in attempts}
         jobs = {  # every attempt that may be classified below: its logs come along
             b["job_id"]: dirs[name]
@@ -97,7 +99,7 @@ def _refresh_group(store: Store, sched: str, attempts: list[Any], out: Refresh) 
             for b in store.attempts(name)
             if b["job_id"] and b["klass"] is None
         }
-        prefetch(job_ids, jobs, sorted(set(dirs.values())))
+        prefetch(status_reads(job_ids, jobs, sorted(set(dirs.values()))))
     result = backend.query(job_ids)
     out.queries += 1
     out.sources.append(result.source)

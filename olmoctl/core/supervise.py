@@ -16,14 +16,12 @@ from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.core import status
-from olmoctl.core.catalog import _validate
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
-from olmoctl.core.overrides import apply as apply_overrides
 from olmoctl.core.runfiles import files_of
+from olmoctl.core.specs import SpecConfig
 from olmoctl.core.store import LIVE_STATES, Store
 from olmoctl.errors import UsageError
-from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
 
 
 def log_action(store: Store, run: str | None, action: str, detail: str = "") -> None:
@@ -38,31 +36,6 @@ def log_action(store: Store, run: str | None, action: str, detail: str = "") -> 
             f.write(f"{stamp} {run or '-'} {action} {detail}\n")
     except OSError:
         pass
-
-
-def _respec(spec: RunSpec, nodes: int | None, overrides: list[str], exclude: list[str]) -> RunSpec:
-    """The run's spec for a new attempt: same run, new node count / overrides / exclusions."""
-    recipe_data = spec.recipe.model_dump(mode="json")
-    cluster_data = spec.cluster.model_dump(mode="json")
-    if overrides:
-        recipe_data, cluster_data = apply_overrides(recipe_data, cluster_data, overrides)
-    where = "-o " + " -o ".join(overrides) if overrides else "recorded spec"
-    recipe = _validate(Recipe, recipe_data, where)
-    cluster = _validate(ClusterProfile, cluster_data, where, "cluster.")
-    data = spec.model_dump(mode="json")
-    data.update(
-        recipe=recipe.model_dump(mode="json"),
-        cluster=cluster.model_dump(mode="json"),
-        nodes=nodes or spec.nodes,
-        overrides=[*spec.overrides, *overrides],
-        exclude_nodes=exclude,
-    )
-    try:
-        return RunSpec.model_validate(data)
-    except Exception as e:  # pydantic's ValidationError: one line
-        errors = getattr(e, "errors", None)
-        msg = errors()[0]["msg"].removeprefix("Value error, ") if errors else str(e)
-        raise UsageError(msg) from None
 
 
 @dataclass
@@ -102,7 +75,9 @@ def resume(
         )
     if run["state"] == "COMPLETED" or (last is not None and last["klass"] == cl.COMPLETED):
         raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
-    new_spec = _respec(spec, nodes, list(overrides or []), bad)
+    new_spec = SpecConfig.from_spec(
+        spec, same_run=True, nodes=nodes, overrides=overrides, exclude_nodes=bad
+    ).build()
     ckpts = ev.complete_checkpoints(spec.run_dir, files_of(backend))
     torn = [step for step, _, complete in ckpts if not complete]
     done = submit_attempt(store, new_spec, backend, new_run=False)

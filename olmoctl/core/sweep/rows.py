@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from olmoctl.core.store import Store
-from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
+from olmoctl.schemas.errors import suggest
 
 WAITING = "WAITING"  # recorded, not yet submitted (olmoctl's own state, not Slurm's)
 
