@@ -54,7 +54,7 @@ def render(
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
     from olmoctl.core.specs import resolve
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store: Store | None = Store()
     try:
@@ -94,7 +94,7 @@ def _render_diff(
 ) -> None:
     """Print a unified diff (stdout) and the config keys that differ (stderr)."""
     from olmoctl.core import repro
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     if run is not None:
         if recipe is not None or clusters is not None:

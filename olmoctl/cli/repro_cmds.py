@@ -77,8 +77,8 @@ def show(
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
     from olmoctl.core import record, repro
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
     from olmoctl.schemas.record import Record
+    from olmoctl.store import Store
 
     if sum((config, script, env)) > 1:
         raise UsageError("give one of --config, --script, --env")
@@ -144,7 +144,7 @@ def _print_record(row: Any, rec: Record) -> None:
     w = typer.echo
     w(
         f"run        {rec.run}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
-        f"{cfg['nodes']} node(s), {row['state']})"
+        f"{cfg['nodes']} node(s), {row.state})"
     )
     if src:
         w(f"from       {src.run}" + "".join(f" -o {o}" for o in src.overrides))
@@ -177,7 +177,7 @@ def card(
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
     from olmoctl.core import card as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     paths = core.write(Store(), run, out)
     if as_json:

@@ -50,7 +50,7 @@ def launch(
         raise UsageError("give a recipe and --cluster (or --from RUN)")
     from olmoctl.core import launch as core
     from olmoctl.core.render import render
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()  # a state dir that is not writable fails here, before anything else
@@ -92,7 +92,7 @@ def _launch_from(
     difference in code, packages or data since SOURCE ran."""
     from olmoctl.core import repro
     from olmoctl.core.render import render
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()
@@ -143,7 +143,7 @@ def status(
     from olmoctl.cli import status_view
     from olmoctl.core import status as core
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     if run is not None:

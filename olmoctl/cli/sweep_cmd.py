@@ -54,7 +54,7 @@ def sweep(
 ) -> None:
     """Expand a grid / random search into runs NAME-0..n and submit them (returns at once)."""
     from olmoctl.core import sweep as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()
@@ -152,7 +152,7 @@ def show_status(store: Any, sweep: str, as_json: bool) -> None:
 def cancel_sweep(sweep: str, as_json: bool) -> None:
     """`olmoctl cancel --sweep SWEEP`."""
     from olmoctl.core import sweep as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     out = core.cancel(Store(), sweep)
     if as_json:

@@ -7,20 +7,18 @@ name) before submission, and removed with its directory if submission fails.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 
 from olmoctl.backends.base import Backend, backend_for
 from olmoctl.core import record
-from olmoctl.core.names import run_exists
 from olmoctl.core.render import render
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
-from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.errors import suggest
+from olmoctl.store import AttemptState, Run, Store
 
 
 @dataclass
@@ -88,36 +86,18 @@ def submit_attempt(
     backend.check_reachable(spec)
     script = render(spec)
     now = time.time()
-    with store.tx() as conn:
+    with store.tx() as tx:
         if new_run:
-            if store.get_run(spec.name) is not None:
-                raise run_exists(spec.name, hint=False)
-            conn.execute(
-                "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
-                "total_steps, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    spec.name,
-                    spec.recipe.name,
-                    spec.cluster.name,
-                    spec.nodes,
-                    "SUBMITTING",
-                    spec.run_dir,
-                    spec.model_dump_json(),
-                    spec.recipe.train.total_steps,
-                    now,
-                    now,
-                ),
-            )
-        attempt_no = store.add_attempt(
-            conn,
+            tx.create_run(spec, state=AttemptState.SUBMITTING, created_at=now)
+        attempt_no = tx.add_attempt(
             spec.name,
             cluster=spec.cluster.name,
             nodes=spec.nodes,
-            state="SUBMITTING",
+            state=AttemptState.SUBMITTING,
             submitted_at=now,
             script=script,
         )
-        store.set_run_state(conn, spec.name, "SUBMITTING")
+        tx.set_run_state(spec.name, AttemptState.SUBMITTING)
     fs = files_of(backend)
     created_dir = False
     try:
@@ -125,30 +105,23 @@ def submit_attempt(
         record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
         job_id, submitted = backend.submit(spec, script)
     except BaseException:
-        with store.tx() as conn:
+        with store.tx() as tx:
             if new_run:
-                conn.execute("DELETE FROM runs WHERE name = ?", (spec.name,))
+                tx.delete_run(spec.name)
             else:
-                conn.execute(
-                    "DELETE FROM attempts WHERE run_name = ? AND attempt_no = ?",
-                    (spec.name, attempt_no),
-                )
-                store.set_run_state(conn, spec.name, "FAILED")
+                tx.delete_attempt(spec.name, attempt_no)
+                tx.set_run_state(spec.name, AttemptState.FAILED)
         if new_run and created_dir:
             with contextlib.suppress(Exception):  # keep the error that got us here
                 fs.remove_run_dir(spec.run_dir)
         raise
-    with store.tx() as conn:
-        conn.execute(
-            "UPDATE attempts SET job_id = ?, state = 'PENDING', script = ? "
-            "WHERE run_name = ? AND attempt_no = ?",
-            (job_id, submitted, spec.name, attempt_no),
-        )
-        store.set_run_state(conn, spec.name, "PENDING")
+    with store.tx() as tx:
+        tx.set_submitted(spec.name, attempt_no, job_id, submitted)
+        tx.set_run_state(spec.name, AttemptState.PENDING)
     return Launched(spec, job_id, submitted, attempt_no)
 
 
-def find_run(store: Store, name: str):
+def find_run(store: Store, name: str) -> Run:
     row = store.get_run(name)
     if row is None:
         names = store.run_names()
@@ -157,5 +130,5 @@ def find_run(store: Store, name: str):
     return row
 
 
-def spec_of(row) -> RunSpec:
-    return RunSpec.model_validate(json.loads(row["spec_json"]))
+def spec_of(run: Run) -> RunSpec:
+    return RunSpec.model_validate(run.spec_data)

@@ -9,6 +9,7 @@ from olmoctl.core.launch import spec_of
 from olmoctl.core.runfiles import LOCAL, RunFiles
 from olmoctl.errors import UsageError
 from olmoctl.schemas import contract as rd
+from olmoctl.store import Attempt, Run, Store
 
 _RANK = re.compile(r"-rank(\d+)\.out$")
 
@@ -22,12 +23,12 @@ def batch_path(run_dir: str, job_id: str) -> str:
     return str(Path(run_dir) / rd.LOGS_DIR / rd.batch_log_name(job_id))
 
 
-def rank_files(run, attempt, fs: RunFiles | None = None) -> dict[int, Path]:
+def rank_files(run: Run, attempt: Attempt, fs: RunFiles | None = None) -> dict[int, Path]:
     """rank -> output file of one attempt (Slurm: logs/JOB-rankR.out; local: submitit's);
     `fs`: where the run directory is (default: this machine)."""
     fs = fs or LOCAL
     spec = spec_of(run)
-    job = attempt["job_id"]
+    job = attempt.job_id
     if not job:
         return {}
     if spec.cluster.scheduler == "local":
@@ -42,21 +43,21 @@ def rank_files(run, attempt, fs: RunFiles | None = None) -> dict[int, Path]:
     return out
 
 
-def batch_file(run, attempt) -> Path | None:
+def batch_file(run: Run, attempt: Attempt) -> Path | None:
     spec = spec_of(run)
-    if spec.cluster.scheduler == "local" or not attempt["job_id"]:
+    if spec.cluster.scheduler == "local" or not attempt.job_id:
         return None
-    return Path(batch_path(spec.run_dir, attempt["job_id"]))
+    return Path(batch_path(spec.run_dir, attempt.job_id))
 
 
-def pick_attempt(store, run_name: str, attempt_no: int | None):
+def pick_attempt(store: Store, run_name: str, attempt_no: int | None) -> Attempt:
     attempts = store.attempts(run_name)
     if not attempts:
         raise UsageError(f"run {run_name!r} has no attempts")
     if attempt_no is None:
         return attempts[-1]
     for a in attempts:
-        if a["attempt_no"] == attempt_no:
+        if a.attempt_no == attempt_no:
             return a
     raise UsageError(f"run {run_name!r} has no attempt {attempt_no} (it has 1..{len(attempts)})")
 

@@ -11,8 +11,8 @@ from olmoctl.backends.files import dir_taken, holds_run
 from olmoctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from olmoctl.core.store import Store
     from olmoctl.schemas import RunSpec
+    from olmoctl.store import Store
 
 
 def run_exists(name: str, *, hint: bool = True) -> UsageError:

@@ -25,30 +25,23 @@ class Observed:
 def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observed:
     """Observed MFU and node MTBF for RECIPE on CLUSTER from the state store (None where it
     has nothing to say; a missing store is not created)."""
-    import json
     import statistics
 
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store(state_dir)
     if not store.path.exists():
         return Observed()
     mfus = []
     for run in store.runs(cluster=cluster):
-        mfu = json.loads(run["summary_json"] or "{}").get("mfu")
-        if run["recipe"] == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
+        mfu = run.summary.get("mfu")
+        if run.recipe == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
             mfus.append(float(mfu))
-    rows = (
-        store.connect()
-        .execute(
-            "SELECT nodes, started_at, ended_at, klass FROM attempts WHERE cluster = ? "
-            "AND started_at IS NOT NULL AND ended_at IS NOT NULL",
-            (cluster,),
-        )
-        .fetchall()
+    rows = store.ended_attempts(cluster)
+    node_hours = (
+        sum(r.nodes * max(0.0, (r.ended_at or 0.0) - (r.started_at or 0.0)) for r in rows) / 3600
     )
-    node_hours = sum(r["nodes"] * max(0.0, r["ended_at"] - r["started_at"]) for r in rows) / 3600
-    failures = sum(1 for r in rows if r["klass"] == "NODE_FAIL")
+    failures = sum(1 for r in rows if r.klass == "NODE_FAIL")
     store.close()
     mtbf = node_hours / failures if failures else None
     parts = []

@@ -38,7 +38,6 @@ from olmoctl.core.record_fingerprint import (
     local,
     sha256_text,
 )
-from olmoctl.core.store import ATTEMPT_FIELDS, Store
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.contract import (
@@ -51,6 +50,7 @@ from olmoctl.schemas.contract import (
 )
 from olmoctl.schemas.events import Started
 from olmoctl.schemas.record import Record
+from olmoctl.store import RecordIndex, Run, Store, Tx
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
@@ -92,15 +92,10 @@ def read_file(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def stored(store: Store, name: str) -> dict[str, Any] | None:
-    row = (
-        store.connect()
-        .execute("SELECT record_json FROM run_records WHERE run_name = ?", (name,))
-        .fetchone()
-    )
-    return json.loads(row["record_json"]) if row else None
+    return store.stored_record(name)
 
 
-def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> None:
+def save(store: Store, spec: RunSpec, rec: dict[str, Any], tx: Tx | None = None) -> None:
     """record.json (atomically, when the run directory is here) + its index row."""
     rec["updated_at"] = time.time()
     text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
@@ -111,34 +106,22 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> 
     code = r.code()
     git = code.git if code else None
     data = r.data.fingerprint()
-    row = (
-        spec.name,
-        r.from_.run if r.from_ else None,
-        code.version if code else None,
-        git.commit if git else None,
-        None if git is None else int(bool(git.dirty)),
-        code.source_sha256 if code else None,
-        r.seed,
-        data.sha256 if data else None,
-        r.global_indices.sha256 if r.global_indices else None,
-        json.dumps(rec),
-        rec["updated_at"],
+    index = RecordIndex(
+        run_name=spec.name,
+        from_run=r.from_.run if r.from_ else None,
+        olmoctl_version=code.version if code else None,
+        git_commit=git.commit if git else None,
+        git_dirty=None if git is None else int(bool(git.dirty)),
+        source_sha256=code.source_sha256 if code else None,
+        seed=r.seed,
+        data_sha256=data.sha256 if data else None,
+        indices_sha256=r.global_indices.sha256 if r.global_indices else None,
     )
-    sql = (
-        "INSERT INTO run_records (run_name, from_run, olmoctl_version, git_commit, git_dirty, "
-        "source_sha256, seed, data_sha256, indices_sha256, record_json, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_name) DO UPDATE SET "
-        "from_run=excluded.from_run, olmoctl_version=excluded.olmoctl_version, "
-        "git_commit=excluded.git_commit, git_dirty=excluded.git_dirty, "
-        "source_sha256=excluded.source_sha256, seed=excluded.seed, "
-        "data_sha256=excluded.data_sha256, indices_sha256=excluded.indices_sha256, "
-        "record_json=excluded.record_json, updated_at=excluded.updated_at"
-    )
-    if conn is not None:
-        conn.execute(sql, row)
+    if tx is not None:
+        tx.save_record(index, rec, rec["updated_at"])
     else:
-        with store.tx() as c:
-            c.execute(sql, row)
+        with store.tx() as t:
+            t.save_record(index, rec, rec["updated_at"])
 
 
 def new_record(spec: RunSpec) -> dict[str, Any]:
@@ -228,10 +211,10 @@ def _env_of(started: Started) -> dict[str, Any]:
     }
 
 
-def refresh(store: Store, row: Any) -> dict[str, Any]:
+def refresh(store: Store, row: Run) -> dict[str, Any]:
     """Bring the record up to date with the store (attempts) and the run directory (the
     job's `started` events, global_indices.npy); save it if anything changed."""
-    spec = RunSpec.model_validate(json.loads(row["spec_json"]))
+    spec = RunSpec.model_validate(row.spec_data)
     rec = stored(store, spec.name) or (read_file(spec.run_dir) if local(spec) else None)
     if rec is None:  # a run from before records existed: what can still be known
         rec = new_record(spec)
@@ -244,22 +227,22 @@ def refresh(store: Store, row: Any) -> dict[str, Any]:
     attempts = []
     rows = store.attempts(spec.name)
     for i, a in enumerate(rows):
-        item: dict[str, Any] = {k: a[k] for k in ATTEMPT_FIELDS}
-        script = a["script"]
-        item["script_file"] = script_file(a["attempt_no"])
+        item: dict[str, Any] = a.fields()
+        script = a.script
+        item["script_file"] = script_file(a.attempt_no)
         item["script_sha256"] = sha256_text(script) if script else None
-        sub = subs.get(a["attempt_no"])
+        sub = subs.get(a.attempt_no)
         if sub is not None:
             item["launcher_code"] = {
                 k: v for k, v in (sub.get("code") or {}).items() if k != "diff"
             }
-        mine = [s for s in starts if a["job_id"] and str(s.job_id) == str(a["job_id"])]
-        if not mine and a["submitted_at"]:  # job ids spelled otherwise (array tasks): by time
-            until = rows[i + 1]["submitted_at"] if i + 1 < len(rows) else None
+        mine = [s for s in starts if a.job_id and str(s.job_id) == str(a.job_id)]
+        if not mine and a.submitted_at:  # job ids spelled otherwise (array tasks): by time
+            until = rows[i + 1].submitted_at if i + 1 < len(rows) else None
             mine = [
                 s
                 for s in starts
-                if (s.ts or 0) >= a["submitted_at"] and (until is None or (s.ts or 0) < until)
+                if (s.ts or 0) >= a.submitted_at and (until is None or (s.ts or 0) < until)
             ]
         item["env"] = [_env_of(s) for s in mine]
         attempts.append(item)

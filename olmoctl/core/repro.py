@@ -18,11 +18,11 @@ from olmoctl.core import catalog, record
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig, for_new_run, resolve
-from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.record import Record
+from olmoctl.store import Store
 
 
 @dataclass
@@ -105,19 +105,19 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     if attempt is None:
         row = attempts[-1]
     else:
-        match = [a for a in attempts if a["attempt_no"] == attempt]
+        match = [a for a in attempts if a.attempt_no == attempt]
         if not match:
-            have = ", ".join(str(a["attempt_no"]) for a in attempts)
+            have = ", ".join(str(a.attempt_no) for a in attempts)
             raise UsageError(f"run {run!r} has no attempt {attempt}; it has {have}")
         row = match[0]
-    text = row["script"]
+    text = row.script
     if not text:
         spec = spec_of(find_run(store, run))
         try:
-            text = Path(spec.run_dir, rd.script_file(row["attempt_no"])).read_text()
+            text = Path(spec.run_dir, rd.script_file(row.attempt_no)).read_text()
         except OSError:
-            raise UsageError(f"the script of {run} attempt {row['attempt_no']} is lost") from None
-    return row["attempt_no"], text
+            raise UsageError(f"the script of {run} attempt {row.attempt_no} is lost") from None
+    return row.attempt_no, text
 
 
 def diff_run(

@@ -28,7 +28,7 @@ from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
 
 if TYPE_CHECKING:
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
 ACCOUNT_ENV_VARS = ("OLMOCTL_ACCOUNT", "SBATCH_ACCOUNT")
 RECORDED = "recorded spec"  # where a recorded run's recipe and cluster come from, in errors

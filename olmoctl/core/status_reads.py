@@ -16,7 +16,7 @@ from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.core import logs
-from olmoctl.core.store import LIVE_STATES
+from olmoctl.store import LIVE_STATES
 
 
 def status_reads(
@@ -27,7 +27,7 @@ def status_reads(
     return pf.Prefetch(
         job_ids=list(job_ids),
         maybe_requeued=att.MAYBE_REQUEUED,
-        live_states=LIVE_STATES,
+        live_states=frozenset(str(s) for s in LIVE_STATES),  # the words, for the wire
         batch_log_suffices=cl.BATCH_LOG_SUFFICES,
         node_states_after=att.ASK_NODES_AFTER,
         attempts=[

@@ -263,7 +263,7 @@ def test_failed_submission_leaves_no_remote_directory(
     user_env, remote: ssh.SSHBackend, tmp_path: Path, monkeypatch
 ) -> None:
     """The run directory travels with the submission; sbatch failing removes it there."""
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     runs = tmp_path / "remote-runs"
     (user_env / "clusters").mkdir(parents=True)
@@ -381,7 +381,7 @@ def test_status_of_ended_remote_jobs_is_one_request(user_env, tmp_path: Path, mo
     sacct, squeue of a maybe-requeued job, the logs and node states of the jobs that ended,
     events tails and checkpoints; so `status` makes exactly one request."""
     from olmoctl.core import status
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     slurm = _FakeSlurm()
     link = Link(CONFIG)
@@ -410,5 +410,5 @@ def test_status_of_ended_remote_jobs_is_one_request(user_env, tmp_path: Path, mo
 
     assert remote.round_trips - before == 1
     assert slurm.asked == ["query ['12', '13']", "queued ['13']", "node_states n2"]
-    klass = {n: store.attempts(n)[0]["klass"] for n in ("r12", "r13")}
+    klass = {n: store.attempts(n)[0].klass for n in ("r12", "r13")}
     assert klass == {"r12": "CODE_ERROR", "r13": "NODE_FAIL"}

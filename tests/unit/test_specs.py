@@ -11,9 +11,9 @@ import pytest
 from olmoctl.core import launch, repro, supervise, sweep
 from olmoctl.core.names import Taken, free_name
 from olmoctl.core.specs import resolve
-from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 from olmoctl.train.config import load_job_config
 from tests.unit.test_store import FakeBackend
 
@@ -29,9 +29,9 @@ def store(user_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     monkeypatch.setattr(supervise, "backend_for", lambda spec: fake)
     spec = launch.prepare(store, "tiny", "dev", **_launch_args(tmp_path, "r", LR))
     launch.submit_attempt(store, spec, fake, new_run=True)
-    with store.tx() as conn:
-        a = store.last_attempt("r")
-        store.update_attempt(conn, a["id"], state="NODE_FAIL", klass="NODE_FAIL", ended_at=1.0)
+    with store.tx() as tx:
+        a = tx.last_attempt("r")
+        tx.update_attempt(a.id, state="NODE_FAIL", klass="NODE_FAIL", ended_at=1.0)
     return store
 
 
@@ -76,9 +76,9 @@ def test_resume_keeps_the_spec_and_adds_overrides(store: Store, tmp_path: Path) 
 
 
 def _end_last(store: Store) -> None:
-    with store.tx() as conn:
-        a = store.last_attempt("r")
-        store.update_attempt(conn, a["id"], state="NODE_FAIL", klass="NODE_FAIL", ended_at=1.0)
+    with store.tx() as tx:
+        a = tx.last_attempt("r")
+        tx.update_attempt(a.id, state="NODE_FAIL", klass="NODE_FAIL", ended_at=1.0)
 
 
 @pytest.mark.parametrize(

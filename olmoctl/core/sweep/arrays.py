@@ -3,7 +3,6 @@ sbatch/release/cancel of whole arrays, and submitting a plan's points as held ar
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -13,12 +12,11 @@ from typing import Any
 from olmoctl import __version__
 from olmoctl.core import launch as launch_mod
 from olmoctl.core.render import spec_path
-from olmoctl.core.store import Store
 from olmoctl.core.sweep.points import Plan, Point, shape
-from olmoctl.core.sweep.rows import get
 from olmoctl.errors import OlmoctlError
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 
 
 def sweep_dir(spec: RunSpec, sweep: str) -> Path:
@@ -163,13 +161,9 @@ def submit_arrays(store: Store, p: Plan, arrays: SlurmArrays, submitted: list[st
         atomic_write(path, text, mode=0o755)
         job = arrays.submit(str(path))
         submitted.append(job)
-        with store.tx() as conn:
-            row = get(store, p.name)
+        with store.tx() as tx:
             entry = {"array": job, "script": str(path), "points": [x.name for x in chunk]}
-            jobs = [*json.loads(row["jobs_json"]), entry]
-            conn.execute(
-                "UPDATE sweeps SET jobs_json = ? WHERE name = ?", (json.dumps(jobs), p.name)
-            )
+            tx.add_sweep_job(p.name, entry)
         for i, (x, no) in enumerate(zip(chunk, nos, strict=True)):
             done = launch_mod.submit_attempt(
                 store, x.spec, _ArrayTask(arrays, job, i), new_run=False

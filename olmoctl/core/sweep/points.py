@@ -9,11 +9,11 @@ from olmoctl.core import catalog
 from olmoctl.core.names import Taken
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig
-from olmoctl.core.store import Store
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
 
