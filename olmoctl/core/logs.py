@@ -8,6 +8,7 @@ from pathlib import Path
 from olmoctl.core.launch import spec_of
 from olmoctl.core.runfiles import LOCAL, RunFiles
 from olmoctl.errors import UsageError
+from olmoctl.schemas import contract as rd
 from olmoctl.store import Attempt, Run, Store
 
 _RANK = re.compile(r"-rank(\d+)\.out$")
@@ -15,11 +16,11 @@ _RANK = re.compile(r"-rank(\d+)\.out$")
 
 def rank_log_glob(run_dir: str, job_id: str) -> tuple[str, str]:
     """(folder, glob pattern) of a Slurm job's per-rank output files."""
-    return str(Path(run_dir) / "logs"), f"{job_id}-rank*.out"
+    return str(Path(run_dir) / rd.LOGS_DIR), rd.rank_log_name(job_id, "*")
 
 
 def batch_path(run_dir: str, job_id: str) -> str:
-    return str(Path(run_dir) / "logs" / f"slurm-{job_id}.out")
+    return str(Path(run_dir) / rd.LOGS_DIR / rd.batch_log_name(job_id))
 
 
 def rank_files(run: Run, attempt: Attempt, fs: RunFiles | None = None) -> dict[int, Path]:

@@ -11,6 +11,7 @@ import jinja2
 
 from olmoctl import __version__, paths
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
 
 TEMPLATE = "sbatch.sh.j2"
 
@@ -28,11 +29,11 @@ def _env() -> jinja2.Environment:
 
 
 def spec_path(spec: RunSpec) -> str:
-    return f"{spec.run_dir}/spec.json"
+    return f"{spec.run_dir}/{rd.SPEC_FILE}"
 
 
 def log_dir(spec: RunSpec) -> str:
-    return f"{spec.run_dir}/logs"
+    return f"{spec.run_dir}/{rd.LOGS_DIR}"
 
 
 def train_command(spec: RunSpec) -> str:
@@ -66,6 +67,10 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             slurm=cluster.scheduler == "slurm",
             ind="  " if cluster.scheduler == "slurm" else "",
             log_dir=log_dir(spec),
+            batch_log=rd.batch_log_name("%j"),
+            rank_log=rd.rank_log_name("%j", "%t"),
+            master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
+            local_master_port=rd.LOCAL_MASTER_PORT,
             task_command=task_command or default_command(spec),
         )
     )
