@@ -13,3 +13,56 @@ class UsageError(OlmoctlError):
     """Bad input from the user (a file, a key, a value): exit code 2."""
 
     exit_code = 2
+
+
+# ------------------------------------------------------------------ quoting a user's value
+SHOWN_LIMIT = 100  # characters of a value that an error message quotes
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`value` as an error message may quote it: repr-like (newlines and control characters
+    escaped, so the message stays one line), cut to about `limit` characters with an ellipsis
+    and the original length. Every message that quotes a user's value goes through this."""
+    if isinstance(value, str):
+        if len(value) <= limit and value.isprintable():
+            return repr(value)  # the common case reads exactly as before
+        return _shown_str(value, limit)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        # repr() of a huge int is slow, and refused above 4300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = r.maxlong = limit
+    r.maxlevel = 3
+    text = r.repr(value)
+    text = _escape(text) if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escape(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown_str(value: str, limit: int) -> str:
+    out: list[str] = []
+    used = 0
+    for c in value:
+        if c in "\\'":
+            piece = "\\" + c
+        elif c.isprintable():
+            piece = c
+        else:
+            piece = repr(c)[1:-1]  # \n, \t, \x1b, \u200b ...
+        if used + len(piece) > limit:
+            return f"'{''.join(out)}…' ({len(value)} characters)"
+        out.append(piece)
+        used += len(piece)
+    return f"'{''.join(out)}'"
+
+
+def shown_plain(value: object, limit: int = 200) -> str:
+    """A path, a flag's argument, a name, as a message quotes it: bare when it is short
+    plain printable text, else as `shown` (a file name may hold a newline too)."""
+    text = str(value)
+    return text if len(text) <= limit and text.isprintable() else shown(text, limit)

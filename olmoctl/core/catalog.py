@@ -8,7 +8,7 @@ from pathlib import Path
 
 from olmoctl import paths
 from olmoctl.core.yamlio import load_yaml_mapping
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.errors import suggest, validate
 
@@ -41,25 +41,34 @@ def available(kind: str) -> dict[str, Entry]:
 def find(kind: str, ref: str) -> Entry:
     if _is_path(ref):
         p = Path(ref).expanduser()
+        if p.is_dir():
+            raise UsageError(f"{kind[:-1]} file {shown(ref)} is a directory; give a YAML file")
         if not p.is_file():
-            raise UsageError(f"{kind[:-1]} file {ref!r} does not exist")
+            raise UsageError(f"{kind[:-1]} file {shown(ref)} does not exist")
         return Entry(p.stem, p, "path")
     entries = available(kind)
     if ref not in entries:
         names = sorted(entries)
-        hint = suggest(ref, names) or f"; valid: {', '.join(names)}"
-        raise UsageError(f"unknown {kind[:-1]} {ref!r}{hint}")
+        hint = suggest(ref, names) or f"; valid: {listed(names)}"
+        raise UsageError(f"unknown {kind[:-1]} {shown(ref)}{hint}")
     return entries[ref]
+
+
+def listed(names: list[str], most: int = 12) -> str:
+    """`a, b, c` (plain names bare, others as `shown`), at most `most` and how many more."""
+    head = ", ".join(n if re.fullmatch(r"[\w.+-]{1,40}", n) else shown(n, 40) for n in names[:most])
+    return head + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def load_recipe(ref: str) -> Recipe:
     entry = find("recipes", ref)
-    return validate(Recipe, load_yaml_mapping(entry.path), str(entry.path))
+    return validate(Recipe, load_yaml_mapping(entry.path, "recipe file"), str(entry.path))
 
 
 def load_cluster(ref: str) -> ClusterProfile:
     entry = find("clusters", ref)
-    return validate(ClusterProfile, load_yaml_mapping(entry.path), str(entry.path))
+    data = load_yaml_mapping(entry.path, "cluster file")
+    return validate(ClusterProfile, data, str(entry.path))
 
 
 def default_name(recipe: str, cluster: str) -> str:

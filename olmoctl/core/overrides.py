@@ -12,11 +12,11 @@ import types
 import typing
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas import ClusterProfile, Recipe
+from olmoctl.schemas.bounded import VALUE, InputTooLarge, check_value_size, load_yaml
 from olmoctl.schemas.errors import model_paths, submodel, suggest
 
 CLUSTER_PREFIX = "cluster."
@@ -29,9 +29,15 @@ def valid_keys() -> list[str]:
 def parse(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     key = key.strip()
+    check_value_size(item, f"-o {shown(key, 60)}")
     if not sep or not key:
-        raise UsageError(f"-o {item!r}: expected key.path=value, e.g. -o optim.lr=3e-4")
+        raise UsageError(f"-o {shown(item)}: expected key.path=value, e.g. -o optim.lr=3e-4")
     return key, value
+
+
+def where(overrides: list[str] | tuple[str, ...]) -> str:
+    """`-o a=1 -o b=2` as an error names the overrides (each value as `shown`)."""
+    return " ".join(f"-o {shown_plain(o, 100)}" for o in overrides)
 
 
 def _field_annotation(model: type[BaseModel], parts: list[str]) -> tuple[Any, bool] | None:
@@ -69,14 +75,16 @@ def _is_optional(annotation: Any) -> bool:
     return type(None) in typing.get_args(annotation)
 
 
-def _convert(annotation: Any, raw: str) -> Any:
+def _convert(annotation: Any, raw: str, key: str) -> Any:
     if _is_optional(annotation) and raw.strip().lower() in ("null", "none", "~", ""):
         return None
     if _is_structured(annotation):
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError:
-            return raw
+            return load_yaml(raw, f"-o {key}", VALUE)
+        except InputTooLarge:
+            raise
+        except UsageError:
+            return raw  # not YAML: the schema says what it wanted instead
     return raw
 
 
@@ -94,7 +102,9 @@ def apply(
             model, target, parts = Recipe, recipe_data, key
         found = _field_annotation(model, parts.split("."))
         if found is None:
-            raise UsageError(f"-o {item}: unknown key {key!r}{suggest(key, valid_keys())}")
+            raise UsageError(
+                f"-o {shown_plain(item, 100)}: unknown key {shown(key)}{suggest(key, valid_keys())}"
+            )
         annotation, _ = found
         *heads, last = parts.split(".")
         node = target
@@ -104,5 +114,5 @@ def apply(
                 child = {}
                 node[head] = child
             node = child
-        node[last] = _convert(annotation, raw)
+        node[last] = _convert(annotation, raw, shown_plain(key, 100))
     return recipe_data, cluster_data

@@ -60,8 +60,8 @@ class SpecConfig:
         r_entry = catalog.find("recipes", recipe_ref)
         c_entry = catalog.find("clusters", cluster_ref)
         return cls(
-            recipe=load_yaml_mapping(r_entry.path),
-            cluster=load_yaml_mapping(c_entry.path),
+            recipe=load_yaml_mapping(r_entry.path, "recipe file"),
+            cluster=load_yaml_mapping(c_entry.path, "cluster file"),
             recipe_origin=str(r_entry.path),
             cluster_origin=str(c_entry.path),
             cluster_ref=c_entry.name,
@@ -102,7 +102,7 @@ class SpecConfig:
         validate(ClusterProfile, self.cluster, self.cluster_origin)
         overrides = list(self.overrides)
         r_data, c_data = ov.apply(dict(self.recipe), dict(self.cluster), overrides)
-        where = "-o " + " -o ".join(overrides) if overrides else None
+        where = ov.where(overrides) if overrides else None
         recipe = validate(Recipe, r_data, where or self.recipe_origin)
         if fill_account:
             _fill_account(c_data, self.cluster_ref)

@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas.base import SAFE_TOKEN
+from olmoctl.schemas.cluster import TIME_RE
+from olmoctl.schemas.run import RUN_NAME
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,7 +26,7 @@ def suggest(word: str, candidates: list[str], n: int = 3) -> str:
         # Fall back to keys in the same section, so the user sees what is valid there.
         head = word.rsplit(".", 1)[0] + "." if "." in word else ""
         close = [c for c in candidates if head and c.startswith(head)][:n]
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"; did you mean {', '.join(shown(c, 60) for c in close)}?" if close else ""
 
 
 def model_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -50,6 +52,26 @@ def submodel(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+# What each schema pattern asks for, in words (a regex is no help to most users). A pattern
+# missing here still names the key, and shows the regex.
+_PATTERN_HELP = {
+    SAFE_TOKEN: "only letters, digits and _.+- may appear (the value lands in the batch script)",
+    TIME_RE: "use a Slurm time, HH:MM:SS or D-HH:MM:SS",
+    RUN_NAME: "use 1-64 letters, digits and _.- (starting with a letter or digit)",
+    r"^\d+[KMGT]?$": "use a whole number with an optional K, M, G or T suffix, e.g. 64G",
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "use a host name: letters, digits and _.- "
+    "(starting with a letter or digit)",
+    r"^[a-z_][a-z0-9_.-]*$": "use a user name: lower-case letters, digits and _.- "
+    "(starting with a letter or _)",
+    r"^[A-Za-z0-9_:,x]+$": "use a Slurm --cpu-bind value: letters, digits and _:,",
+    r"^/[A-Za-z0-9_./+@-]*$": "use an absolute path of letters, digits and _./+@-",
+}
+
+
+def pattern_help(pattern: str | None) -> str | None:
+    return _PATTERN_HELP.get(pattern) if pattern else None
+
+
 def one_line(
     err: ValidationError, model: type[BaseModel], where: str | None = None, prefix: str = ""
 ) -> str:
@@ -64,18 +86,14 @@ def one_line(
     elif kind == "missing":
         msg = f"missing required key {loc!r}"
     elif kind == "string_pattern_mismatch":
-        value = first.get("input")
         pattern = (first.get("ctx") or {}).get("pattern")
-        if pattern in (None, SAFE_TOKEN):
-            why = "only letters, digits and _.+- may appear (the value lands in the batch script)"
-        else:
-            why = f"it must match {pattern}"
-        msg = f"{loc}: {value!r} is not allowed here: {why}"
+        why = pattern_help(pattern) or f"it must match the pattern {pattern}"
+        msg = f"{loc}: {shown(first.get('input'))} is not allowed here: {why}"
     else:
         text = first["msg"].removeprefix("Value error, ")
         msg = f"{loc}: {text}" if loc and not text.startswith(loc.split(".")[0]) else text
         if kind not in ("value_error", "assertion_error") and "input" in first:
-            msg += f" (got {first['input']!r})"
+            msg += f" (got {shown(first['input'])})"
     more = len(err.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{where}: {msg}{suffix}" if where else f"{msg}{suffix}"

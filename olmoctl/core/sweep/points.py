@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from olmoctl.core import catalog
 from olmoctl.core.names import Taken
+from olmoctl.core.overrides import where
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas import RunSpec
 from olmoctl.store import Store
 
@@ -75,14 +76,15 @@ def plan(store: Store, d: Definition) -> Plan:
         name = d.name
         if not _names_free(store, name, len(params), runs_root):
             raise UsageError(
-                f"sweep {name!r} (or a run {name}-N) already exists; pick another --name"
+                f"sweep {shown(name)} (or a run {shown_plain(name, 60)}-N) already exists; "
+                "pick another --name"
             )
     else:
         base = f"{catalog.find('recipes', d.recipe).name}-sweep"
         candidates = [base] + [f"{base}{i}" for i in range(2, 1000)]
         free = [n for n in candidates[:50] if _names_free(store, n, len(params), runs_root)]
         if not free:
-            raise UsageError(f"no free sweep name for {base!r}; pass --name")
+            raise UsageError(f"no free sweep name for {shown(base)}; pass --name")
         name = free[0]
     points = []
     for i, p in enumerate(params):
@@ -90,10 +92,9 @@ def plan(store: Store, d: Definition) -> Plan:
         try:
             spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
         except UsageError as e:
-            where = "-o " + " -o ".join(overrides) + ": "
-            msg = str(e).removeprefix(where)
-            shown = ", ".join(f"{k}={v}" for k, v in p.items())
-            raise UsageError(f"sweep point {i} ({shown}) is invalid: {msg}") from None
+            msg = str(e).removeprefix(where(overrides) + ": ")
+            params = ", ".join(f"{k}={shown_plain(v, 60)}" for k, v in p.items())
+            raise UsageError(f"sweep point {i} ({params}) is invalid: {msg}") from None
         points.append(Point(i, p, spec))
     max_parallel = d.max_parallel or len(points)
     one_shape = len({shape(pt.spec) for pt in points}) == 1
@@ -104,7 +105,7 @@ def plan(store: Store, d: Definition) -> Plan:
             if d.nodes > 1
             else "its points differ in their #SBATCH lines"
             if first.cluster.scheduler == "slurm"
-            else f"cluster {first.cluster.name!r} is not Slurm"
+            else f"cluster {shown(first.cluster.name)} is not Slurm"
         )
         raise UsageError(f"--array: this sweep cannot be one job array: {why}")
     mode = "array" if fits and d.array is not False else "jobs"

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from olmoctl.core.yamlio import load_yaml_mapping
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown, shown_plain
+from olmoctl.schemas.bounded import check_value_size
 from olmoctl.schemas.errors import one_line
 
 MAX_POINTS = 10_000
@@ -88,8 +89,9 @@ def split_values(text: str) -> list[str]:
 def _key_value(item: str, flag: str, example: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     key = key.strip()
+    check_value_size(item, f"{flag} {shown(key, 60)}")
     if not sep or not key or not value.strip():
-        raise UsageError(f"{flag} {item!r}: expected key.path=..., e.g. {flag} {example}")
+        raise UsageError(f"{flag} {shown(item)}: expected key.path=..., e.g. {flag} {example}")
     return key, value.strip()
 
 
@@ -99,19 +101,20 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
         key, text = _key_value(item, "--grid", "optim.lr=1e-4,3e-4")
         values = split_values(text)
         if any(v == "" for v in values):
-            raise UsageError(f"--grid {item!r}: an empty value (two commas in a row?)")
+            raise UsageError(f"--grid {shown(item)}: an empty value (two commas in a row?)")
         if key in grid:
-            raise UsageError(f"--grid {key} given twice; list all its values once: {key}=a,b,c")
+            k = shown(key, 60)
+            raise UsageError(f"--grid {k} given twice; list all its values once: {k}=a,b,c")
         grid[key] = values
     return grid
 
 
 def parse_sample(key: str, spec: str) -> Sample:
     kind, _, rest = spec.partition(":")
-    where = f"--sample {key}={spec}"
+    where = f"--sample {shown_plain(f'{key}={spec}', 100)}"
     if kind not in DISTRIBUTIONS:
         raise UsageError(
-            f"{where}: unknown distribution {kind!r}; use loguniform:A:B, uniform:A:B, "
+            f"{where}: unknown distribution {shown(kind, 40)}; use loguniform:A:B, uniform:A:B, "
             "int:A:B or choice:X,Y"
         )
     if kind == "choice":
@@ -139,7 +142,7 @@ def parse_samples(items: list[str]) -> dict[str, Sample]:
     for item in items:
         key, spec = _key_value(item, "--sample", "optim.lr=loguniform:1e-5:1e-3")
         if key in out:
-            raise UsageError(f"--sample {key} given twice")
+            raise UsageError(f"--sample {shown(key, 60)} given twice")
         out[key] = parse_sample(key, spec)
     return out
 
@@ -174,12 +177,10 @@ def _as_text(value: Any) -> str:
 
 def load_file(path: str) -> SweepFile:
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise UsageError(f"sweep file {path!r} does not exist")
     try:
-        return SweepFile.model_validate(load_yaml_mapping(p))
+        return SweepFile.model_validate(load_yaml_mapping(p, "sweep file"))
     except ValidationError as e:
-        raise UsageError(one_line(e, SweepFile, str(p))) from None
+        raise UsageError(one_line(e, SweepFile, shown_plain(p))) from None
 
 
 def definition(
@@ -213,7 +214,9 @@ def definition(
     for key, values in f.grid.items():
         vals = split_values(values) if isinstance(values, str) else [_as_text(v) for v in values]
         if not vals or any(v == "" for v in vals):
-            raise UsageError(f"{file}: grid {key}: give at least one non-empty value")
+            raise UsageError(
+                f"{shown_plain(file)}: grid {shown(key, 60)}: give at least one non-empty value"
+            )
         file_grid[key] = vals
     file_samples = {k: parse_sample(k, s) for k, s in f.sample.items()}
     d = Definition(
@@ -240,7 +243,7 @@ def definition(
         raise UsageError("--random needs at least one --sample key=DISTRIBUTION")
     both = sorted(set(d.grid) & set(d.samples))
     if both:
-        raise UsageError(f"{both[0]} is both a grid key and a sampled key; pick one")
+        raise UsageError(f"{shown(both[0], 60)} is both a grid key and a sampled key; pick one")
     if not d.grid and d.random is None:
         raise UsageError(
             "nothing to sweep: give --grid key=a,b, --random N --sample ..., or a file"
@@ -248,14 +251,22 @@ def definition(
     return d
 
 
+def count(d: Definition) -> int:
+    """How many points `d` has, from the sizes alone (nothing is built)."""
+    return math.prod(len(v) for v in d.grid.values()) * (d.random or 1)
+
+
 def expand(d: Definition) -> list[dict[str, str]]:
     """The points' parameters, in order: the grid's cartesian product (last key fastest),
     crossed with `random` draws when sampling (same seed, same points)."""
+    total = count(d)
+    if total > MAX_POINTS:
+        sizes = " x ".join(str(len(v)) for v in d.grid.values())
+        random_part = f" x {d.random} random draws" if d.random is not None else ""
+        how = f" ({sizes}{random_part})" if d.grid and (len(d.grid) > 1 or d.random) else ""
+        raise UsageError(f"the sweep has {total:,} points{how}; the limit is {MAX_POINTS:,}")
     keys = list(d.grid)
     combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*d.grid.values())]
-    total = len(combos) * (d.random or 1)
-    if total > MAX_POINTS:
-        raise UsageError(f"the sweep has {total} points; the limit is {MAX_POINTS}")
     if d.random is None:
         return combos
     rng = random.Random(d.seed)

@@ -1,0 +1,229 @@
+"""Bounded reading and parsing of everything a user (or a run directory) hands olmoctl:
+profiles, recipes, sweep files, `-o`/`--grid`/`--sample` values, spec.json, record.json.
+
+Three limits, each checked before the work it guards: size (at most LIMIT + 1 bytes are
+read), nesting depth (counted while YAML is composed, so no RecursionError), and the size of
+the data once YAML aliases are expanded (counted on the composed node graph, memoized, so an
+alias bomb is refused in microseconds, before anything is constructed or validated).
+Shared by the launcher and the job (train/config.py), hence in schemas/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from olmoctl.errors import UsageError, shown, shown_plain
+
+KiB = 1 << 10
+MiB = 1 << 20
+
+
+class InputTooLarge(UsageError):
+    """Over a size, depth or expansion limit (a YAML syntax error is a plain UsageError)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    size: int  # bytes (files) or characters (values)
+    depth: int = 64  # nesting of lists/mappings; real configs use fewer than 10
+    nodes: int = 1_000_000  # scalars + collections once aliases are expanded
+
+
+FILE = Limits(size=1 * MiB)  # a profile, recipe or sweep file
+VALUE = Limits(size=64 * KiB, nodes=100_000)  # one -o, --grid or --sample value
+RUN_FILE = Limits(size=16 * MiB)  # spec.json / record.json read back from a run directory
+
+
+def _size_text(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n // KiB} KiB"
+
+
+# ------------------------------------------------------------------------------ reading
+def read_text(path: str | os.PathLike[str], what: str, limits: Limits = FILE) -> str:
+    """The file's text, refused in one line when it is not a regular file, larger than the
+    limit (only limit + 1 bytes are read) or not UTF-8. `what`: "cluster file" etc."""
+    p = Path(path)
+    at = f"{what} {shown_plain(p)}"
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{at} does not exist") from None
+    except OSError as e:
+        raise UsageError(f"{at}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{at} is a directory; give a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{at} is not a regular file")
+    try:
+        with open(p, "rb") as f:
+            data = f.read(limits.size + 1)
+    except OSError as e:
+        raise UsageError(f"{at}: cannot read: {e.strerror}") from None
+    if len(data) > limits.size:
+        raise InputTooLarge(
+            f"{at} is larger than {_size_text(limits.size)}, the limit for such a file"
+        )
+    return decode(data, at)
+
+
+def decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = data[e.start]
+        raise UsageError(
+            f"{where} is not UTF-8 text (byte 0x{bad:02x} at offset {e.start}); "
+            "is it a binary file?"
+        ) from None
+
+
+def check_value_size(text: str, where: str, limits: Limits = VALUE) -> str:
+    if len(text) > limits.size:
+        raise InputTooLarge(
+            f"{where}: the value is {len(text):,} characters; the limit is {limits.size:,}"
+        )
+    return text
+
+
+# ------------------------------------------------------------------------------ YAML
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than `max_depth` while composing."""
+
+    max_depth = FILE.depth
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class TooLarge(ValueError):
+    pass
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many nodes `root` stands for once aliases are expanded (an alias is the same node
+    object twice, so sizes are memoized per node: linear in the document, however many
+    times it multiplies). Raises TooLarge above `limit`, ValueError on a recursive alias."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            raise ValueError("an alias refers to the collection it is in")
+        busy.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+        busy.discard(key)
+        if total > limit:
+            raise TooLarge(total)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def load_yaml(
+    text: str, where: str, limits: Limits = FILE, loader: type[BoundedLoader] = BoundedLoader
+) -> Any:
+    """YAML `text` as data, within `limits`; a UsageError naming `where` (and the line)
+    otherwise: InputTooLarge over a limit. Size is the caller's (read_text,
+    check_value_size); `where` is quoted already (shown_plain, shown)."""
+    bounded = type("Loader", (loader,), {"max_depth": limits.depth})
+    ld = bounded(text)
+    try:
+        try:
+            node = ld.get_single_node()
+        except yaml.YAMLError as e:
+            raise UsageError(_yaml_problem(e, where)) from None
+        except _TooDeep as e:
+            at = f"{where}:{e.line}"
+            raise InputTooLarge(f"{at}: nested more than {limits.depth} levels deep") from None
+        if node is None:
+            return None
+        try:
+            expanded_size(node, limits.nodes)
+        except TooLarge:
+            raise InputTooLarge(
+                f"{where}: YAML anchors and aliases expand to more than {limits.nodes:,} "
+                "values; write the data out instead"
+            ) from None
+        except ValueError as e:
+            raise UsageError(f"{where}: {e}") from None
+        try:
+            return ld.construct_document(node)
+        except yaml.YAMLError as e:
+            raise UsageError(_yaml_problem(e, where)) from None
+        except ValueError as e:  # e.g. an integer of more than 4300 digits
+            raise UsageError(f"{where}: {shown(str(e), 200)}") from None
+    finally:
+        ld.dispose()
+
+
+def _yaml_problem(e: yaml.YAMLError, where: str) -> str:
+    mark = getattr(e, "problem_mark", None)
+    at = f"{where}:{mark.line + 1}" if mark is not None else where
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if "\n" in problem or len(problem) > 200:
+        problem = shown(problem, 200)
+    return f"{at}: malformed YAML: {problem}"
+
+
+# ------------------------------------------------------------------------------ JSON
+def load_json(text: str, where: str, limits: Limits = RUN_FILE) -> Any:
+    """JSON `text` as data, no deeper than `limits.depth` (JSON has no aliases, and its size
+    is the caller's)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{where}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except RecursionError:
+        raise InputTooLarge(f"{where}: nested more than {limits.depth} levels deep") from None
+    if depth(data, limits.depth) > limits.depth:
+        raise InputTooLarge(f"{where}: nested more than {limits.depth} levels deep")
+    return data
+
+
+def depth(data: Any, stop: int) -> int:
+    """Nesting depth of plain data (iterative: no recursion on hostile input), counted up
+    to `stop` + 1."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        item, d = todo.pop()
+        deepest = max(deepest, d)
+        if d > stop:
+            return d
+        if isinstance(item, dict):
+            todo.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, d + 1) for v in item)
+    return deepest
