@@ -66,3 +66,11 @@ def shown_plain(value: object, limit: int = 200) -> str:
     plain printable text, else as `shown` (a file name may hold a newline too)."""
     text = str(value)
     return text if len(text) <= limit and text.isprintable() else shown(text, limit)
+
+
+def flat(text: str, limit: int = 1000) -> str:
+    """`text` as one line of at most about `limit` characters: the last guard for messages
+    built from text olmoctl did not write (a validator's message, a tool's stderr)."""
+    if not text.isprintable():
+        text = _escape(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from olmoctl.backends.base import JobInfo, QueryResult
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, shown
 from olmoctl.schemas import RunSpec
 
 # job id -> submitit folder, filled by submit and by the store (see register_folder).
@@ -94,7 +94,7 @@ class LocalBackend:
 
     def cancel(self, job_id: str) -> None:
         if not job_id.isdigit():
-            raise OlmoctlError(f"local job id {job_id!r} is not a pid")
+            raise OlmoctlError(f"local job id {shown(job_id)} is not a pid")
         folder = _FOLDERS.get(job_id)
         if folder is not None:
             (folder / f"{job_id}.cancelled").touch()

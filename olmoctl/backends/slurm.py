@@ -7,7 +7,7 @@ from pathlib import Path
 
 from olmoctl.backends import slurm_cli
 from olmoctl.backends.base import JobInfo, QueryResult
-from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.errors import OlmoctlError, UsageError, shown
 from olmoctl.schemas import RunSpec
 
 # sinfo answers in milliseconds when the controller is up; a broken setup can hang on DNS.
@@ -24,15 +24,17 @@ class SlurmBackend:
         try:
             res = slurm_cli.run(args, timeout=REACH_TIMEOUT_S)
         except OlmoctlError as e:
-            raise UsageError(f"cannot reach Slurm for cluster {spec.cluster.name!r}: {e}") from None
+            raise UsageError(
+                f"cannot reach Slurm for cluster {shown(spec.cluster.name)}: {e}"
+            ) from None
         if res.returncode != 0:
             why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
-            raise UsageError(f"cannot reach Slurm for cluster {spec.cluster.name!r}: {why}")
+            raise UsageError(f"cannot reach Slurm for cluster {shown(spec.cluster.name)}: {why}")
         partitions = {p.rstrip("*") for p in res.stdout.split()}
         part = spec.cluster.partition
         if part and part not in partitions:
             raise UsageError(
-                f"cluster {spec.cluster.name!r}: partition {part!r} does not exist here "
+                f"cluster {shown(spec.cluster.name)}: partition {shown(part)} does not exist here "
                 f"(valid: {', '.join(sorted(partitions))})"
             )
 
@@ -49,7 +51,9 @@ class SlurmBackend:
         class _Executor(submitit.SlurmExecutor):
             def _make_submission_file_text(self, command: str, uid: str) -> str:
                 if command != expected:  # the slot must hold what render() put there
-                    raise OlmoctlError(f"submitit command {command!r} != rendered {expected!r}")
+                    raise OlmoctlError(
+                        f"submitit command {shown(command)} != rendered {shown(expected)}"
+                    )
                 # The caller's rendered text itself (a remote cluster's login node submits
                 # exactly what the local olmoctl rendered); render() if it has no slot.
                 return script if expected in script else render(spec, task_command=command)

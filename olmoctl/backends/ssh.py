@@ -16,7 +16,7 @@ from olmoctl.backends import prefetch as pf
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.ssh_link import Link, link_for
 from olmoctl.backends.ssh_protocol import CACHE_TTL_S, decode_bytes, decode_jobs, decode_query
-from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.errors import OlmoctlError, UsageError, shown
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.cluster import SSHConfig
 
@@ -87,7 +87,8 @@ class SSHBackend:
     def check_reachable(self, spec: RunSpec) -> None:
         if spec.cluster.scheduler != "slurm":
             raise UsageError(
-                f"cluster {spec.cluster.name!r}: a remote (ssh) cluster must use scheduler: slurm"
+                f"cluster {shown(spec.cluster.name)}: a remote (ssh) cluster must use "
+                "scheduler: slurm"
             )
         self.call1("check_reachable", spec=spec.model_dump(mode="json"))
 

@@ -20,7 +20,7 @@ from olmoctl.backends.ssh_protocol import (
     REQUEST_TIMEOUT_S,
     version_mismatch,
 )
-from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.errors import OlmoctlError, UsageError, shown
 from olmoctl.schemas.cluster import SSHConfig
 
 
@@ -192,7 +192,7 @@ def _connect(ssh: SSHConfig) -> Any:
     if ssh.identity_file:
         key = os.path.expanduser(ssh.identity_file)
         if not os.path.isfile(key):
-            raise UsageError(f"ssh identity_file {ssh.identity_file!r} does not exist")
+            raise UsageError(f"ssh identity_file {shown(ssh.identity_file)} does not exist")
         kwargs.update(key_filename=[key], look_for_keys=False)
     conn = Connection(
         ssh.host,
@@ -208,7 +208,9 @@ def _connect(ssh: SSHConfig) -> Any:
         try:
             client.load_system_host_keys(known)
         except OSError as e:
-            raise UsageError(f"ssh known_hosts {ssh.known_hosts!r}: {e.strerror or e}") from None
+            raise UsageError(
+                f"ssh known_hosts {shown(ssh.known_hosts)}: {e.strerror or e}"
+            ) from None
     else:
         client.load_system_host_keys()
     try:

@@ -28,7 +28,7 @@ from olmoctl.backends.ssh_protocol import (
     frame,
     version_mismatch,
 )
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, shown
 
 _REQUIRED: Any = object()
 
@@ -95,7 +95,7 @@ class LoginNode:
         """One op, checked against the table."""
         op = OPS.get(name)
         if op is None:
-            raise OlmoctlError(f"unknown remote op {name!r}")
+            raise OlmoctlError(f"unknown remote op {shown(name)}")
         op.check(name, args)
         given = {a: s.default for a, s in op.args.items() if not s.required}
         return op.handler(self, **{**given, **args})

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from olmoctl.cli import options
+from olmoctl.errors import UsageError, shown_plain
+
+if TYPE_CHECKING:
+    from olmoctl.core.catalog import Entry
 
 
 def clusters(as_json: bool = options.JSON) -> None:
     """List cluster profiles (shipped and your own in ~/.config/olmoctl/clusters)."""
     from olmoctl.core import catalog
 
-    rows = []
+    rows, bad = [], []
     for entry in catalog.available("clusters").values():
-        c = catalog.load_cluster(str(entry.path))
+        try:
+            c = catalog.load_cluster(str(entry.path))
+        except UsageError as e:  # one bad file is one bad entry; the others still list
+            bad.append(_bad(entry, e))
+            continue
         rows.append(
             {
                 "name": entry.name,
@@ -33,22 +42,27 @@ def clusters(as_json: bool = options.JSON) -> None:
             }
         )
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows + bad, indent=2))
         return
     _table(
         "Cluster profiles",
         rows,
         ["name", "vendor", "gpu", "gpus_per_node", "partition", "max_nodes", "max_time", "source"],
     )
+    _report(bad)
 
 
 def recipes(as_json: bool = options.JSON) -> None:
     """List training recipes (shipped and your own in ~/.config/olmoctl/recipes)."""
     from olmoctl.core import catalog
 
-    rows = []
+    rows, bad = [], []
     for entry in catalog.available("recipes").values():
-        r = catalog.load_recipe(str(entry.path))
+        try:
+            r = catalog.load_recipe(str(entry.path))
+        except UsageError as e:
+            bad.append(_bad(entry, e))
+            continue
         rows.append(
             {
                 "name": entry.name,
@@ -66,7 +80,7 @@ def recipes(as_json: bool = options.JSON) -> None:
             }
         )
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows + bad, indent=2))
         return
     for row in rows:
         row["params"] = _human(row["params"])
@@ -76,6 +90,17 @@ def recipes(as_json: bool = options.JSON) -> None:
         rows,
         ["name", "params", "layers", "d_model", "heads", "global_batch_tokens", "steps", "lr"],
     )
+    _report(bad)
+
+
+def _bad(entry: Entry, err: UsageError) -> dict[str, str]:
+    """A file that does not load, as an entry: its name, where it is, and why (one line)."""
+    return {"name": entry.name, "source": entry.source, "path": str(entry.path), "error": str(err)}
+
+
+def _report(bad: list[dict[str, str]]) -> None:
+    for b in bad:
+        typer.echo(f"olmoctl: skipped {shown_plain(b['name'], 60)}: {b['error']}", err=True)
 
 
 def _human(n: float) -> str:

@@ -7,6 +7,8 @@ import time
 
 import typer
 
+from olmoctl.errors import shown
+
 POLL_S = 1.0
 
 
@@ -62,7 +64,9 @@ def logs(
     if not follow:
         if not drain() and not files():
             what = f"rank {rank}" if rank is not None else "any rank"
-            raise UsageError(f"no output yet for {what} of run {run!r} attempt {chosen.attempt_no}")
+            raise UsageError(
+                f"no output yet for {what} of run {shown(run)} attempt {chosen.attempt_no}"
+            )
         return
     console = Console(stderr=True)
     with console.status(f"{run}: waiting for output") as spinner:

@@ -23,7 +23,7 @@ from olmoctl.cli import (
     supervise_cmds,
     sweep_cmd,
 )
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, flat
 
 app = typer.Typer(
     name="olmoctl",
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="olmoctl", standalone_mode=False)
     except OlmoctlError as e:
-        print(f"olmoctl: error: {e}", file=sys.stderr)
+        print(f"olmoctl: error: {flat(str(e))}", file=sys.stderr)  # one line, always
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("olmoctl: interrupted", file=sys.stderr)

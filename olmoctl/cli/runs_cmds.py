@@ -8,7 +8,7 @@ import time
 import typer
 
 from olmoctl.cli import options
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown, shown_plain
 
 
 def launch(
@@ -144,6 +144,8 @@ def status(
     from olmoctl.core import status as core
     from olmoctl.store import Store
 
+    # Every argument is checked before anything is queried or printed.
+    since_ts = time.time() - _duration(since) if since else None
     store = Store()
     if run is not None:
         from olmoctl.core.launch import find_run  # catalog, render: not for the table
@@ -165,11 +167,16 @@ def status(
         "state": state.upper() if state else None,
         "cluster": cluster,
         "sweep": sweep,
-        "since": time.time() - _duration(since) if since else None,
+        "since": since_ts,
     }
     rows = core.overview(store, **filters)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows and any(v is not None for v in filters.values()):
+        given = {"--state": state, "--cluster": cluster, "--sweep": sweep, "--since": since}
+        said = " ".join(f"{k} {shown_plain(v, 60)}" for k, v in given.items() if v is not None)
+        typer.echo(f"no runs match {said} ({len(store.runs())} runs in all)")
         return
     status_view.table(rows if show_all else status_view.most_relevant(rows, TABLE_ROWS))
     if not show_all and len(rows) > TABLE_ROWS:
@@ -207,7 +214,9 @@ def _duration(text: str) -> float:
     try:
         return float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
-        raise UsageError(f"--since {text!r}: use a number and a unit, e.g. 30m, 2h, 3d") from None
+        raise UsageError(
+            f"--since {shown(text)}: use a number and a unit, e.g. 30m, 2h, 3d"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -54,9 +54,12 @@ def watch(
     from rich.console import Console
 
     from olmoctl.core import supervise
+    from olmoctl.core.launch import find_run
     from olmoctl.store import Store
 
     store = Store()
+    for name in runs or []:  # validate before the banner: an error is the only output
+        find_run(store, name)
     owner = supervise.owner_id()
     policy = supervise.WatchPolicy(
         max_retries=max_retries, backoff_s=backoff, lease_s=max(60.0, 3 * interval)

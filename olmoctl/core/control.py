@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from olmoctl.backends.base import backend_for
 from olmoctl.core.launch import find_run, spec_of
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.store import AttemptState, Store
 
 
@@ -14,7 +14,7 @@ def cancel(run_name: str, store: Store | None = None) -> str:
     last = store.last_attempt(run_name)
     if last is None or not last.is_live or not last.job_id:
         state = last.state if last else run.state
-        raise UsageError(f"run {run_name!r} has no live job to cancel (it is {state})")
+        raise UsageError(f"run {shown(run_name)} has no live job to cancel (it is {state})")
     spec = spec_of(run)
     backend = backend_for(spec)
     if spec.cluster.scheduler == "local":

@@ -40,7 +40,7 @@ def read_events(
     for line in lines:
         try:
             ev = parse_event(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):  # torn, foreign, or nested past the stack
             continue
         if ev is not None:
             out.append(ev)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.store import Store
 
 
@@ -17,7 +17,7 @@ def clear(store: Store, node: str, cluster: str | None = None) -> int:
     if n == 0:
         known = sorted({r.node for r in store.nodes(cluster)})
         raise UsageError(
-            f"node {node!r} has no recorded failures"
+            f"node {shown(node)} has no recorded failures"
             + (f" (known: {', '.join(known)})" if known else "")
         )
     return n

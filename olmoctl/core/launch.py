@@ -15,7 +15,7 @@ from olmoctl.core import record
 from olmoctl.core.render import render
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.errors import suggest
 from olmoctl.store import AttemptState, Run, Store
@@ -126,7 +126,7 @@ def find_run(store: Store, name: str) -> Run:
     if row is None:
         names = store.run_names()
         hint = suggest(name, names) if names else "; no runs recorded yet"
-        raise UsageError(f"no run named {name!r}{hint}")
+        raise UsageError(f"no run named {shown(name)}{hint}")
     return row
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from olmoctl.core.launch import spec_of
 from olmoctl.core.runfiles import LOCAL, RunFiles
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import contract as rd
 from olmoctl.store import Attempt, Run, Store
 
@@ -53,13 +53,15 @@ def batch_file(run: Run, attempt: Attempt) -> Path | None:
 def pick_attempt(store: Store, run_name: str, attempt_no: int | None) -> Attempt:
     attempts = store.attempts(run_name)
     if not attempts:
-        raise UsageError(f"run {run_name!r} has no attempts")
+        raise UsageError(f"run {shown(run_name)} has no attempts")
     if attempt_no is None:
         return attempts[-1]
     for a in attempts:
         if a.attempt_no == attempt_no:
             return a
-    raise UsageError(f"run {run_name!r} has no attempt {attempt_no} (it has 1..{len(attempts)})")
+    raise UsageError(
+        f"run {shown(run_name)} has no attempt {attempt_no} (it has 1..{len(attempts)})"
+    )
 
 
 class Follower:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from olmoctl.backends.files import dir_taken, holds_run
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 
 if TYPE_CHECKING:
     from olmoctl.schemas import RunSpec
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def run_exists(name: str, *, hint: bool = True) -> UsageError:
     more = f"; pick another --name (e.g. {name}-2)" if hint else ""
-    return UsageError(f"run {name!r} already exists{more}")
+    return UsageError(f"run {shown(name)} already exists{more}")
 
 
 class Taken:
@@ -36,7 +36,7 @@ class Taken:
             name = base if i == 1 else f"{base}-{i}"
             if name not in self:
                 return name
-        raise UsageError(f"no free run name for {base!r}")
+        raise UsageError(f"no free run name for {shown(base)}")
 
 
 def free_name(store: Store, base: str, runs_root: str) -> str:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from olmoctl.core.specs import SpecConfig
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
 
 DEFAULT_MFU = 0.40
@@ -71,7 +71,7 @@ def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list
     out = []
     if nodes > cluster.max_nodes:
         out.append(
-            f"{nodes} nodes is above cluster {cluster.name!r}'s limit of {cluster.max_nodes}"
+            f"{nodes} nodes is above cluster {shown(cluster.name)}'s limit of {cluster.max_nodes}"
         )
     t = recipe.train
     world = nodes * cluster.tasks_per_node
@@ -120,6 +120,6 @@ def require_figures(cluster: ClusterProfile) -> None:
         value = getattr(cluster, key)
         if not value:
             raise UsageError(
-                f"cluster {cluster.name!r}: cluster.{key} is {value}, and plan needs it for "
+                f"cluster {shown(cluster.name)}: cluster.{key} is {value}, and plan needs it for "
                 f"{needed_for}; set it in the profile or pass -o cluster.{key}=VALUE"
             )

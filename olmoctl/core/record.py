@@ -38,8 +38,10 @@ from olmoctl.core.record_fingerprint import (
     local,
     sha256_text,
 )
+from olmoctl.errors import UsageError
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.bounded import RUN_FILE, load_json, read_text
 from olmoctl.schemas.contract import (
     CODE_DIR,
     INDICES_FILE,
@@ -84,9 +86,12 @@ SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byt
 # The writers below build record.json as plain JSON (what is on disk is exactly what they
 # wrote); readers parse it with olmoctl.schemas.record.Record.of.
 def read_file(run_dir: str | Path) -> dict[str, Any] | None:
+    # Unreadable, too large, too deep or not JSON: no record (bounded: a run directory is
+    # only as trustworthy as whoever can write to it).
+    path = Path(run_dir) / RECORD_FILE
     try:
-        data = json.loads((Path(run_dir) / RECORD_FILE).read_text())
-    except (OSError, ValueError):
+        data = load_json(read_text(path, "record", RUN_FILE), str(path), RUN_FILE)
+    except UsageError:
         return None
     return data if isinstance(data, dict) else None
 

@@ -18,7 +18,7 @@ from olmoctl.core import catalog, record
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig, for_new_run, resolve
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.record import Record
@@ -101,14 +101,14 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     directory's scripts/attempt-N.sh."""
     attempts = store.attempts(run)
     if not attempts:
-        raise UsageError(f"run {run!r} has no attempts")
+        raise UsageError(f"run {shown(run)} has no attempts")
     if attempt is None:
         row = attempts[-1]
     else:
         match = [a for a in attempts if a.attempt_no == attempt]
         if not match:
             have = ", ".join(str(a.attempt_no) for a in attempts)
-            raise UsageError(f"run {run!r} has no attempt {attempt}; it has {have}")
+            raise UsageError(f"run {shown(run)} has no attempt {attempt}; it has {have}")
         row = match[0]
     text = row.script
     if not text:

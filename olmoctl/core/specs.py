@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 from olmoctl.core import catalog, names
 from olmoctl.core import overrides as ov
 from olmoctl.core.yamlio import load_yaml_mapping
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
+from olmoctl.schemas.base import SAFE_TOKEN
 from olmoctl.schemas.cluster import TIME_RE
-from olmoctl.schemas.errors import validate
+from olmoctl.schemas.errors import pattern_help, validate
 from olmoctl.schemas.run import RUN_NAME
 
 if TYPE_CHECKING:
@@ -120,15 +121,15 @@ class SpecConfig:
         )
         if not re.fullmatch(RUN_NAME, name):
             raise UsageError(
-                f"run name {name!r} is not valid: use 1-64 letters, digits and _.- "
+                f"run name {shown(name)} is not valid: use 1-64 letters, digits and _.- "
                 "(starting with a letter or digit)"
             )
         for node in self.exclude_nodes:
             if not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+", node):
-                raise UsageError(f"node name {node!r} is not valid")
+                raise UsageError(f"node name {shown(node)} is not valid")
         if self.time is not None and not re.fullmatch(TIME_RE, self.time):
             raise UsageError(
-                f"--time {self.time!r} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
+                f"--time {shown(self.time)} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
             )
         if self.new_run:
             cluster = _expand_paths(cluster)
@@ -176,12 +177,18 @@ def _fill_account(cluster_data: dict[str, Any], cluster_ref: str) -> None:
     if cluster_data.get("account"):
         return
     for var in ACCOUNT_ENV_VARS:
-        if os.environ.get(var):
-            cluster_data["account"] = os.environ[var]
+        value = os.environ.get(var)
+        if value:
+            # Checked here, so a bad value is blamed on the variable, not the profile.
+            if not re.fullmatch(SAFE_TOKEN, value):
+                raise UsageError(
+                    f"{var}={shown(value)} is not a valid Slurm account: {pattern_help(SAFE_TOKEN)}"
+                )
+            cluster_data["account"] = value
             return
     if cluster_data.get("account_required"):
         raise UsageError(
-            f"cluster {cluster_ref!r} needs a Slurm account: pass -o cluster.account=ACCOUNT "
+            f"cluster {shown(cluster_ref)} needs a Slurm account: pass -o cluster.account=ACCOUNT "
             f"(e.g. project_465000000) or set {ACCOUNT_ENV_VARS[0]}"
         )
 

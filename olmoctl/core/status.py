@@ -13,7 +13,7 @@ from olmoctl.backends.base import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.core.runfiles import LOCAL, RunFiles, files_of
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, shown
 from olmoctl.store import Attempt, AttemptState, Run, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
@@ -72,7 +72,7 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
                 raise  # asked about these runs: say why we cannot answer
             # One unreachable cluster must not hide every other cluster's runs.
             where = attempts[0].cluster
-            out.notes.append(f"cluster {where!r}: {e}; its runs show their last known state")
+            out.notes.append(f"cluster {shown(where)}: {e}; its runs show their last known state")
             unreachable |= {a.run_name for a in attempts}
     # Only runs that were unfinished can have changed: a store of 1,000 finished runs costs
     # no more than one of 10 (their summaries were written when they ended).

@@ -18,7 +18,7 @@ from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.runfiles import files_of
 from olmoctl.core.specs import SpecConfig
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.store import WAITING, Attempt, AttemptState, Run, Store
 
 
@@ -68,11 +68,11 @@ def resume(
         if requeued and bad and backend.exclude_pending(last.job_id, bad):
             return Resumed(name, "steered", last.job_id, bad)
         raise UsageError(
-            f"run {name!r} is still {last.state} (job {last.job_id}); "
+            f"run {shown(name)} is still {last.state} (job {last.job_id}); "
             f"cancel it first (olmoctl cancel {name}) or let it run"
         )
     if run.state == AttemptState.COMPLETED or (last is not None and last.klass == cl.COMPLETED):
-        raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
+        raise UsageError(f"run {shown(name)} completed; launch a new run (olmoctl launch --from)")
     new_spec = SpecConfig.from_spec(
         spec, same_run=True, nodes=nodes, overrides=overrides, exclude_nodes=bad
     ).build()

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from olmoctl.errors import shown
 from olmoctl.schemas.base import SAFE_TOKEN, Schema
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
@@ -153,6 +154,17 @@ class ClusterProfile(Schema):
     @classmethod
     def _paths(cls, v: str) -> str:
         return check_dquote_safe(v, "path")
+
+    @field_validator("runs_root")
+    @classmethod
+    def _absolute_root(cls, v: str) -> str:
+        # Run directories must not depend on where olmoctl was started.
+        if not (v.startswith("/") or v == "~" or v.startswith("~/")):
+            raise ValueError(
+                f"{shown(v)} is not an absolute path; start it with / or ~/ "
+                "(e.g. ~/olmoctl-runs or /scratch/{account}/{user}/runs)"
+            )
+        return v
 
     @property
     def max_time_s(self) -> int:

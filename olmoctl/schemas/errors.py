@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from olmoctl.errors import UsageError, shown
+from olmoctl.errors import UsageError, flat, shown, shown_plain
 from olmoctl.schemas.base import SAFE_TOKEN
 from olmoctl.schemas.cluster import TIME_RE
 from olmoctl.schemas.run import RUN_NAME
@@ -78,19 +78,20 @@ def one_line(
     """`WHERE: ` (when given) and the first error, naming the key; the count if more.
     `prefix` is where the model sits in the user's key space (`cluster.` for a profile)."""
     first = err.errors()[0]
-    loc = prefix + ".".join(str(p) for p in first["loc"])
+    key = prefix + ".".join(str(p) for p in first["loc"])
+    loc = shown_plain(key, 100)  # the key as a user wrote it: may hold anything
     kind = first["type"]
     if kind == "extra_forbidden":
         valid = [prefix + p for p in model_paths(model)]
-        msg = f"unknown key {loc!r}{suggest(loc, valid)}"
+        msg = f"unknown key {shown(key)}{suggest(key[:200], valid)}"
     elif kind == "missing":
-        msg = f"missing required key {loc!r}"
+        msg = f"missing required key {shown(key)}"
     elif kind == "string_pattern_mismatch":
         pattern = (first.get("ctx") or {}).get("pattern")
         why = pattern_help(pattern) or f"it must match the pattern {pattern}"
         msg = f"{loc}: {shown(first.get('input'))} is not allowed here: {why}"
     else:
-        text = first["msg"].removeprefix("Value error, ")
+        text = flat(first["msg"].removeprefix("Value error, "), 300)
         msg = f"{loc}: {text}" if loc and not text.startswith(loc.split(".")[0]) else text
         if kind not in ("value_error", "assertion_error") and "input" in first:
             msg += f" (got {shown(first['input'])})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, model_validator
 
+from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
 from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
 from olmoctl.schemas.recipe import Recipe
@@ -30,11 +31,11 @@ class RunSpec(Schema):
         c = self.cluster
         if self.nodes > c.max_nodes:
             raise ValueError(
-                f"nodes={self.nodes} is above cluster {c.name!r}'s limit of {c.max_nodes}"
+                f"nodes={self.nodes} is above cluster {shown(c.name)}'s limit of {c.max_nodes}"
             )
         if parse_time(self.time) > c.max_time_s:
             raise ValueError(
-                f"time {self.time} is above cluster {c.name!r}'s max time {c.max_time}"
+                f"time {self.time} is above cluster {shown(c.name)}'s max time {c.max_time}"
             )
         t = self.recipe.train
         per_step = self.world_size * t.micro_batch_size

@@ -6,7 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.store.base import Queries
 from olmoctl.store.models import Checkpoint, Run
 
@@ -60,7 +60,7 @@ class RunWrites(Queries):
         """Record a new run (launch, and each point of a sweep); its name must be free."""
         now = time.time()
         if self._db().execute("SELECT 1 FROM runs WHERE name = ?", (spec.name,)).fetchone():
-            raise UsageError(f"run {spec.name!r} already exists")
+            raise UsageError(f"run {shown(spec.name)} already exists")
         self._db().execute(
             "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
             "total_steps, sweep, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

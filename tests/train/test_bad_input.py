@@ -143,6 +143,6 @@ def test_unreadable_or_incomplete_config(
     assert_one_line(*run(capsys, str(tmp_path / "nope.json")), "nope.json: not found")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    assert_one_line(*run(capsys, str(bad), "--run-dir", str(tmp_path)), "not valid YAML")
+    assert_one_line(*run(capsys, str(bad), "--run-dir", str(tmp_path)), "malformed YAML")
     recipe = recipe_file(tmp_path, tiny())
     assert_one_line(*run(capsys, str(recipe)), "is a recipe: give --run-dir DIR")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 from olmoctl.schemas.errors import suggest
 from olmoctl.store import WAITING, Store, Sweep
 
@@ -21,7 +21,7 @@ def get(store: Store, name: str, *, missing_ok: bool = False) -> Sweep | None:
     if row is None and not missing_ok:
         names = store.sweep_names()
         hint = suggest(name, names) if names else "; no sweeps recorded yet"
-        raise UsageError(f"no sweep named {name!r}{hint}")
+        raise UsageError(f"no sweep named {shown(name)}{hint}")
     return row
 
 
