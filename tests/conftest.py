@@ -53,3 +53,33 @@ def cli(user_env: Path, capsys: pytest.CaptureFixture[str]):
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+# Every message a bad-input suite provokes must stay one line of bounded length, whatever the
+# input held (newlines, megabytes): checked on each UsageError as it is made.
+_BAD_INPUT_SUITES = ("test_bad_input", "test_input_bounds")
+MESSAGE_LIMIT = 600
+
+
+@pytest.fixture(autouse=True)
+def _usage_errors_are_one_line(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    if not request.module.__name__.rsplit(".", 1)[-1].startswith(_BAD_INPUT_SUITES):
+        yield
+        return
+    from olmoctl.errors import UsageError
+
+    made: list[str] = []
+    init = UsageError.__init__
+
+    def recording(self: UsageError, *args: object) -> None:
+        made.append(str(args[0]) if args else "")
+        init(self, *args)
+
+    monkeypatch.setattr(UsageError, "__init__", recording)
+    yield
+    for msg in made:
+        assert "\n" not in msg and "\r" not in msg, f"multi-line error: {msg[:300]!r}"
+        assert msg.isprintable(), f"control characters in an error: {msg[:300]!r}"
+        assert len(msg) <= MESSAGE_LIMIT, f"{len(msg)}-character error: {msg[:300]!r}..."
