@@ -1,7 +1,7 @@
 """`olmoctl _remote`: the login node's half of a remote (ssh) cluster. Hidden; the local
 olmoctl starts `_remote serve` over its one SSH connection and sends it JSON requests
 (wire format: olmoctl/backends/ssh.py). Each op runs here with the ordinary Slurm backend
-and plain file I/O (core.runfiles.LocalFiles); nothing here touches a state store.
+and plain file I/O (backends.files.LocalFiles); nothing here touches a state store.
 
 `_remote call` answers one request read from stdin (unframed), for scripts and debugging:
   echo '{"olmoctl": "0.1.0", "id": 1, "ops": [{"op": "glob", "folder": "/x", "pattern": "*"}]}' \
@@ -36,7 +36,7 @@ class _Ops:
     """The ops a request may name; each takes JSON arguments and returns JSON."""
 
     def __init__(self) -> None:
-        from olmoctl.core.runfiles import LOCAL
+        from olmoctl.backends.files import LOCAL
 
         self.fs = LOCAL
         self._slurm: Any = None
@@ -81,7 +81,7 @@ class _Ops:
     def query(self, job_ids: list[str]) -> dict[str, Any]:
         from olmoctl.backends.ssh import encode_query
 
-        return encode_query(self.slurm.query(job_ids))
+        return encode_query(self.slurm.query(dict.fromkeys(job_ids, "")))
 
     def queued(self, job_ids: list[str]) -> dict[str, Any]:
         from olmoctl.backends.ssh import encode_jobs
@@ -95,7 +95,7 @@ class _Ops:
         return bool(self.slurm.exclude_pending(job_id, nodes))
 
     def cancel(self, job_id: str) -> None:
-        self.slurm.cancel(job_id)
+        self.slurm.cancel(job_id, "")
 
     # files
     def write_run_dir(self, run_dir: str, files: dict[str, list[Any]], new_run: bool) -> bool:
@@ -140,10 +140,10 @@ class _Ops:
         its batch log tail, rank log list (and tails when the ranks must be read) and the
         state of its nodes after a node failure. The local side files each answer under
         (op, args) and serves its own calls from there."""
+        from olmoctl.backends import jobfiles
         from olmoctl.backends.base import QueryResult
         from olmoctl.core import classify as cl
         from olmoctl.core import events as ev
-        from olmoctl.core import logs
         from olmoctl.core.attempts import MAYBE_REQUEUED
         from olmoctl.core.store import LIVE_STATES
 
@@ -154,7 +154,7 @@ class _Ops:
             out.append([op, args, answer])
 
         if job_ids:
-            res = self.slurm.query(job_ids)
+            res = self.slurm.query(dict.fromkeys(job_ids, ""))
             put("query", _encode_query(res), job_ids=job_ids)
             maybe = [j for j in job_ids if res.jobs.get(j) and res.jobs[j].state in MAYBE_REQUEUED]
             if maybe:
@@ -165,10 +165,10 @@ class _Ops:
             ended = [r for r in res.history.get(job) or [] if r.state not in LIVE_STATES]
             if job in job_ids and not ended:
                 continue
-            folder, pattern = logs.rank_log_glob(run_dir, job)
+            folder, pattern = jobfiles.rank_log_glob(run_dir, job)
             ranks = self.fs.glob(folder, pattern)
             put("glob", ranks, folder=folder, pattern=pattern)
-            paths = [logs.batch_path(run_dir, job)]
+            paths = [jobfiles.batch_path(run_dir, job)]
             if any(r.state not in _NO_RANK_LOGS for r in ended):
                 paths += ranks
             for p in paths:

@@ -76,7 +76,7 @@ def render(
     if out is None:
         typer.echo(text, nl=False)
         return
-    from olmoctl.core.fileio import atomic_write
+    from olmoctl.fileio import atomic_write
 
     try:
         atomic_write(out, text, mode=0o755)

@@ -11,7 +11,6 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core.runfiles import files_of
 from olmoctl.core.store import LIVE_STATES, Store
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
@@ -99,8 +98,8 @@ def classify_ended(
     hang: bool = False,
 ) -> cl.Verdict:
     """Classify an attempt that ended, record the verdict and blame nodes (node health).
-    Files are read where the backend's run directories are (core.runfiles)."""
-    fs = files_of(backend)
+    Files are read where the backend's run directories are (backend.files)."""
+    fs = backend.files
     events = ev.read_events(run["run_dir"], fs=fs)
     seg = segment(events, attempt["job_id"], attempt["restart_index"])
     exiting = next((e for e in reversed(seg) if e.get("event") == "exiting"), None)

@@ -17,11 +17,11 @@ import yaml
 
 from olmoctl.core import events as ev
 from olmoctl.core import record
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.core.store import Store
 from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.fileio import atomic_write
 
 
 def segments(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

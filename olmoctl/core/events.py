@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olmoctl.core.runfiles import LOCAL, RunFiles
+from olmoctl.backends.files import LOCAL, RunFiles
 
 TAIL_BYTES = 256 * 1024
 

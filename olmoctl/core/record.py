@@ -24,7 +24,6 @@ from typing import Any
 
 from olmoctl import provenance
 from olmoctl.core import events as ev
-from olmoctl.core.fileio import atomic_write
 from olmoctl.core.record_compare import (
     PROBE,
     VERSION_KEYS,
@@ -41,6 +40,7 @@ from olmoctl.core.record_fingerprint import (
     sha256_text,
 )
 from olmoctl.core.store import ATTEMPT_FIELDS, Store
+from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names

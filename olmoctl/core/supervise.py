@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from olmoctl.backends.base import backend_for
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
@@ -20,7 +20,6 @@ from olmoctl.core.catalog import _validate
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.overrides import apply as apply_overrides
-from olmoctl.core.runfiles import files_of
 from olmoctl.core.store import LIVE_STATES, Store
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
@@ -103,7 +102,7 @@ def resume(
     if run["state"] == "COMPLETED" or (last is not None and last["klass"] == cl.COMPLETED):
         raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
     new_spec = _respec(spec, nodes, list(overrides or []), bad)
-    ckpts = ev.complete_checkpoints(spec.run_dir, files_of(backend))
+    ckpts = ev.complete_checkpoints(spec.run_dir, backend.files)
     torn = [step for step, _, complete in ckpts if not complete]
     done = submit_attempt(store, new_spec, backend, new_run=False)
     with store.tx() as conn:
@@ -161,7 +160,7 @@ def hung(store: Store, run: Any) -> float | None:
     if last is None or last["state"] != "RUNNING":
         return None
     spec = spec_of(run)
-    events = ev.read_events(run["run_dir"], fs=files_of(backend_for(spec)))
+    events = ev.read_events(run["run_dir"], fs=backend_for(spec).files)
     seg = att.segment(events, last["job_id"], last["restart_index"])
     progress = att.last_progress(seg) or last["started_at"]
     if progress is None:
@@ -197,7 +196,7 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             continue
         idle = hung(store, run)
         if idle is not None:
-            backend_for(spec_of(run)).cancel(last["job_id"])
+            backend_for(spec_of(run)).cancel(last["job_id"], run["run_dir"])
             with store.tx() as conn:
                 store.update_attempt(conn, last["id"], state="CANCELLED")
                 a = store.last_attempt(name)

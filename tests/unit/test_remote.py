@@ -279,7 +279,7 @@ def test_failed_submission_leaves_no_remote_directory(
 def test_ssh_modules_import_no_fabric() -> None:
     code = (
         "import sys\n"
-        "import olmoctl.backends.ssh, olmoctl.cli.remote_cmd, olmoctl.core.runfiles\n"
+        "import olmoctl.backends.ssh, olmoctl.cli.remote_cmd, olmoctl.backends.files\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('fabric', 'paramiko')]\n"
         "assert not heavy, heavy\n"
     )
@@ -287,7 +287,7 @@ def test_ssh_modules_import_no_fabric() -> None:
 
 
 def test_backend_for_gives_one_backend_per_login_node(user_env, tmp_path: Path) -> None:
-    from olmoctl.backends.base import backend_for, backend_key
+    from olmoctl.backends.registry import backend_for, backend_key
 
     cluster = {"scheduler": "slurm", "ssh": CONFIG.model_dump(mode="json")}
     key = backend_key(cluster)

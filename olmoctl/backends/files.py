@@ -1,0 +1,121 @@
+"""Access to a run directory: here (plain file I/O) or on a remote cluster (the SSH backend).
+
+Core code never opens a run's files itself; it asks its backend's `files` for the few things
+it needs: write the run directory, the tail of a file, new bytes from an offset, a glob,
+the checkpoints. `LocalFiles` is this machine's filesystem (the Slurm and local backends);
+it is also what the remote olmoctl (`olmoctl _remote`) runs on the login node. The SSH
+backend carries its own implementation (backends/ssh.py: RemoteFiles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+from olmoctl.fileio import atomic_write
+
+# path relative to the run directory -> (text, file mode)
+RunDirFiles = dict[str, tuple[str, int]]
+
+
+class RunFiles(Protocol):
+    remote: bool
+
+    def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
+        """Create logs/ and scripts/, write `files` atomically; True if the directory is new
+        (and so to be removed if the submission fails). new_run: refuse a directory that
+        already holds a run (spec.json). A remote implementation may hold the files back and
+        write them with the submission that follows (then it undoes them itself: False)."""
+
+    def remove_run_dir(self, run_dir: str) -> None: ...
+
+    def read_tail(self, path: str, nbytes: int | None) -> bytes:
+        """The last `nbytes` of the file (all of it for None); b"" if it cannot be read."""
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        """Bytes from `offset` to the end; b"" if the file cannot be read."""
+
+    def read_many(self, items: list[tuple[str, int]]) -> list[bytes]:
+        """read_from for each (path, offset), in one go."""
+
+    def glob(self, folder: str, pattern: str) -> list[str]:
+        """Paths in `folder` matching `pattern`, sorted."""
+
+    def exists(self, path: str) -> bool: ...
+
+    def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
+        """(step, path, complete) for every checkpoints/step_N folder, oldest first."""
+
+
+class LocalFiles:
+    remote = False
+
+    def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
+        root = Path(run_dir)
+        if new_run and (root / "spec.json").exists():
+            from olmoctl.errors import UsageError
+
+            raise UsageError(f"run directory {run_dir} already holds a run; pick another --name")
+        created = not root.exists()
+        try:
+            (root / "logs").mkdir(parents=True, exist_ok=True)
+            (root / "scripts").mkdir(exist_ok=True)
+            for rel, (text, mode) in files.items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(root / rel, text, mode=mode)
+        except BaseException:
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        return created
+
+    def remove_run_dir(self, run_dir: str) -> None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    def read_tail(self, path: str, nbytes: int | None) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                if nbytes is not None:
+                    f.seek(0, 2)
+                    f.seek(max(0, f.tell() - nbytes))
+                return f.read()
+        except OSError:
+            return b""
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
+
+    def read_many(self, items: list[tuple[str, int]]) -> list[bytes]:
+        return [self.read_from(p, off) for p, off in items]
+
+    def glob(self, folder: str, pattern: str) -> list[str]:
+        root = Path(folder)
+        if not root.is_dir():
+            return []
+        return sorted(str(p) for p in root.glob(pattern))
+
+    def exists(self, path: str) -> bool:
+        return Path(path).exists()
+
+    def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
+        root = Path(run_dir) / "checkpoints"
+        out: list[tuple[int, str, bool]] = []
+        with contextlib.suppress(OSError):
+            for p in sorted(root.iterdir()):
+                if p.is_dir() and p.name.startswith("step_"):
+                    try:
+                        step = int(p.name.removeprefix("step_"))
+                    except ValueError:
+                        continue
+                    out.append((step, str(p), (p / ".complete").exists()))
+        return out
+
+
+LOCAL = LocalFiles()
