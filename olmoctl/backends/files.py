@@ -1,11 +1,7 @@
-"""Access to a run directory: here (plain file I/O) or on a remote cluster (the SSH backend).
-
-Core code never opens a run's files itself; it asks its backend's `files` for the few things
-it needs: write the run directory, the tail of a file, new bytes from an offset, a glob,
-the checkpoints. `LocalFiles` is this machine's filesystem (the Slurm and local backends);
-it is also what the remote olmoctl (`olmoctl _remote`) runs on the login node. The SSH
-backend carries its own implementation (backends/ssh.py: RemoteFiles).
-"""
+"""A run directory's files: the `RunFiles` interface core reads them through (every
+backend's `files`), and `LocalFiles`, this machine's filesystem. The local and Slurm backends
+keep their run directories here; the remote olmoctl on a login node answers an SSH backend's
+file requests with it. The SSH backend carries its own implementation (backends/ssh.py)."""
 
 from __future__ import annotations
 
