@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from olmoctl.core import catalog  # noqa: E402
-from olmoctl.core.store import Store  # noqa: E402
+from olmoctl.core import specs  # noqa: E402
+from olmoctl.store import Store  # noqa: E402
 
 
 def sacct_rpcs() -> int:
@@ -40,21 +40,16 @@ def sacct_rpcs() -> int:
 
 def fill(state: Path, runs_root: Path, n_runs: int, held: list[str], live: int) -> None:
     store = Store(state)
-    spec = catalog.resolve("tiny", "dev", nodes=1, overrides=[f"cluster.runs_root={runs_root}"])
+    spec = specs.resolve("tiny", "dev", nodes=1, overrides=[f"cluster.runs_root={runs_root}"])
     now = time.time()
-    with store.tx() as conn:
+    with store.tx() as tx:
         for i in range(n_runs):
             name = f"bench-{i:04d}"
             s = spec.model_copy(update={"name": name, "run_dir": f"{runs_root}/{name}"})
-            conn.execute(
-                "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
-                "total_steps, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (name, "tiny", "dev", 1, "PENDING", s.run_dir, s.model_dump_json(), 40, now, now),
-            )
+            tx.create_run(s, state="PENDING", created_at=now)
             for k in range(5):
                 last = k == 4 and i < live
-                store.add_attempt(
-                    conn,
+                tx.add_attempt(
                     name,
                     cluster="dev",
                     nodes=1,

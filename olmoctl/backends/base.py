@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from olmoctl.backends.files import RunFiles
+from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError
 from olmoctl.schemas import RunSpec
 
@@ -73,10 +74,10 @@ class Backend(Protocol):
     def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
         """Steer a pending job away from `nodes`; False when it is no longer pending."""
 
-    def prefetch(self, job_ids: list[str], job_dirs: dict[str, str], run_dirs: list[str]) -> None:
-        """Get ready for a `status` pass over these jobs (job_dirs: every job that may be
-        classified -> its run dir) and run dirs: a remote backend reads it all in one round
-        trip; elsewhere a no-op."""
+    def prefetch(self, want: Prefetch) -> None:
+        """What a `status` pass will read, declared up front (backends/prefetch.py): a remote
+        backend reads it all in one round trip and serves the later calls from it;
+        elsewhere a no-op."""
 
     def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
         """rank -> that rank's output file of one job."""

@@ -10,10 +10,21 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from olmoctl.errors import UsageError
 from olmoctl.fileio import atomic_write
 
 # path relative to the run directory -> (text, file mode)
 RunDirFiles = dict[str, tuple[str, int]]
+
+
+def holds_run(run_dir: str | Path) -> bool:
+    """A run directory on this machine that a run already wrote its spec.json into."""
+    return Path(run_dir, "spec.json").exists()
+
+
+def dir_taken(run_dir: str) -> UsageError:
+    """The one "run directory already holds a run" error (core/names.py, LocalFiles)."""
+    return UsageError(f"run directory {run_dir} already holds a run; pick another --name")
 
 
 class RunFiles(Protocol):
@@ -50,10 +61,8 @@ class LocalFiles:
 
     def write_run_dir(self, run_dir: str, files: RunDirFiles, *, new_run: bool) -> bool:
         root = Path(run_dir)
-        if new_run and (root / "spec.json").exists():
-            from olmoctl.errors import UsageError
-
-            raise UsageError(f"run directory {run_dir} already holds a run; pick another --name")
+        if new_run and holds_run(root):
+            raise dir_taken(run_dir)
         created = not root.exists()
         try:
             (root / "logs").mkdir(parents=True, exist_ok=True)

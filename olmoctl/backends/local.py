@@ -14,6 +14,7 @@ from pathlib import Path
 from olmoctl.backends import jobfiles
 from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
 from olmoctl.backends.files import LOCAL
+from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError
 from olmoctl.schemas import RunSpec
 
@@ -97,7 +98,7 @@ class LocalBackend:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(job_id), signal.SIGINT)
 
-    def prefetch(self, job_ids: list[str], job_dirs: dict[str, str], run_dirs: list[str]) -> None:
+    def prefetch(self, want: Prefetch) -> None:
         return None
 
     def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:

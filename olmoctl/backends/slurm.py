@@ -11,6 +11,7 @@ from pathlib import Path
 from olmoctl.backends import jobfiles, slurm_cli
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.files import LOCAL
+from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
 
@@ -109,7 +110,7 @@ class SlurmBackend:
         if res.returncode != 0:
             raise OlmoctlError(f"scancel {job_id} failed: {res.stderr.strip()}")
 
-    def prefetch(self, job_ids: list[str], job_dirs: dict[str, str], run_dirs: list[str]) -> None:
+    def prefetch(self, want: Prefetch) -> None:
         return None  # the files are here: read when asked
 
     def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:

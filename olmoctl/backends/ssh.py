@@ -1,82 +1,38 @@
-"""A remote cluster over SSH: one fabric Connection per olmoctl command, and on it one
-remote olmoctl (`REMOTE_OLMOCTL _remote serve`) that answers JSON requests by running the
-ordinary Slurm backend and plain file reads on the login node.
-
-Wire format (one JSON document per line, both ways):
-  remote -> local, first:  @olmoctl-remote {"hello": {"olmoctl": VERSION, "protocol": 1,
-                                                      "home": ..., "host": ...}}
-  local -> remote:          {"protocol": 1, "olmoctl": VERSION, "id": N,
-                             "ops": [{"op": NAME, ...args}, ...], "stop_on_error": BOOL}
-  remote -> local:          @olmoctl-remote {"id": N, "results": [{"ok": VALUE} |
-                             {"error": MESSAGE, "exit_code": 1|2} | {"skipped": true}, ...]}
-                            or {"id": N, "fatal": MESSAGE, "exit_code": 2} (version mismatch)
-Bytes travel as {"z": base64(zlib(data))}. Lines without the marker (a login banner, a
-library's print) are ignored but kept for error messages. Several ops ride one request: the
-`status` op does the single sacct for every unfinished job and returns, in the same answer,
-what status will read next (events tails, checkpoints, and the logs of jobs that ended).
+"""A remote cluster over SSH: one fabric Connection per olmoctl command (ssh_link.py), and
+on it one remote olmoctl (`REMOTE_OLMOCTL _remote serve`, ssh_serve.py) that answers JSON
+requests (ssh_protocol.py) by running the ordinary Slurm backend and plain file reads on the
+login node. `status` declares what it will read (a backends.prefetch.Prefetch); that comes
+in one request, and the later calls for the same things are answered from it.
 
 fabric and paramiko are imported only when a connection is opened (startup stays light).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from olmoctl.backends import jobfiles
+from olmoctl.backends import prefetch as pf
 from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
-from olmoctl.backends.ssh_link import _BACKENDS, _LINKS, _close_all, _Link, _Server
-from olmoctl.backends.ssh_protocol import (
-    CACHE_TTL_S,
-    MARKER,
-    PROTOCOL,
-    cache_key,
-    decode_bytes,
-    decode_jobs,
-    decode_query,
-    encode_bytes,
-    encode_jobs,
-    encode_query,
-    frame,
-    version_mismatch,
-)
+from olmoctl.backends.ssh_link import Link, link_for
+from olmoctl.backends.ssh_protocol import CACHE_TTL_S, decode_bytes, decode_jobs, decode_query
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.cluster import SSHConfig
 
-# Re-exported: the remote side (cli/remote_cmd.py) and the tests use them from here.
-__all__ = [
-    "MARKER",
-    "PROTOCOL",
-    "RemoteFiles",
-    "SSHBackend",
-    "_Link",
-    "_Server",
-    "_close_all",
-    "backend_for_ssh",
-    "decode_bytes",
-    "decode_query",
-    "encode_bytes",
-    "encode_jobs",
-    "encode_query",
-    "frame",
-    "remote_home",
-    "version_mismatch",
-]
+__all__ = ["RemoteFiles", "SSHBackend", "backend_for_ssh", "remote_home"]
+
+_BACKENDS: dict[str, SSHBackend] = {}  # this command's backends, one per SSH config
 
 
 def backend_for_ssh(ssh: SSHConfig) -> SSHBackend:
     """This command's backend for a login node: one per SSH config, one connection each."""
     key = ssh.model_dump_json()
     if key not in _BACKENDS:
-        conn_key = json.dumps(
-            [ssh.user, ssh.host, ssh.port, ssh.identity_file, ssh.known_hosts, ssh.remote_olmoctl]
-        )
-        link = _LINKS.setdefault(conn_key, _Link(ssh))
-        _BACKENDS[key] = SSHBackend(ssh, link)
+        _BACKENDS[key] = SSHBackend(ssh, link_for(ssh))
     return _BACKENDS[key]
 
 
@@ -92,7 +48,7 @@ class SSHBackend:
     supports_arrays = False  # the array flow writes pickles and sbatches here, not remotely
     batch_script = True  # the login node submits through Slurm
 
-    def __init__(self, ssh: SSHConfig, link: _Link) -> None:
+    def __init__(self, ssh: SSHConfig, link: Link) -> None:
         self.ssh = ssh
         self.link = link
         self.files = RemoteFiles(self)
@@ -122,15 +78,12 @@ class SSHBackend:
     def call1(self, op: str, **args: Any) -> Any:
         return self.call([{"op": op, **args}])[0]
 
-    def _cached(self, op: str, args: dict[str, Any]) -> tuple[bool, Any]:
-        hit = self._cache.get(cache_key(op, args))
+    def _ask(self, call: pf.Call) -> Any:
+        """`call`'s answer: prefetched (filed under the same call), else one round trip."""
+        hit = self._cache.get(call.key())
         if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
-            return True, hit[1]
-        return False, None
-
-    def _ask(self, op: str, **args: Any) -> Any:
-        found, value = self._cached(op, args)
-        return value if found else self.call1(op, **args)
+            return hit[1]
+        return self.call([call.to_wire()])[0]
 
     def forget(self) -> None:
         self._cache.clear()
@@ -157,24 +110,21 @@ class SSHBackend:
         )
         return str(job_id), str(submitted)
 
-    def prefetch(self, job_ids: list[str], job_dirs: dict[str, str], run_dirs: list[str]) -> None:
-        """ONE round trip for what `status` needs: the sacct for every job (squeue for those
-        that may have been requeued), the events tail and checkpoints of each run, the logs of
-        jobs that ended; later calls for the same things are answered from it."""
-        (answer,) = self.call(
-            [{"op": "status", "job_ids": job_ids, "job_dirs": job_dirs, "run_dirs": run_dirs}]
-        )
+    def prefetch(self, want: pf.Prefetch) -> None:
+        """ONE round trip for what `status` reads (`want`); each answer is filed under the
+        call it answers, and the later ordinary calls for the same things are served from it."""
+        (answer,) = self.call([{"op": "prefetch", "want": want.to_wire()}])
         now = time.monotonic()
-        self._cache = {cache_key(op, args): (now, value) for op, args, value in answer}
+        self._cache = {pf.Call(op, args).key(): (now, value) for op, args, value in answer}
 
     def query(self, jobs: Mapping[str, str]) -> QueryResult:
-        return decode_query(self._ask("query", job_ids=list(jobs)))
+        return decode_query(self._ask(pf.query(list(jobs))))
 
     def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
-        return decode_jobs(self._ask("queued", job_ids=list(job_ids))) if job_ids else {}
+        return decode_jobs(self._ask(pf.queued(job_ids))) if job_ids else {}
 
     def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
-        return {n: (s, r) for n, (s, r) in self._ask("node_states", nodes=nodes).items()}
+        return {n: (s, r) for n, (s, r) in self._ask(pf.node_states(nodes)).items()}
 
     def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
         self.forget()
@@ -231,7 +181,7 @@ class RemoteFiles:
         self.b.call1("remove_run_dir", run_dir=run_dir)
 
     def read_tail(self, path: str, nbytes: int | None) -> bytes:
-        return decode_bytes(self.b._ask("read_tail", path=str(path), nbytes=nbytes))
+        return decode_bytes(self.b._ask(pf.read_tail(path, nbytes)))
 
     def read_from(self, path: str, offset: int) -> bytes:
         return self.read_many([(str(path), offset)])[0]
@@ -243,11 +193,11 @@ class RemoteFiles:
         return [decode_bytes(v) for v in got]
 
     def glob(self, folder: str, pattern: str) -> list[str]:
-        return list(self.b._ask("glob", folder=str(folder), pattern=pattern))
+        return list(self.b._ask(pf.glob(folder, pattern)))
 
     def exists(self, path: str) -> bool:
         return bool(self.b.call1("exists", path=str(path)))
 
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
-        got = self.b._ask("checkpoints", run_dir=str(run_dir))
+        got = self.b._ask(pf.checkpoints(run_dir))
         return [(int(s), str(p), bool(c)) for s, p, c in got]

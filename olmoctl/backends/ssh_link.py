@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from olmoctl.backends.ssh_protocol import (
     CONNECT_TIMEOUT_S,
@@ -23,9 +23,6 @@ from olmoctl.backends.ssh_protocol import (
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas.cluster import SSHConfig
 
-if TYPE_CHECKING:
-    from olmoctl.backends.ssh import SSHBackend
-
 
 def _label(ssh: SSHConfig) -> str:
     return f"{ssh.user + '@' if ssh.user else ''}{ssh.host}:{ssh.port}"
@@ -35,7 +32,7 @@ def _known_hosts(ssh: SSHConfig) -> str:
     return os.path.expanduser(ssh.known_hosts or "~/.ssh/known_hosts")
 
 
-class _Server:
+class RemoteServer:
     """The remote olmoctl on one session channel: requests in, framed answers out."""
 
     def __init__(self, chan: Any, ssh: SSHConfig) -> None:
@@ -129,16 +126,16 @@ class _Server:
                 f.close()
 
 
-class _Link:
+class Link:
     """One SSH connection and the remote olmoctl serving on it."""
 
     def __init__(self, ssh: SSHConfig) -> None:
         self.ssh = ssh
         self.conn: Any = None
-        self.server: _Server | None = None
+        self.server: RemoteServer | None = None
         self.failed: OlmoctlError | None = None  # tried once in this command: not again
 
-    def open(self) -> _Server:
+    def open(self) -> RemoteServer:
         if self.server is not None:
             return self.server
         if self.failed is not None:
@@ -152,7 +149,7 @@ class _Link:
             except Exception as e:
                 where = _label(self.ssh)
                 raise UsageError(f"cannot start remote olmoctl on {where}: {e}") from None
-            server = _Server(chan, self.ssh)
+            server = RemoteServer(chan, self.ssh)
             server.start()
         except OlmoctlError as e:
             self.failed = e
@@ -246,15 +243,22 @@ def _reason(e: BaseException) -> str:
     return text.strip().splitlines()[0].lower() if text else "failed"
 
 
-_LINKS: dict[str, _Link] = {}
-_BACKENDS: dict[str, SSHBackend] = {}
+_LINKS: dict[str, Link] = {}  # this command's connections, one per login node
 
 
-def _close_all() -> None:
+def link_for(ssh: SSHConfig) -> Link:
+    """This command's one connection to the login node of `ssh` (opened on first use)."""
+    key = json.dumps(
+        [ssh.user, ssh.host, ssh.port, ssh.identity_file, ssh.known_hosts, ssh.remote_olmoctl]
+    )
+    return _LINKS.setdefault(key, Link(ssh))
+
+
+def close_all() -> None:
+    """Close every connection (at exit; a later call opens a new one)."""
     for link in list(_LINKS.values()):
         link.close()
     _LINKS.clear()
-    _BACKENDS.clear()
 
 
-atexit.register(_close_all)
+atexit.register(close_all)

@@ -1,6 +1,20 @@
-"""The wire protocol between a local olmoctl and `olmoctl _remote serve` on a login node:
-framing, the version handshake, and JSON encodings of scheduler answers and bytes (the
-format is described in olmoctl/backends/ssh.py)."""
+"""The wire protocol between a local olmoctl (backends/ssh.py) and `olmoctl _remote serve`
+on a login node (backends/ssh_serve.py): framing, the version handshake, and JSON encodings
+of scheduler answers and bytes.
+
+One JSON document per line, both ways:
+  remote -> local, first:  @olmoctl-remote {"hello": {"olmoctl": VERSION, "protocol": 1,
+                                                      "home": ..., "host": ...}}
+  local -> remote:          {"protocol": 1, "olmoctl": VERSION, "id": N,
+                             "ops": [{"op": NAME, ...args}, ...], "stop_on_error": BOOL}
+  remote -> local:          @olmoctl-remote {"id": N, "results": [{"ok": VALUE} |
+                             {"error": MESSAGE, "exit_code": 1|2} | {"skipped": true}, ...]}
+                            or {"id": N, "fatal": MESSAGE, "exit_code": 2} (version mismatch)
+Bytes travel as {"z": base64(zlib(data))}. Lines without the marker (a login banner, a
+library's print) are ignored but kept for error messages. Several ops ride one request; the
+ops and their arguments are the table `ssh_serve.OPS`. The `prefetch` op takes a declared
+backends.prefetch.Prefetch and answers [op, args, answer] for every call it covers.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +30,7 @@ MARKER = "@olmoctl-remote "
 CONNECT_TIMEOUT_S = 15
 HELLO_TIMEOUT_S = 120  # the remote python's start (a container may be slow to start)
 REQUEST_TIMEOUT_S = 600  # sbatch through submitit, a big sacct
-CACHE_TTL_S = 15.0  # answers prefetched by the `status` op are served this long
+CACHE_TTL_S = 15.0  # prefetched answers are served this long
 
 
 # -- the wire ---------------------------------------------------------------------------------
@@ -52,11 +66,6 @@ def encode_jobs(jobs: dict[str, JobInfo]) -> dict[str, Any]:
 
 def decode_jobs(data: dict[str, Any]) -> dict[str, JobInfo]:
     return {j: JobInfo(**i) for j, i in data.items()}
-
-
-def cache_key(op: str, args: dict[str, Any]) -> str:
-    """The key a prefetched answer is filed under: the op and its arguments."""
-    return json.dumps([op, args], sort_keys=True)
 
 
 def frame(message: dict[str, Any]) -> bytes:

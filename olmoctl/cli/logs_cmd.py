@@ -24,8 +24,8 @@ def logs(
     from olmoctl.core import logs as core
     from olmoctl.core import status
     from olmoctl.core.launch import find_run, spec_of
-    from olmoctl.core.store import LIVE_STATES, Store
     from olmoctl.errors import UsageError
+    from olmoctl.store import Store
 
     store = Store()
     row = find_run(store, run)
@@ -62,24 +62,22 @@ def logs(
     if not follow:
         if not drain() and not files():
             what = f"rank {rank}" if rank is not None else "any rank"
-            raise UsageError(
-                f"no output yet for {what} of run {run!r} attempt {chosen['attempt_no']}"
-            )
+            raise UsageError(f"no output yet for {what} of run {run!r} attempt {chosen.attempt_no}")
         return
     console = Console(stderr=True)
     with console.status(f"{run}: waiting for output") as spinner:
         while True:
             status.refresh(store, run_names=[run])
             now = store.attempts(run)
-            chosen = next(a for a in now if a["attempt_no"] == chosen["attempt_no"])
+            chosen = next(a for a in now if a.attempt_no == chosen.attempt_no)
             drain()
-            state = chosen["state"]
-            if state not in LIVE_STATES and state != "SUBMITTING":
+            state = chosen.state
+            if not chosen.is_live:
                 drain()
-                console.print(f"{run}: job {chosen['job_id']} ended {state}")
+                console.print(f"{run}: job {chosen.job_id} ended {state}")
                 return
-            reason = f" ({chosen['reason']})" if chosen["reason"] else ""
-            spinner.update(f"{run}: job {chosen['job_id']} {state}{reason}")
+            reason = f" ({chosen.reason})" if chosen.reason else ""
+            spinner.update(f"{run}: job {chosen.job_id} {state}{reason}")
             time.sleep(POLL_S)
 
 

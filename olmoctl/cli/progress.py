@@ -6,7 +6,7 @@ import time
 
 from rich.console import Console
 
-from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.store import AttemptState, Store
 
 POLL_S = 2.0
 
@@ -23,11 +23,11 @@ def wait_for_run(
         while True:
             core.refresh(store, run_names=[name])
             last = store.last_attempt(name)
-            state = last["state"] if last else "UNKNOWN"
-            if state not in LIVE_STATES and state != "SUBMITTING":
+            state = last.state if last else AttemptState.UNKNOWN
+            if last is not None and not last.is_live:  # no attempt yet: UNKNOWN, wait
                 return state
-            reason = f" ({last['reason']})" if last and last["reason"] else ""
-            spinner.update(f"{name}: job {last['job_id'] if last else '?'} {state}{reason}")
+            reason = f" ({last.reason})" if last and last.reason else ""
+            spinner.update(f"{name}: job {last.job_id if last else '?'} {state}{reason}")
             if deadline is not None and time.monotonic() > deadline:
                 return state
             time.sleep(POLL_S)

@@ -36,11 +36,9 @@ def render(
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
     if diff is not None or diff_cluster is not None or attempt is not None:
-        from olmoctl.cli.repro_cmds import render_diff
-
         if diff is None and diff_cluster is None:
             raise UsageError("--attempt goes with --diff RUN")
-        return render_diff(
+        return _render_diff(
             run=diff,
             attempt=attempt,
             clusters=diff_cluster,
@@ -52,11 +50,11 @@ def render(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
-    from olmoctl.core import catalog
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
-    from olmoctl.core.store import Store
+    from olmoctl.core.specs import resolve
+    from olmoctl.store import Store
 
     store: Store | None = Store()
     try:
@@ -64,9 +62,7 @@ def render(
     except UsageError:  # no usable state store: no node exclusions or taken names to know
         store = None
     if store is None:
-        spec = catalog.resolve(
-            recipe, cluster, nodes=nodes, name=name, time=time, overrides=override
-        )
+        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
     else:  # what launch would submit now: its run name and the cluster's node exclusions
         spec = prepare(
             store, recipe, cluster, nodes=nodes, name=name, time_limit=time,
@@ -83,6 +79,46 @@ def render(
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write: {e.strerror}") from None
     typer.echo(f"wrote {out}", err=True)
+
+
+def _render_diff(
+    *,
+    run: str | None,
+    attempt: int | None,
+    clusters: tuple[str, str] | None,
+    recipe: str | None,
+    nodes: int,
+    name: str | None,
+    time: str | None,
+    overrides: list[str],
+) -> None:
+    """Print a unified diff (stdout) and the config keys that differ (stderr)."""
+    from olmoctl.core import repro
+    from olmoctl.store import Store
+
+    if run is not None:
+        if recipe is not None or clusters is not None:
+            raise UsageError("--diff RUN takes no recipe and no --diff-cluster")
+        d = repro.diff_run(Store(), run, attempt=attempt, overrides=overrides, time=time)
+    else:
+        assert clusters is not None
+        if recipe is None:
+            raise UsageError(
+                "--diff-cluster A B needs a recipe: olmoctl render RECIPE --diff-cluster A B"
+            )
+        if attempt is not None:
+            raise UsageError("--attempt goes with --diff RUN")
+        a, b = clusters
+        d = repro.diff_clusters(
+            recipe, a, b, nodes=nodes, name=name, time=time, overrides=overrides
+        )
+    typer.echo(d.diff, nl=False)
+    if not d.diff:
+        typer.echo(f"no difference between {d.old_name} and {d.new_name}", err=True)
+    if d.config_changes:
+        typer.echo(f"config differs in {len(d.config_changes)} key(s):", err=True)
+        for c in d.config_changes:
+            typer.echo(f"  {c}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,5 @@
-"""`olmoctl show`, `olmoctl card`, and the reproducibility halves of `launch --from` and
-`render --diff / --diff-cluster` (runs_cmds and render_cmd call in here)."""
+"""`olmoctl show` and `olmoctl card`: a run's record and its card (docs/reproducibility.md;
+`launch --from` is in runs_cmds, `render --diff` in render_cmd)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def show(
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
     from olmoctl.core import record, repro
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     if sum((config, script, env)) > 1:
         raise UsageError("give one of --config, --script, --env")
@@ -139,7 +139,7 @@ def _print_record(row: Any, rec: dict[str, Any]) -> None:
     w = typer.echo
     w(
         f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
-        f"{cfg['nodes']} node(s), {row['state']})"
+        f"{cfg['nodes']} node(s), {row.state})"
     )
     if src:
         w(f"from       {src['run']}" + "".join(f" -o {o}" for o in src.get("overrides") or []))
@@ -172,7 +172,7 @@ def card(
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
     from olmoctl.core import card as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     paths = core.write(Store(), run, out)
     if as_json:
@@ -187,96 +187,6 @@ def card(
 
 
 # ------------------------------------------------------------- called by launch and render
-def launch_from(
-    source: str,
-    *,
-    name: str | None,
-    time_limit: str | None,
-    overrides: list[str],
-    dry_run: bool,
-    wait: bool,
-    as_json: bool,
-) -> None:
-    """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
-    difference in code, packages or data since SOURCE ran."""
-    from olmoctl.core import repro
-    from olmoctl.core.render import render
-    from olmoctl.core.store import Store
-
-    store = Store()
-    store.connect()
-    plan = repro.plan_from(store, source, name=name, overrides=overrides, time=time_limit)
-    for d in plan.differences:
-        typer.echo(f"warning: differs from {source}: {d}", err=True)
-    for n in plan.notes:
-        typer.echo(f"note: {n}", err=True)
-    if dry_run:
-        typer.echo(render(plan.spec), nl=False)
-        typer.echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
-        return
-    done = repro.launch_from(store, plan)
-    spec = plan.spec
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "run": spec.name,
-                    "job_id": done.job_id,
-                    "run_dir": spec.run_dir,
-                    "from": source,
-                    "differences": plan.differences,
-                }
-            )
-        )
-    else:
-        typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
-    if wait:
-        from olmoctl.cli.progress import wait_for_run
-
-        if wait_for_run(store, spec.name, quiet=as_json) != "COMPLETED":
-            raise typer.Exit(1)
-
-
-def render_diff(
-    *,
-    run: str | None,
-    attempt: int | None,
-    clusters: tuple[str, str] | None,
-    recipe: str | None,
-    nodes: int,
-    name: str | None,
-    time: str | None,
-    overrides: list[str],
-) -> None:
-    """Print a unified diff (stdout) and the config keys that differ (stderr)."""
-    from olmoctl.core import repro
-    from olmoctl.core.store import Store
-
-    if run is not None:
-        if recipe is not None or clusters is not None:
-            raise UsageError("--diff RUN takes no recipe and no --diff-cluster")
-        d = repro.diff_run(Store(), run, attempt=attempt, overrides=overrides, time=time)
-    else:
-        assert clusters is not None
-        if recipe is None:
-            raise UsageError(
-                "--diff-cluster A B needs a recipe: olmoctl render RECIPE --diff-cluster A B"
-            )
-        if attempt is not None:
-            raise UsageError("--attempt goes with --diff RUN")
-        a, b = clusters
-        d = repro.diff_clusters(
-            recipe, a, b, nodes=nodes, name=name, time=time, overrides=overrides
-        )
-    typer.echo(d.diff, nl=False)
-    if not d.diff:
-        typer.echo(f"no difference between {d.old_name} and {d.new_name}", err=True)
-    if d.config_changes:
-        typer.echo(f"config differs in {len(d.config_changes)} key(s):", err=True)
-        for c in d.config_changes:
-            typer.echo(f"  {c}", err=True)
-
-
 def register(app: typer.Typer) -> None:
     app.command("show")(show)
     app.command("card")(card)

@@ -37,9 +37,7 @@ def launch(
                 f"--from {source} takes recipe, cluster and nodes from the record; "
                 "change the config with -o KEY=VALUE"
             )
-        from olmoctl.cli.repro_cmds import launch_from
-
-        return launch_from(
+        return _launch_from(
             source,
             name=name,
             time_limit=time_limit,
@@ -52,7 +50,7 @@ def launch(
         raise UsageError("give a recipe and --cluster (or --from RUN)")
     from olmoctl.core import launch as core
     from olmoctl.core.render import render
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()  # a state dir that is not writable fails here, before anything else
@@ -80,6 +78,56 @@ def launch(
 TABLE_ROWS = 50
 
 
+def _launch_from(
+    source: str,
+    *,
+    name: str | None,
+    time_limit: str | None,
+    overrides: list[str],
+    dry_run: bool,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
+    difference in code, packages or data since SOURCE ran."""
+    from olmoctl.core import repro
+    from olmoctl.core.render import render
+    from olmoctl.store import Store
+
+    store = Store()
+    store.connect()
+    plan = repro.plan_from(store, source, name=name, overrides=overrides, time=time_limit)
+    for d in plan.differences:
+        typer.echo(f"warning: differs from {source}: {d}", err=True)
+    for n in plan.notes:
+        typer.echo(f"note: {n}", err=True)
+    if dry_run:
+        typer.echo(render(plan.spec), nl=False)
+        typer.echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
+        return
+    done = repro.launch_from(store, plan)
+    spec = plan.spec
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "run": spec.name,
+                    "job_id": done.job_id,
+                    "run_dir": spec.run_dir,
+                    "from": source,
+                    "differences": plan.differences,
+                }
+            )
+        )
+    else:
+        typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
+    if wait:
+        from olmoctl.cli.progress import wait_for_run
+
+        if wait_for_run(store, spec.name, quiet=as_json) != "COMPLETED":
+            raise typer.Exit(1)
+
+
 def status(
     run: str | None = typer.Argument(None, help="A run name: show it in detail."),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
@@ -95,7 +143,7 @@ def status(
     from olmoctl.cli import status_view
     from olmoctl.core import status as core
     from olmoctl.core.launch import find_run
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     if run is not None:

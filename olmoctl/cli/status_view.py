@@ -1,4 +1,4 @@
-"""How `status` looks: the runs table and one run in detail (rich)."""
+"""How `status` looks: the runs table, one run in detail, a sweep's points (rich)."""
 
 from __future__ import annotations
 
@@ -157,3 +157,24 @@ def detail(d: dict[str, Any]) -> None:
     losses = [loss for _, loss in d["losses"]]
     if losses:
         console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")
+
+
+def sweep_table(sweep: str, rows: list[dict[str, Any]]) -> None:
+    """`status --sweep`: one line per point, its parameters as columns, best loss first."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r["params"] if k not in keys]
+    t = Table(title=f"sweep {sweep} (best loss first)")
+    for col in ("run", *keys, "state", "step", "loss", "best"):
+        t.add_column(col)
+    for r in rows:
+        state = r["state"]
+        t.add_row(
+            r["name"],
+            *(r["params"].get(k, "-") for k in keys),
+            f"[{_STYLE.get(state, 'white')}]{state}[/]",
+            f"{_fmt(r['step'])}/{r['total_steps']}",
+            _fmt(r["loss"], ".4f"),
+            _fmt(r["best_loss"], ".4f"),
+        )
+    _console().print(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -18,7 +19,7 @@ def resume(
 ) -> None:
     """New attempt of RUN from its newest complete checkpoint, bad nodes excluded."""
     from olmoctl.core import supervise
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     res = supervise.resume(Store(), run, nodes=nodes, overrides=override)
     out = {
@@ -53,7 +54,7 @@ def watch(
     from rich.console import Console
 
     from olmoctl.core import supervise
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     owner = supervise.owner_id()
@@ -80,16 +81,16 @@ def nodes(
 ) -> None:
     """Node health: failures per node and the last reason; over the threshold = excluded."""
     from olmoctl.core import health
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     if clear is not None:
         n = health.clear(store, clear, cluster)
         typer.echo(f"cleared {clear} ({n} record{'s' if n != 1 else ''})")
         return
-    rows = [dict(r) for r in store.nodes(cluster)]
+    rows = store.nodes(cluster)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -98,10 +99,8 @@ def nodes(
     for col in ("cluster", "node", "failures", "last reason", "when"):
         t.add_column(col)
     for r in rows:
-        when = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["last_at"])) if r["last_at"] else "-"
-        )
-        t.add_row(r["cluster"], r["node"], str(r["failures"]), r["last_reason"] or "-", when)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_at)) if r.last_at else "-"
+        t.add_row(r.cluster, r.node, str(r.failures), r.last_reason or "-", when)
     Console().print(t if rows else "no node failures recorded")
 
 

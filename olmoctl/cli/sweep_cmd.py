@@ -54,7 +54,7 @@ def sweep(
 ) -> None:
     """Expand a grid / random search into runs NAME-0..n and submit them (returns at once)."""
     from olmoctl.core import sweep as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store()
     store.connect()
@@ -139,38 +139,20 @@ def _print_dry_run(plan: Any, scripts: list[dict[str, Any]], as_json: bool) -> N
 
 def show_status(store: Any, sweep: str, as_json: bool) -> None:
     """`olmoctl status --sweep SWEEP`: the points, best loss first."""
-    from rich.table import Table
-
-    from olmoctl.cli.status_view import _STYLE, _console, _fmt
+    from olmoctl.cli import status_view
     from olmoctl.core import sweep as core
 
     rows = core.table(store, sweep)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r["params"] if k not in keys]
-    t = Table(title=f"sweep {sweep} (best loss first)")
-    for col in ("run", *keys, "state", "step", "loss", "best"):
-        t.add_column(col)
-    for r in rows:
-        state = r["state"]
-        t.add_row(
-            r["name"],
-            *(r["params"].get(k, "-") for k in keys),
-            f"[{_STYLE.get(state, 'white')}]{state}[/]",
-            f"{_fmt(r['step'])}/{r['total_steps']}",
-            _fmt(r["loss"], ".4f"),
-            _fmt(r["best_loss"], ".4f"),
-        )
-    _console().print(t)
+    status_view.sweep_table(sweep, rows)
 
 
 def cancel_sweep(sweep: str, as_json: bool) -> None:
     """`olmoctl cancel --sweep SWEEP`."""
     from olmoctl.core import sweep as core
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     out = core.cancel(Store(), sweep)
     if as_json:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,60 +10,61 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.store import Attempt, AttemptState, Run, Tx
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
 # squeue still lists it): ask the controller before calling the attempt over.
 MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
+# An attempt that ended so: classify_ended asks the scheduler about its nodes.
+ASK_NODES_AFTER = frozenset({"NODE_FAIL"})
 
 
 def sync_job(
-    store: Store,
-    conn: Any,
-    attempts: list[Any],
+    tx: Tx,
+    attempts: list[Attempt],
     history: list[JobInfo],
     queued: JobInfo | None,
 ) -> None:
     """attempts: this job's attempts (oldest first). history: sacct's records for the job,
     one per incarnation. queued: squeue's record if the controller still has the job."""
     base = attempts[0]
-    by_index = {a["restart_index"]: a for a in attempts}
+    by_index = {a.restart_index: a for a in attempts}
     records = list(history)
     if queued is not None and records and records[-1].state in MAYBE_REQUEUED:
         records.append(queued)  # requeued, waiting to start again: a new incarnation
     for i, info in enumerate(records):
         row = by_index.get(i)
         if row is None:
-            store.add_attempt(
-                conn,
-                base["run_name"],
-                job_id=base["job_id"],
-                cluster=base["cluster"],
-                nodes=base["nodes"],
+            tx.add_attempt(
+                base.run_name,
+                job_id=base.job_id,
+                cluster=base.cluster,
+                nodes=base.nodes,
                 state=info.state,
                 submitted_at=info.start or time.time(),
-                script=base["script"],
+                script=base.script,
                 restart_index=i,
             )
             continue
-        if row["klass"] is not None:
+        if row.klass is not None:
             continue  # classified: final
-        store.update_attempt(conn, row["id"], **_fields(row, info))
+        tx.update_attempt(row.id, **_fields(row, info))
 
 
-def _fields(row: Any, info: JobInfo) -> dict[str, Any]:
+def _fields(row: Attempt, info: JobInfo) -> dict[str, Any]:
     fields: dict[str, Any] = {"state": info.state}
+    live = AttemptState(info.state).is_live
     if info.node_list:
         fields["node_list"] = info.node_list
     if info.start:
         fields["started_at"] = info.start
-    if info.end and info.state not in LIVE_STATES:
+    if info.end and not live:
         fields["ended_at"] = info.end
     if info.exit_code:
         fields["exit_code"] = info.exit_code
-    if info.state in LIVE_STATES:
+    if live:
         fields["reason"] = info.reason  # e.g. PENDING (Resources): current, so overwrite
-    elif info.reason and row["reason"] is None:
+    elif info.reason and row.reason is None:
         fields["reason"] = info.reason
     return fields
 
@@ -87,10 +87,9 @@ def last_progress(seg: list[dict[str, Any]]) -> float | None:
 
 
 def classify_ended(
-    store: Store,
-    conn: Any,
-    run: Any,
-    attempt: Any,
+    tx: Tx,
+    run: Run,
+    attempt: Attempt,
     backend: Backend,
     *,
     rank_files: dict[int, Path],
@@ -100,24 +99,24 @@ def classify_ended(
     """Classify an attempt that ended, record the verdict and blame nodes (node health).
     Files are read where the backend's run directories are (backend.files)."""
     fs = backend.files
-    events = ev.read_events(run["run_dir"], fs=fs)
-    seg = segment(events, attempt["job_id"], attempt["restart_index"])
+    events = ev.read_events(run.run_dir, fs=fs)
+    seg = segment(events, attempt.job_id, attempt.restart_index)
     exiting = next((e for e in reversed(seg) if e.get("event") == "exiting"), None)
-    nodes = attempt["node_list"] or ""
+    nodes = attempt.node_list or ""
     down: dict[str, str] = {}
-    if attempt["state"] == "NODE_FAIL" and nodes:
+    if attempt.state in ASK_NODES_AFTER and nodes:
         for node, (state, reason) in backend.node_states(nodes).items():
             if any(w in state for w in ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING")):
                 down[node] = f"{state} {reason}".strip()
     verdict = cl.classify(
-        slurm_state=attempt["state"],
-        exit_code=attempt["exit_code"],
+        slurm_state=attempt.state,
+        exit_code=attempt.exit_code,
         node_list=[nodes] if nodes else [],
         batch_log=batch_log,
         rank_logs=rank_files,
         exiting=exiting,
         down_nodes=down,
-        cancelled_by_user=attempt["reason"] == "cancelled by user",
+        cancelled_by_user=attempt.reason == "cancelled by user",
         hang=hang,
         tail=lambda p: fs.read_tail(str(p), cl.TAIL_BYTES).decode(errors="replace"),
     )
@@ -125,18 +124,15 @@ def classify_ended(
     started = next((e for e in seg if e.get("event") == "started"), None)
     if started is not None:
         verdict.evidence["checkpoint_loaded"] = started.get("checkpoint_loaded")
-    store.update_attempt(
-        conn,
-        attempt["id"],
+    tx.update_attempt(
+        attempt.id,
         klass=verdict.klass,
         reason=verdict.reason,
-        evidence_json=json.dumps(
-            {**json.loads(attempt["evidence_json"] or "{}"), **verdict.evidence}
-        ),
+        evidence={**attempt.evidence, **verdict.evidence},
         first_step=min(steps) if steps else None,
         last_step=max(steps) if steps else None,
     )
     if verdict.klass == cl.NODE_FAIL:
         for node in verdict.nodes:
-            store.node_failure(conn, attempt["cluster"], node, verdict.reason)
+            tx.node_failure(attempt.cluster, node, verdict.reason)
     return verdict

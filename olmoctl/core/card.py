@@ -19,9 +19,9 @@ from olmoctl.core import events as ev
 from olmoctl.core import record
 from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
-from olmoctl.core.store import Store
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.fileio import atomic_write
+from olmoctl.store import Store
 
 
 def segments(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -58,12 +58,12 @@ def build(store: Store, run: str) -> dict[str, Any]:
     losses = final_losses(events)
     return {
         "run": run,
-        "state": row["state"],
+        "state": row.state,
         "recipe": spec.recipe.name,
         "cluster": spec.cluster.name,
         "nodes": spec.nodes,
         "world_size": spec.world_size,
-        "total_steps": row["total_steps"],
+        "total_steps": row.total_steps,
         "step": summary.step,
         "final_loss": losses[-1][1] if losses else None,
         "tokens_per_s": summary.tokens_per_s,

@@ -50,6 +50,11 @@ class Verdict:
 
 
 TAIL_BYTES = 64 * 1024  # of each log read to classify an ending
+# Slurm end states classify() settles from the batch log alone (it reads the rank logs for
+# the others, FAILED...): a remote status fetches no rank logs for these.
+BATCH_LOG_SUFFICES = frozenset(
+    {"COMPLETED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "REQUEUED", "OUT_OF_MEMORY"}
+)
 
 
 def _tail(path: Path, nbytes: int = TAIL_BYTES) -> str:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from olmoctl.store import Attempt
 
-def goodput(events: list[dict[str, Any]], attempts: list[Any], now: float) -> dict[str, Any]:
+
+def goodput(events: list[dict[str, Any]], attempts: list[Attempt], now: float) -> dict[str, Any]:
     """Each step's duration is the time since the previous step (or start) in the same
     incarnation; a step done twice (after a restart) counts once, its last time, as
     progress: the earlier times are recomputation."""
     if not attempts:
         return {}
-    first_submit = min(a["submitted_at"] or now for a in attempts)
-    ends = [a["ended_at"] for a in attempts if a["ended_at"]]
-    live = any(a["ended_at"] is None for a in attempts)
+    first_submit = min(a.submitted_at or now for a in attempts)
+    ends = [a.ended_at for a in attempts if a.ended_at]
+    live = any(a.ended_at is None for a in attempts)
     wall = (now if live or not ends else max(ends)) - first_submit
     durations: dict[int, list[float]] = {}
     prev: float | None = None
@@ -30,9 +32,9 @@ def goodput(events: list[dict[str, Any]], attempts: list[Any], now: float) -> di
     progress = sum(d[-1] for d in durations.values())
     recomputed = sum(sum(d[:-1]) for d in durations.values())
     queued = sum(
-        max(0.0, (a["started_at"] or now) - (a["submitted_at"] or now))
+        max(0.0, (a.started_at or now) - (a.submitted_at or now))
         for a in attempts
-        if a["restart_index"] == 0 or a["started_at"]
+        if a.restart_index == 0 or a.started_at
     )
     other = max(0.0, wall - progress - recomputed - queued)
     return {

@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from olmoctl.backends.base import Backend
 from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.errors import UsageError
+from olmoctl.store import Attempt, Run, Store
 
 
-def rank_files(backend: Backend, run: Any, attempt: Any) -> dict[int, Path]:
+def rank_files(backend: Backend, run: Run, attempt: Attempt) -> dict[int, Path]:
     """rank -> output file of one attempt, wherever its backend puts them (Slurm:
     logs/JOB-rankR.out; local: submitit's per-task logs; remote: on the login node)."""
-    job = attempt["job_id"]
-    return backend.rank_logs(run["run_dir"], job) if job else {}
+    job = attempt.job_id
+    return backend.rank_logs(run.run_dir, job) if job else {}
 
 
-def batch_file(backend: Backend, run: Any, attempt: Any) -> Path | None:
+def batch_file(backend: Backend, run: Run, attempt: Attempt) -> Path | None:
     """The batch script's own output of one attempt (None where there is none)."""
-    job = attempt["job_id"]
-    return backend.batch_log(run["run_dir"], job) if job else None
+    job = attempt.job_id
+    return backend.batch_log(run.run_dir, job) if job else None
 
 
-def pick_attempt(store, run_name: str, attempt_no: int | None):
+def pick_attempt(store: Store, run_name: str, attempt_no: int | None) -> Attempt:
     attempts = store.attempts(run_name)
     if not attempts:
         raise UsageError(f"run {run_name!r} has no attempts")
     if attempt_no is None:
         return attempts[-1]
     for a in attempts:
-        if a["attempt_no"] == attempt_no:
+        if a.attempt_no == attempt_no:
             return a
     raise UsageError(f"run {run_name!r} has no attempt {attempt_no} (it has 1..{len(attempts)})")
 

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from olmoctl.core.yamlio import _submodel, model_paths, suggest
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
+from olmoctl.schemas.errors import model_paths, submodel, suggest
 
 CLUSTER_PREFIX = "cluster."
 
@@ -41,7 +41,7 @@ def _field_annotation(model: type[BaseModel], parts: list[str]) -> tuple[Any, bo
         field = current.model_fields.get(part)
         if field is None:
             return None
-        sub = _submodel(field.annotation)
+        sub = submodel(field.annotation)
         last = i == len(parts) - 1
         if last:
             return field.annotation, False

@@ -1,17 +1,12 @@
 """What `olmoctl plan` starts from: the recipe and cluster (with overrides, but without the
-launch-only checks of catalog.resolve), and what earlier runs observed."""
+launch-only checks of the run-spec builder), and what earlier runs observed."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from olmoctl.core import catalog
-from olmoctl.core import overrides as ov
-from olmoctl.core.yamlio import explain, load_yaml_mapping
+from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
 
@@ -30,30 +25,23 @@ class Observed:
 def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observed:
     """Observed MFU and node MTBF for RECIPE on CLUSTER from the state store (None where it
     has nothing to say; a missing store is not created)."""
-    import json
     import statistics
 
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     store = Store(state_dir)
     if not store.path.exists():
         return Observed()
     mfus = []
     for run in store.runs(cluster=cluster):
-        mfu = json.loads(run["summary_json"] or "{}").get("mfu")
-        if run["recipe"] == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
+        mfu = run.summary.get("mfu")
+        if run.recipe == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
             mfus.append(float(mfu))
-    rows = (
-        store.connect()
-        .execute(
-            "SELECT nodes, started_at, ended_at, klass FROM attempts WHERE cluster = ? "
-            "AND started_at IS NOT NULL AND ended_at IS NOT NULL",
-            (cluster,),
-        )
-        .fetchall()
+    rows = store.ended_attempts(cluster)
+    node_hours = (
+        sum(r.nodes * max(0.0, (r.ended_at or 0.0) - (r.started_at or 0.0)) for r in rows) / 3600
     )
-    node_hours = sum(r["nodes"] * max(0.0, r["ended_at"] - r["started_at"]) for r in rows) / 3600
-    failures = sum(1 for r in rows if r["klass"] == "NODE_FAIL")
+    failures = sum(1 for r in rows if r.klass == "NODE_FAIL")
     store.close()
     mtbf = node_hours / failures if failures else None
     parts = []
@@ -68,30 +56,14 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
     )
 
 
-def _validate(model: type[BaseModel], data: dict[str, Any], where: str, prefix: str = "") -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise UsageError(explain(e, model, where, prefix)) from None
-
-
 def load(
     recipe_ref: str, cluster_ref: str, overrides: list[str] | None = None
 ) -> tuple[Recipe, ClusterProfile]:
     """Recipe and cluster with the -o overrides applied and validated. Unlike a launch, a
     plan needs no account and may exceed the node limit or leave the batch undivided: plan
     reports those as warnings."""
-    overrides = list(overrides or [])
-    r_entry = catalog.find("recipes", recipe_ref)
-    c_entry = catalog.find("clusters", cluster_ref)
-    r_raw, c_raw = load_yaml_mapping(r_entry.path), load_yaml_mapping(c_entry.path)
-    _validate(Recipe, r_raw, str(r_entry.path))
-    _validate(ClusterProfile, c_raw, str(c_entry.path))
-    r_data, c_data = ov.apply(r_raw, c_raw, overrides)
-    where = "-o " + " -o ".join(overrides) if overrides else None
-    recipe = _validate(Recipe, r_data, where or str(r_entry.path))
-    cluster = _validate(ClusterProfile, c_data, where or str(c_entry.path), ov.CLUSTER_PREFIX)
-    return recipe, cluster
+    config = SpecConfig.from_catalog(recipe_ref, cluster_ref, overrides=overrides)
+    return config.validated()
 
 
 def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list[str]:

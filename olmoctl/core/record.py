@@ -39,9 +39,9 @@ from olmoctl.core.record_fingerprint import (
     local,
     sha256_text,
 )
-from olmoctl.core.store import ATTEMPT_FIELDS, Store
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.store import RecordIndex, Run, Store, Tx
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
@@ -92,15 +92,10 @@ def read_file(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def stored(store: Store, name: str) -> dict[str, Any] | None:
-    row = (
-        store.connect()
-        .execute("SELECT record_json FROM run_records WHERE run_name = ?", (name,))
-        .fetchone()
-    )
-    return json.loads(row["record_json"]) if row else None
+    return store.stored_record(name)
 
 
-def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> None:
+def save(store: Store, spec: RunSpec, rec: dict[str, Any], tx: Tx | None = None) -> None:
     """record.json (atomically, when the run directory is here) + its index row."""
     rec["updated_at"] = time.time()
     text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
@@ -110,34 +105,22 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], conn: Any = None) -> 
     code = code_of(rec) or {}
     git = code.get("git") or {}
     data = (rec.get("data") or {}).get("job") or (rec.get("data") or {}).get("at_launch") or {}
-    row = (
-        spec.name,
-        (rec.get("from") or {}).get("run"),
-        code.get("version"),
-        git.get("commit"),
-        None if not git else int(bool(git.get("dirty"))),
-        code.get("source_sha256"),
-        rec.get("seed"),
-        data.get("sha256"),
-        (rec.get("global_indices") or {}).get("sha256"),
-        json.dumps(rec),
-        rec["updated_at"],
+    index = RecordIndex(
+        run_name=spec.name,
+        from_run=(rec.get("from") or {}).get("run"),
+        olmoctl_version=code.get("version"),
+        git_commit=git.get("commit"),
+        git_dirty=None if not git else int(bool(git.get("dirty"))),
+        source_sha256=code.get("source_sha256"),
+        seed=rec.get("seed"),
+        data_sha256=data.get("sha256"),
+        indices_sha256=(rec.get("global_indices") or {}).get("sha256"),
     )
-    sql = (
-        "INSERT INTO run_records (run_name, from_run, olmoctl_version, git_commit, git_dirty, "
-        "source_sha256, seed, data_sha256, indices_sha256, record_json, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_name) DO UPDATE SET "
-        "from_run=excluded.from_run, olmoctl_version=excluded.olmoctl_version, "
-        "git_commit=excluded.git_commit, git_dirty=excluded.git_dirty, "
-        "source_sha256=excluded.source_sha256, seed=excluded.seed, "
-        "data_sha256=excluded.data_sha256, indices_sha256=excluded.indices_sha256, "
-        "record_json=excluded.record_json, updated_at=excluded.updated_at"
-    )
-    if conn is not None:
-        conn.execute(sql, row)
+    if tx is not None:
+        tx.save_record(index, rec, rec["updated_at"])
     else:
-        with store.tx() as c:
-            c.execute(sql, row)
+        with store.tx() as t:
+            t.save_record(index, rec, rec["updated_at"])
 
 
 def new_record(spec: RunSpec) -> dict[str, Any]:
@@ -227,10 +210,10 @@ def _env_of(started: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def refresh(store: Store, row: Any) -> dict[str, Any]:
+def refresh(store: Store, row: Run) -> dict[str, Any]:
     """Bring the record up to date with the store (attempts) and the run directory (the
     job's `started` events, global_indices.npy); save it if anything changed."""
-    spec = RunSpec.model_validate(json.loads(row["spec_json"]))
+    spec = RunSpec.model_validate(row.spec_data)
     rec = stored(store, spec.name) or (read_file(spec.run_dir) if local(spec) else None)
     if rec is None:  # a run from before records existed: what can still be known
         rec = new_record(spec)
@@ -243,22 +226,22 @@ def refresh(store: Store, row: Any) -> dict[str, Any]:
     attempts = []
     rows = store.attempts(spec.name)
     for i, a in enumerate(rows):
-        item: dict[str, Any] = {k: a[k] for k in ATTEMPT_FIELDS}
-        script = a["script"]
-        item["script_file"] = f"scripts/attempt-{a['attempt_no']}.sh"
+        item: dict[str, Any] = a.fields()
+        script = a.script
+        item["script_file"] = f"scripts/attempt-{a.attempt_no}.sh"
         item["script_sha256"] = sha256_text(script) if script else None
-        sub = subs.get(a["attempt_no"])
+        sub = subs.get(a.attempt_no)
         if sub is not None:
             item["launcher_code"] = {
                 k: v for k, v in (sub.get("code") or {}).items() if k != "diff"
             }
-        mine = [s for s in starts if a["job_id"] and str(s.get("job_id")) == str(a["job_id"])]
-        if not mine and a["submitted_at"]:  # job ids spelled otherwise (array tasks): by time
-            until = rows[i + 1]["submitted_at"] if i + 1 < len(rows) else None
+        mine = [s for s in starts if a.job_id and str(s.get("job_id")) == str(a.job_id)]
+        if not mine and a.submitted_at:  # job ids spelled otherwise (array tasks): by time
+            until = rows[i + 1].submitted_at if i + 1 < len(rows) else None
             mine = [
                 s
                 for s in starts
-                if s.get("ts", 0) >= a["submitted_at"] and (until is None or s["ts"] < until)
+                if s.get("ts", 0) >= a.submitted_at and (until is None or s["ts"] < until)
             ]
         item["env"] = [_env_of(s) for s in mine]
         attempts.append(item)

@@ -9,46 +9,18 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.base import Backend
 from olmoctl.core import catalog, record
-from olmoctl.core.launch import Launched, find_run, pick_name, spec_of, submit_attempt
+from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.render import render
-from olmoctl.core.store import Store
+from olmoctl.core.specs import SpecConfig, for_new_run, resolve
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
-
-
-def respec(
-    src: RunSpec,
-    *,
-    name: str,
-    overrides: list[str],
-    time: str | None = None,
-    exclude_nodes: list[str] | None = None,
-) -> RunSpec:
-    """`src`'s recipe and cluster exactly as recorded, `overrides` on top, validated the way
-    catalog.resolve validates a launch (so errors read the same). The new spec's overrides
-    are the recorded ones followed by the new ones."""
-    with tempfile.TemporaryDirectory(prefix="olmoctl-respec-") as tmp:
-        r_path, c_path = Path(tmp, "recipe.yaml"), Path(tmp, "cluster.yaml")
-        # JSON is YAML: the recorded values go through the same loader as profile files.
-        r_path.write_text(json.dumps(src.recipe.model_dump(mode="json")))
-        c_path.write_text(json.dumps(src.cluster.model_dump(mode="json")))
-        spec = catalog.resolve(
-            str(r_path),
-            str(c_path),
-            nodes=src.nodes,
-            name=name,
-            time=time or src.time,
-            overrides=overrides,
-            exclude_nodes=exclude_nodes,
-        )
-    return spec.model_copy(update={"overrides": [*src.overrides, *overrides]})
+from olmoctl.store import Store
 
 
 @dataclass
@@ -73,14 +45,8 @@ def plan_from(
     row = find_run(store, source)
     src = spec_of(row)
     rec = record.refresh(store, row)
-    spec = respec(src, name=name or src.name, overrides=overrides, time=time)
-    if name is None:
-        free = pick_name(store, src.name, spec.cluster.runs_root)
-        spec = respec(src, name=free, overrides=overrides, time=time)
-    elif store.get_run(name) is not None:
-        raise UsageError(f"run {name!r} already exists; pick another --name (e.g. {name}-2)")
-    elif record.local(spec) and Path(spec.run_dir, "spec.json").exists():
-        raise UsageError(f"run directory {spec.run_dir} already holds a run; pick another --name")
+    config = SpecConfig.from_spec(src, name=name, overrides=overrides, time=time)
+    spec = for_new_run(store, config)
     diffs, notes = record.differences(rec, spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
 
@@ -137,19 +103,19 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     if attempt is None:
         row = attempts[-1]
     else:
-        match = [a for a in attempts if a["attempt_no"] == attempt]
+        match = [a for a in attempts if a.attempt_no == attempt]
         if not match:
-            have = ", ".join(str(a["attempt_no"]) for a in attempts)
+            have = ", ".join(str(a.attempt_no) for a in attempts)
             raise UsageError(f"run {run!r} has no attempt {attempt}; it has {have}")
         row = match[0]
-    text = row["script"]
+    text = row.script
     if not text:
         spec = spec_of(find_run(store, run))
         try:
-            text = Path(spec.run_dir, "scripts", f"attempt-{row['attempt_no']}.sh").read_text()
+            text = Path(spec.run_dir, "scripts", f"attempt-{row.attempt_no}.sh").read_text()
         except OSError:
-            raise UsageError(f"the script of {run} attempt {row['attempt_no']} is lost") from None
-    return row["attempt_no"], text
+            raise UsageError(f"the script of {run} attempt {row.attempt_no} is lost") from None
+    return row.attempt_no, text
 
 
 def diff_run(
@@ -165,9 +131,9 @@ def diff_run(
     row = find_run(store, run)
     spec = spec_of(row)
     no, old = attempt_script(store, run, attempt)
-    now = respec(
+    now = SpecConfig.from_spec(
         spec, name=spec.name, overrides=overrides, time=time, exclude_nodes=spec.exclude_nodes
-    )
+    ).build()
     # Same run directory: an override of cluster.runs_root is a real difference, nothing else.
     new = render(now)
     return ScriptDiff(
@@ -192,7 +158,7 @@ def diff_clusters(
     clusters make different shows)."""
     run_name = name or re.sub(r"[^A-Za-z0-9_.-]", "-", catalog.load_recipe(recipe).name)
     specs = [
-        catalog.resolve(recipe, c, nodes=nodes, name=run_name, time=time, overrides=overrides)
+        resolve(recipe, c, nodes=nodes, name=run_name, time=time, overrides=overrides)
         for c in (a, b)
     ]
     na, nb = (f"{s.cluster.name}/{run_name}.sh" for s in specs)

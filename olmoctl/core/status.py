@@ -3,7 +3,6 @@ each run's events.jsonl. Also recovers attempts left SUBMITTING by a crashed lau
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,8 +13,8 @@ from olmoctl.backends.files import RunFiles
 from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
-from olmoctl.core.store import ATTEMPT_FIELDS, LIVE_STATES, Store
 from olmoctl.errors import OlmoctlError
+from olmoctl.store import Attempt, AttemptState, Run, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
 SUBMIT_GRACE_S = 120
@@ -33,16 +32,22 @@ def _scheduler_of(store: Store, run_name: str) -> str:
     row = store.get_run(run_name)
     if row is None:
         return "slurm"
-    return backend_key(json.loads(row["spec_json"])["cluster"])
+    return backend_key(row.spec_data["cluster"])
 
 
-def _backend(run: Any) -> Backend:
-    return backend_for(backend_key(json.loads(run["spec_json"])["cluster"]))
+def _backend(run: Run) -> Backend:
+    return backend_for(backend_key(run.spec_data["cluster"]))
 
 
-def _files(run: Any) -> RunFiles:
+def _files(run: Run) -> RunFiles:
     """Where the run's directory is: this machine, or the login node of a remote cluster."""
     return _backend(run).files
+
+
+def _run(store: Store, name: str) -> Run:
+    run = store.get_run(name)
+    assert run is not None  # attempts belong to a run (ON DELETE CASCADE)
+    return run
 
 
 def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
@@ -50,16 +55,14 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     them (plus, only when a job may have been requeued, one squeue call), then classify
     attempts that ended and flag runs that stopped making progress."""
     out = Refresh()
-    submitting = (
-        store.connect().execute("SELECT * FROM attempts WHERE state = 'SUBMITTING'").fetchall()
-    )
+    submitting = store.submitting_attempts()
     _recover_submitting(store, submitting)
-    live = [a for a in store.live_attempts() if run_names is None or a["run_name"] in run_names]
-    by_sched: dict[str, list[Any]] = defaultdict(list)
+    live = [a for a in store.live_attempts() if run_names is None or a.run_name in run_names]
+    by_sched: dict[str, list[Attempt]] = defaultdict(list)
     keys: dict[str, str] = {}  # run -> backend key, one store read per run
     for a in live:
-        if a["job_id"]:
-            name = a["run_name"]
+        if a.job_id:
+            name = a.run_name
             if name not in keys:
                 keys[name] = _scheduler_of(store, name)
             by_sched[keys[name]].append(a)
@@ -71,29 +74,32 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
             if run_names is not None:
                 raise  # asked about these runs: say why we cannot answer
             # One unreachable cluster must not hide every other cluster's runs.
-            where = attempts[0]["cluster"]
+            where = attempts[0].cluster
             out.notes.append(f"cluster {where!r}: {e}; its runs show their last known state")
-            unreachable |= {a["run_name"] for a in attempts}
+            unreachable |= {a.run_name for a in attempts}
     # Only runs that were unfinished can have changed: a store of 1,000 finished runs costs
     # no more than one of 10 (their summaries were written when they ended).
-    touched = {a["run_name"] for a in live} | {a["run_name"] for a in submitting}
+    touched = {a.run_name for a in live} | {a.run_name for a in submitting}
     _update_runs(store, sorted((touched | set(run_names or [])) - unreachable))
     return out
 
 
-def _refresh_group(store: Store, sched: str, attempts: list[Any], out: Refresh) -> None:
+def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refresh) -> None:
     """One scheduler's live attempts: one query, sync incarnations, classify endings."""
     backend = backend_for(sched)
-    dirs = {n: store.get_run(n)["run_dir"] for n in sorted({a["run_name"] for a in attempts})}
-    job_dirs = {a["job_id"]: dirs[a["run_name"]] for a in attempts}
+    from olmoctl.core.status_reads import status_reads
+
+    dirs = {n: _run(store, n).run_dir for n in sorted({a.run_name for a in attempts})}
+    job_dirs = {a.job_id: dirs[a.run_name] for a in attempts if a.job_id}
     job_ids = sorted(job_dirs)
-    ended = {  # every attempt that may be classified below: a remote backend reads its logs
-        b["job_id"]: dirs[name]
+    to_classify = {  # every attempt that may be classified below: a remote backend reads its logs
+        b.job_id: dirs[name]
         for name in dirs
         for b in store.attempts(name)
-        if b["job_id"] and b["klass"] is None
+        if b.job_id and b.klass is None
     }
-    backend.prefetch(job_ids, ended, sorted(set(dirs.values())))  # remote: one round trip
+    # A remote backend reads all of what follows in one round trip; elsewhere a no-op.
+    backend.prefetch(status_reads(job_ids, to_classify, sorted(set(dirs.values()))))
     result = backend.query({j: job_dirs[j] for j in job_ids})
     out.queries += 1
     out.sources.append(result.source)
@@ -103,37 +109,32 @@ def _refresh_group(store: Store, sched: str, attempts: list[Any], out: Refresh) 
         j for j in job_ids if result.jobs.get(j) and result.jobs[j].state in att.MAYBE_REQUEUED
     ]
     queued = backend.queued(maybe) if maybe else {}
-    with store.tx() as conn:
+    with store.tx() as tx:
         for job_id in job_ids:
-            rows = conn.execute(
-                "SELECT * FROM attempts WHERE job_id = ? AND run_name = ? ORDER BY restart_index",
-                (job_id, next(a["run_name"] for a in attempts if a["job_id"] == job_id)),
-            ).fetchall()
+            run_name = next(a.run_name for a in attempts if a.job_id == job_id)
+            rows = tx.job_attempts(run_name, job_id)
             history = result.history.get(job_id) or []
             if history or job_id in queued:
-                att.sync_job(store, conn, rows, history, queued.get(job_id))
-    _classify_ended(store, backend, {a["run_name"] for a in attempts})
+                att.sync_job(tx, rows, history, queued.get(job_id))
+    _classify_ended(store, backend, {a.run_name for a in attempts})
 
 
 def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None:
     from olmoctl.core import logs
 
     for name in sorted(run_names):
-        run = store.get_run(name)
+        run = _run(store, name)
         attempts = store.attempts(name)
         for a in attempts:
             # A job's earlier incarnation has ended even if its record still says REQUEUED.
             superseded = any(
-                b["job_id"] == a["job_id"] and b["restart_index"] > a["restart_index"]
-                for b in attempts
+                b.job_id == a.job_id and b.restart_index > a.restart_index for b in attempts
             )
-            live = a["state"] in LIVE_STATES or a["state"] == "SUBMITTING"
-            if a["klass"] is not None or (live and not superseded):
+            if a.klass is not None or (a.is_live and not superseded):
                 continue
-            with store.tx() as conn:
+            with store.tx() as tx:
                 att.classify_ended(
-                    store,
-                    conn,
+                    tx,
                     run,
                     a,
                     backend,
@@ -142,21 +143,20 @@ def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None
                 )
 
 
-def _recover_submitting(store: Store, attempts: list[Any]) -> None:
+def _recover_submitting(store: Store, attempts: list[Attempt]) -> None:
     now = time.time()
     for a in attempts:
-        if now - (a["submitted_at"] or 0) < SUBMIT_GRACE_S:
+        if now - (a.submitted_at or 0) < SUBMIT_GRACE_S:
             continue
-        run = store.get_run(a["run_name"])
-        job_id = _backend(run).recover_job_id(run["run_dir"]) if run else None
-        with store.tx() as conn:
+        run = store.get_run(a.run_name)
+        job_id = _backend(run).recover_job_id(run.run_dir) if run else None
+        with store.tx() as tx:
             if job_id:
-                store.update_attempt(conn, a["id"], job_id=job_id, state="PENDING")
+                tx.update_attempt(a.id, job_id=job_id, state=AttemptState.PENDING)
             else:
-                store.update_attempt(
-                    conn,
-                    a["id"],
-                    state="SUBMIT_FAILED",
+                tx.update_attempt(
+                    a.id,
+                    state=AttemptState.SUBMIT_FAILED,
                     reason="olmoctl stopped before the job was submitted",
                 )
 
@@ -170,93 +170,79 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
         if run is None:
             continue
         fs = _files(run)
-        summary = ev.summarize(ev.read_events(run["run_dir"], fs=fs))
-        ckpts = ev.complete_checkpoints(run["run_dir"], fs)
+        summary = ev.summarize(ev.read_events(run.run_dir, fs=fs))
+        ckpts = ev.complete_checkpoints(run.run_dir, fs)
         updates.append((run, store.last_attempt(name), summary, ckpts))
     if not updates:
         return
-    with store.tx() as conn:
+    with store.tx() as tx:
         for run, last, summary, ckpts in updates:
-            old = json.loads(run["summary_json"] or "{}")
+            old = run.summary
             new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
             # The tail holds recent steps only: the best loss is the best of every look.
             bests = [b for b in (old.get("best_loss"), new.get("best_loss")) if b is not None]
             if bests:
                 new["best_loss"] = min(bests)
             # An ended attempt names its class (NODE_FAIL, CODE_ERROR...); a live one its state.
-            state = (last["klass"] or last["state"]) if last is not None else None
-            if state is not None and state != run["state"]:
-                store.set_run_state(conn, run["name"], state)
+            state = (last.klass or last.state) if last is not None else None
+            if state is not None and state != run.state:
+                tx.set_run_state(run.name, state)
             if new != old:
-                store.update_summary(conn, run["name"], new)
-            if last is not None and summary.step is not None and last["last_step"] != summary.step:
-                store.update_attempt(conn, last["id"], last_step=summary.step)
+                tx.update_summary(run.name, new)
+            if last is not None and summary.step is not None and last.last_step != summary.step:
+                tx.update_attempt(last.id, last_step=summary.step)
             for step, path, complete in ckpts:
-                store.record_checkpoint(conn, run["name"], step, str(path), complete)
+                tx.record_checkpoint(run.name, step, str(path), complete)
 
 
 def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:
     """One row per run, as printed by `status` (and its --json)."""
     now = time.time()
     # Every run's last attempt and attempt count in one query (not one per run).
-    lasts = {
-        r["run_name"]: r
-        for r in store.connect().execute(
-            "SELECT a.*, c.n AS n_attempts FROM attempts a JOIN (SELECT run_name, "
-            "COUNT(*) AS n, MAX(attempt_no) AS m FROM attempts GROUP BY run_name) c "
-            "ON a.run_name = c.run_name AND a.attempt_no = c.m"
-        )
-    }
-    return [_row(run, lasts.get(run["name"]), now) for run in store.runs(**filters)]
+    lasts = store.last_attempts()
+    return [_row(run, *lasts.get(run.name, (None, 0)), now) for run in store.runs(**filters)]
 
 
-def _row(run: Any, last: Any, now: float) -> dict[str, Any]:
-    """A run's line in `status`; `last` is its last attempt with `n_attempts`."""
-    s = json.loads(run["summary_json"] or "{}")
+def _row(run: Run, last: Attempt | None, n_attempts: int, now: float) -> dict[str, Any]:
+    """A run's line in `status`; `last` is its last attempt, of `n_attempts`."""
+    s = run.summary
     hb = s.get("heartbeat_ts")
     return {
-        "name": run["name"],
-        "recipe": run["recipe"],
-        "cluster": run["cluster"],
-        "state": run["state"],
-        "attempts": last["n_attempts"] if last is not None else 0,
-        "job_id": last["job_id"] if last else None,
-        "nodes": run["nodes"],
-        "node_list": last["node_list"] if last else None,
+        "name": run.name,
+        "recipe": run.recipe,
+        "cluster": run.cluster,
+        "state": run.state,
+        "attempts": n_attempts,
+        "job_id": last.job_id if last else None,
+        "nodes": run.nodes,
+        "node_list": last.node_list if last else None,
         "step": s.get("step"),
-        "total_steps": run["total_steps"],
+        "total_steps": run.total_steps,
         "loss": s.get("loss"),
         "tokens_per_s": s.get("tokens_per_s"),
         "last_checkpoint": s.get("last_checkpoint"),
         "heartbeat_age_s": round(now - hb, 1) if hb else None,
-        "created_at": run["created_at"],
-        "sweep": run["sweep"],
+        "created_at": run.created_at,
+        "sweep": run.sweep,
     }
 
 
 def detail(store: Store, name: str) -> dict[str, Any]:
-    run = store.get_run(name)
-    assert run is not None
+    run = _run(store, name)
     from olmoctl.core.goodput import goodput
 
-    events = ev.read_events(run["run_dir"], tail_bytes=None, fs=_files(run))
+    events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
     attempts = store.attempts(name)
-    last = {**dict(attempts[-1]), "n_attempts": len(attempts)} if attempts else None
+    last = attempts[-1] if attempts else None
     return {
-        **_row(run, last, time.time()),
-        "run_dir": run["run_dir"],
-        "attempt_list": [
-            {
-                **{k: a[k] for k in ATTEMPT_FIELDS},
-                "evidence": json.loads(a["evidence_json"] or "{}"),
-            }
-            for a in attempts
-        ],
+        **_row(run, last, len(attempts), time.time()),
+        "run_dir": run.run_dir,
+        "attempt_list": [{**a.fields(), "evidence": a.evidence} for a in attempts],
         "checkpoints": [
-            {"step": c["step"], "path": c["path"], "complete": bool(c["complete"])}
+            {"step": c.step, "path": c.path, "complete": c.complete}
             for c in store.checkpoints(name)
         ],
         "losses": ev.summarize(events).losses,
         "goodput": goodput(events, attempts, time.time()),
-        "nodes_excluded": json.loads(run["spec_json"]).get("exclude_nodes", []),
+        "nodes_excluded": run.spec_data.get("exclude_nodes", []),
     }

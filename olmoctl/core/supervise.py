@@ -4,64 +4,32 @@ errors and OOM never. Two watchers never act on the same run (a lease in the sto
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.core import status
-from olmoctl.core.catalog import _validate
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
-from olmoctl.core.overrides import apply as apply_overrides
-from olmoctl.core.store import LIVE_STATES, Store
+from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError
-from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
+from olmoctl.store import WAITING, Attempt, AttemptState, Run, Store
 
 
 def log_action(store: Store, run: str | None, action: str, detail: str = "") -> None:
-    with store.tx() as conn:
-        conn.execute(
-            "INSERT INTO actions (ts, run_name, action, detail) VALUES (?,?,?,?)",
-            (time.time(), run, action, detail),
-        )
+    with store.tx() as tx:
+        tx.log_action(run, action, detail)
     try:
         with open(store.dir / "watch.log", "a") as f:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             f.write(f"{stamp} {run or '-'} {action} {detail}\n")
     except OSError:
         pass
-
-
-def _respec(spec: RunSpec, nodes: int | None, overrides: list[str], exclude: list[str]) -> RunSpec:
-    """The run's spec for a new attempt: same run, new node count / overrides / exclusions."""
-    recipe_data = spec.recipe.model_dump(mode="json")
-    cluster_data = spec.cluster.model_dump(mode="json")
-    if overrides:
-        recipe_data, cluster_data = apply_overrides(recipe_data, cluster_data, overrides)
-    where = "-o " + " -o ".join(overrides) if overrides else "recorded spec"
-    recipe = _validate(Recipe, recipe_data, where)
-    cluster = _validate(ClusterProfile, cluster_data, where, "cluster.")
-    data = spec.model_dump(mode="json")
-    data.update(
-        recipe=recipe.model_dump(mode="json"),
-        cluster=cluster.model_dump(mode="json"),
-        nodes=nodes or spec.nodes,
-        overrides=[*spec.overrides, *overrides],
-        exclude_nodes=exclude,
-    )
-    try:
-        return RunSpec.model_validate(data)
-    except Exception as e:  # pydantic's ValidationError: one line
-        errors = getattr(e, "errors", None)
-        msg = errors()[0]["msg"].removeprefix("Value error, ") if errors else str(e)
-        raise UsageError(msg) from None
 
 
 @dataclass
@@ -90,33 +58,36 @@ def resume(
     backend = backend_for(spec)
     bad = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
     last = store.last_attempt(name)
-    if last is not None and (last["state"] in LIVE_STATES or last["state"] == "SUBMITTING"):
-        requeued = last["restart_index"] > 0 and last["state"] in ("PENDING", "REQUEUED")
+    if last is not None and last.is_live:
+        requeued = last.restart_index > 0 and last.state in (
+            AttemptState.PENDING,
+            AttemptState.REQUEUED,
+        )
         # Slurm requeued the job itself (after a node failure): steer it off bad nodes.
-        if requeued and bad and backend.exclude_pending(last["job_id"], bad):
-            return Resumed(name, "steered", last["job_id"], bad)
+        if requeued and bad and backend.exclude_pending(last.job_id, bad):
+            return Resumed(name, "steered", last.job_id, bad)
         raise UsageError(
-            f"run {name!r} is still {last['state']} (job {last['job_id']}); "
+            f"run {name!r} is still {last.state} (job {last.job_id}); "
             f"cancel it first (olmoctl cancel {name}) or let it run"
         )
-    if run["state"] == "COMPLETED" or (last is not None and last["klass"] == cl.COMPLETED):
+    if run.state == AttemptState.COMPLETED or (last is not None and last.klass == cl.COMPLETED):
         raise UsageError(f"run {name!r} completed; launch a new run (olmoctl launch --from)")
-    new_spec = _respec(spec, nodes, list(overrides or []), bad)
+    new_spec = SpecConfig.from_spec(
+        spec, same_run=True, nodes=nodes, overrides=overrides, exclude_nodes=bad
+    ).build()
     ckpts = ev.complete_checkpoints(spec.run_dir, backend.files)
     torn = [step for step, _, complete in ckpts if not complete]
     done = submit_attempt(store, new_spec, backend, new_run=False)
-    with store.tx() as conn:
-        conn.execute(
-            "UPDATE runs SET spec_json = ?, nodes = ? WHERE name = ?",
-            (new_spec.model_dump_json(), new_spec.nodes, name),
-        )
-        row = store.last_attempt(name)
+    with store.tx() as tx:
+        tx.set_run_spec(name, new_spec)
+        row = tx.last_attempt(name)
+        assert row is not None  # submit_attempt just recorded it
         evidence = {
-            "resumed_after": last["attempt_no"] if last else None,
+            "resumed_after": last.attempt_no if last else None,
             "excluded_nodes": bad,
             "torn_checkpoints_skipped": torn,
         }
-        store.update_attempt(conn, row["id"], evidence_json=json.dumps(evidence))
+        tx.update_attempt(row.id, evidence=evidence)
     return Resumed(name, "submitted", done.job_id, bad, torn, done)
 
 
@@ -134,35 +105,25 @@ def owner_id() -> str:
 
 def take_lease(store: Store, run: str, owner: str, ttl: float) -> bool:
     """Atomically take or renew the run's lease; False when another live watcher holds it."""
-    now = time.time()
-    with store.tx() as conn:
-        row = conn.execute("SELECT * FROM leases WHERE run_name = ?", (run,)).fetchone()
-        if row is not None and row["owner"] != owner and row["expires_at"] > now:
-            return False
-        conn.execute(
-            "INSERT INTO leases (run_name, owner, expires_at) VALUES (?,?,?) "
-            "ON CONFLICT(run_name) DO UPDATE SET owner = excluded.owner, "
-            "expires_at = excluded.expires_at",
-            (run, owner, now + ttl),
-        )
-    return True
+    with store.tx() as tx:
+        return tx.take_lease(run, owner, ttl)
 
 
 def release_leases(store: Store, owner: str) -> None:
-    with store.tx() as conn:
-        conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+    with store.tx() as tx:
+        tx.release_leases(owner)
 
 
-def hung(store: Store, run: Any) -> float | None:
+def hung(store: Store, run: Run) -> float | None:
     """Seconds without training progress if the run's RUNNING attempt exceeds the cluster's
     hang timeout, else None."""
-    last = store.last_attempt(run["name"])
-    if last is None or last["state"] != "RUNNING":
+    last = store.last_attempt(run.name)
+    if last is None or last.state != AttemptState.RUNNING:
         return None
     spec = spec_of(run)
-    events = ev.read_events(run["run_dir"], fs=backend_for(spec).files)
-    seg = att.segment(events, last["job_id"], last["restart_index"])
-    progress = att.last_progress(seg) or last["started_at"]
+    events = ev.read_events(run.run_dir, fs=backend_for(spec).files)
+    seg = att.segment(events, last.job_id, last.restart_index)
+    progress = att.last_progress(seg) or last.started_at
     if progress is None:
         return None
     idle = time.time() - progress
@@ -173,7 +134,7 @@ def _retries(store: Store, name: str) -> int:
     """Consecutive infrastructure endings since the last attempt that made progress."""
     n = 0
     for a in reversed(store.attempts(name)):
-        if a["klass"] in cl.INFRA:
+        if a.klass in cl.INFRA:
             n += 1
         else:
             break
@@ -186,8 +147,8 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
     status.refresh(store, run_names=runs)
     done: list[str] = _advance_sweeps(store, owner, policy) if runs is None else []
     for run in store.runs() if runs is None else [find_run(store, r) for r in runs]:
-        name = run["name"]
-        if run["state"] == "COMPLETED":
+        name = run.name
+        if run.state == AttemptState.COMPLETED:
             continue
         last = store.last_attempt(name)
         if last is None:
@@ -196,13 +157,13 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             continue
         idle = hung(store, run)
         if idle is not None:
-            backend_for(spec_of(run)).cancel(last["job_id"], run["run_dir"])
-            with store.tx() as conn:
-                store.update_attempt(conn, last["id"], state="CANCELLED")
-                a = store.last_attempt(name)
+            backend_for(spec_of(run)).cancel(last.job_id, run.run_dir)
+            with store.tx() as tx:
+                tx.update_attempt(last.id, state=AttemptState.CANCELLED)
+                a = tx.last_attempt(name)
+                assert a is not None
                 att.classify_ended(
-                    store,
-                    conn,
+                    tx,
                     run,
                     a,
                     backend_for(spec_of(run)),
@@ -210,27 +171,28 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
                     batch_log=None,
                     hang=True,
                 )
-            log_action(store, name, "cancel-hung", f"job {last['job_id']} idle {idle:.0f}s")
-            done.append(f"{name}: job {last['job_id']} hung ({idle:.0f}s without progress)")
+            log_action(store, name, "cancel-hung", f"job {last.job_id} idle {idle:.0f}s")
+            done.append(f"{name}: job {last.job_id} hung ({idle:.0f}s without progress)")
             last = store.last_attempt(name)
-        if last["state"] in LIVE_STATES or last["state"] == "SUBMITTING":
+            assert last is not None
+        if last.is_live:
             _steer(store, run, last, done)
             continue
-        klass = last["klass"]
+        klass = last.klass
         if klass in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
-            if _once(store, name, f"not-retried:{last['id']}", f"{klass}: {last['reason']}"):
-                done.append(f"{name}: {klass} is NOT retried: {last['reason']}")
+            if _once(store, name, f"not-retried:{last.id}", f"{klass}: {last.reason}"):
+                done.append(f"{name}: {klass} is NOT retried: {last.reason}")
             continue
         if klass not in cl.INFRA:
             continue
         retries = _retries(store, name)
         if retries > policy.max_retries:
             why = f"{retries} infrastructure failures in a row"
-            if _once(store, name, f"gave-up:{last['id']}", why):
+            if _once(store, name, f"gave-up:{last.id}", why):
                 done.append(f"{name}: gave up after {why}")
             continue
         wait = policy.backoff_s * 2 ** max(0, retries - 1)
-        if time.time() - (last["ended_at"] or 0) < wait:
+        if time.time() - (last.ended_at or 0) < wait:
             continue
         res = resume(store, name, refresh=False)
         log_action(
@@ -248,18 +210,10 @@ def _advance_sweeps(store: Store, owner: str, policy: WatchPolicy) -> list[str]:
     from olmoctl.core import sweep
 
     out = []
-    rows = (
-        store.connect()
-        .execute(
-            "SELECT DISTINCT sweep FROM runs WHERE state = ? AND sweep IS NOT NULL",
-            (sweep.WAITING,),
-        )
-        .fetchall()
-    )
-    for row in rows:
-        if not take_lease(store, f"sweep:{row['sweep']}", owner, policy.lease_s):
+    for name in store.waiting_sweeps():
+        if not take_lease(store, f"sweep:{name}", owner, policy.lease_s):
             continue
-        progress = sweep.advance(store, row["sweep"], refresh_first=False)
+        progress = sweep.advance(store, name, refresh_first=False)
         for name, job in progress.submitted:
             log_action(store, name, "sweep-submit", f"job {job}")
             out.append(f"{name}: sweep point submitted as job {job}")
@@ -268,44 +222,35 @@ def _advance_sweeps(store: Store, owner: str, policy: WatchPolicy) -> list[str]:
 
 def _once(store: Store, run: str, key: str, detail: str) -> bool:
     """Log an action keyed to one attempt only once (so a report is not repeated)."""
-    seen = (
-        store.connect()
-        .execute("SELECT 1 FROM actions WHERE run_name = ? AND action = ?", (run, key))
-        .fetchone()
-    )
-    if seen:
+    if store.has_action(run, key):
         return False
     log_action(store, run, key, detail)
     return True
 
 
-def _steer(store: Store, run: Any, last: Any, done: list[str]) -> None:
+def _steer(store: Store, run: Run, last: Attempt, done: list[str]) -> None:
     spec = spec_of(run)
     bad = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
-    if last["restart_index"] > 0 and last["state"] == "PENDING" and bad:
-        key = f"steered:{last['id']}"
-        seen = (
-            store.connect()
-            .execute("SELECT 1 FROM actions WHERE run_name = ? AND action = ?", (run["name"], key))
-            .fetchone()
-        )
-        if not seen and backend_for(spec).exclude_pending(last["job_id"], bad):
-            log_action(store, run["name"], key, f"excluded {','.join(bad)}")
-            done.append(f"{run['name']}: requeued job {last['job_id']} kept off {','.join(bad)}")
+    if last.restart_index > 0 and last.state == AttemptState.PENDING and bad:
+        key = f"steered:{last.id}"
+        seen = store.has_action(run.name, key)
+        if not seen and backend_for(spec).exclude_pending(last.job_id, bad):
+            log_action(store, run.name, key, f"excluded {','.join(bad)}")
+            done.append(f"{run.name}: requeued job {last.job_id} kept off {','.join(bad)}")
 
 
 def all_settled(store: Store, runs: list[str] | None, max_retries: int) -> bool:
     """Every watched run finished, or waiting for a human (code error, OOM, gave up)."""
     rows = store.runs() if runs is None else [find_run(store, r) for r in runs]
     for run in rows:
-        last = store.last_attempt(run["name"])
-        if last is None and run["state"] == "WAITING":
+        last = store.last_attempt(run.name)
+        if last is None and run.state == WAITING:
             return False  # a sweep point still to submit
-        if last is None or last["klass"] == cl.COMPLETED or run["state"] == "CANCELLED":
+        if last is None or last.klass == cl.COMPLETED or run.state == AttemptState.CANCELLED:
             continue
-        if last["klass"] in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
+        if last.klass in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
             continue
-        if last["klass"] in cl.INFRA and _retries(store, run["name"]) > max_retries:
+        if last.klass in cl.INFRA and _retries(store, run.name) > max_retries:
             continue
         return False
     return True

@@ -7,13 +7,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from olmoctl.errors import UsageError
 from olmoctl.schemas.cluster import ClusterProfile
+from olmoctl.schemas.errors import validate
 from olmoctl.schemas.recipe import Recipe
 from olmoctl.schemas.run import RunSpec
 
@@ -25,22 +24,6 @@ class JobConfig:
     run_dir: Path
     cluster: ClusterProfile | None = None
     spec: RunSpec | None = None
-
-
-def _one_line(path: str, err: ValidationError) -> str:
-    errors = err.errors()
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{path}: {loc + ': ' if loc else ''}{msg}{more}"
-
-
-def _validate(model: type[BaseModel], data: dict[str, Any], path: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise UsageError(_one_line(path, e)) from None
 
 
 def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) -> JobConfig:
@@ -63,10 +46,10 @@ def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) ->
     if not isinstance(data, dict):
         raise UsageError(f"{p}: expected a mapping at the top, got {type(data).__name__}")
     if "recipe" in data and "cluster" in data:
-        spec: RunSpec = _validate(RunSpec, data, str(p))
+        spec: RunSpec = validate(RunSpec, data, str(p))
         where = Path(run_dir) if run_dir else Path(os.path.expanduser(spec.run_dir))
         return JobConfig(spec.name, spec.recipe, where.absolute(), spec.cluster, spec)
-    recipe: Recipe = _validate(Recipe, data, str(p))
+    recipe: Recipe = validate(Recipe, data, str(p))
     run_dir = run_dir or os.environ.get("OLMOCTL_RUN_DIR")
     if not run_dir:
         raise UsageError(f"{p} is a recipe: give --run-dir DIR for its checkpoints and events")

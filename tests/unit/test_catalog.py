@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from olmoctl.core import catalog
+from olmoctl.core import catalog, specs
 from tests.conftest import REPO
 
 
@@ -23,7 +23,7 @@ def test_paper_numbers(user_env: Path) -> None:
 
 
 def test_overrides_are_typed(user_env: Path) -> None:
-    spec = catalog.resolve(
+    spec = specs.resolve(
         "tiny",
         "dev",
         nodes=2,

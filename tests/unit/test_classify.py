@@ -104,12 +104,13 @@ def test_oom_cancel_hang() -> None:
 
 def test_observed_mfu_and_mtbf(user_env, tmp_path: Path) -> None:
     from olmoctl.core.plan_inputs import observed
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     assert observed("tiny", "dev").mfu is None  # no store yet, and none is created
     store = Store()
     assert not store.path.exists()
-    with store.tx() as conn:
+    conn = store.connect()  # raw rows: a store written by earlier runs
+    with store.tx() as tx:
         for i, mfu in enumerate([0.3, 0.5, 0.4]):
             conn.execute(
                 "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
@@ -129,8 +130,7 @@ def test_observed_mfu_and_mtbf(user_env, tmp_path: Path) -> None:
                     json.dumps({"mfu": mfu}),
                 ),
             )
-            store.add_attempt(
-                conn,
+            tx.add_attempt(
                 f"r{i}",
                 cluster="dev",
                 nodes=2,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import catalog
+from olmoctl.core import catalog, specs
 from olmoctl.core.render import render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -27,7 +27,7 @@ def _render(cluster: str, recipe: str) -> str:
     # Two nodes where it makes sense; tiny's batch of 48 does not split over 16 GPUs.
     nodes = 1 if recipe == "tiny" and profile.tasks_per_node > 1 else min(2, profile.max_nodes)
     overrides = [f"cluster.account={ACCOUNT}"] if profile.account_required else []
-    return render(catalog.resolve(recipe, cluster, nodes=nodes, overrides=overrides))
+    return render(specs.resolve(recipe, cluster, nodes=nodes, overrides=overrides))
 
 
 def test_shipped_profiles_and_recipes_are_all_covered() -> None:
@@ -110,7 +110,7 @@ def test_render_out_writes_the_same_bytes(cli, tmp_path: Path) -> None:
 def test_task_command_is_a_slot(user_env: Path) -> None:
     from olmoctl.core.render import submitit_command, train_command
 
-    spec = catalog.resolve("tiny", "dev", nodes=2)
+    spec = specs.resolve("tiny", "dev", nodes=2)
     submitted = render(spec)  # what launch submits: submitit's job-side command
     plain = render(spec, task_command=train_command(spec))
     assert submitit_command(spec) in submitted

@@ -17,8 +17,8 @@ import pytest
 from olmoctl import provenance
 from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import launch, record, repro
-from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
+from olmoctl.store import Store
 from olmoctl.train.tokenize import tokenize_documents, write_tokens
 
 
@@ -227,12 +227,11 @@ def test_card_writes_png_and_markdown_naming_every_record_item(cli, tmp_path: Pa
     done = _launch(store, tmp_path / "runs", "r1", "optim.lr=1e-3")
     run_dir = tmp_path / "runs" / "r1"
     started = _fabricate_job(run_dir, done.job_id)
-    with store.tx() as conn:
-        conn.execute(
-            "UPDATE attempts SET state='COMPLETED', submitted_at=990, started_at=995, "
-            "ended_at=1032 "
-            "WHERE run_name='r1'"
-        )
+    with store.tx() as tx:
+        for a in tx.attempts("r1"):
+            tx.update_attempt(
+                a.id, state="COMPLETED", submitted_at=990, started_at=995, ended_at=1032
+            )
     store.close()
 
     out = tmp_path / "card"

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 import olmoctl
-from olmoctl.backends import ssh
+from olmoctl.backends import ssh, ssh_serve
+from olmoctl.backends import ssh_protocol as wire
 from olmoctl.backends.base import JobInfo, QueryResult
-from olmoctl.cli import remote_cmd
+from olmoctl.backends.files import LOCAL
+from olmoctl.backends.ssh_link import Link, RemoteServer
 from olmoctl.core import events as ev
 from olmoctl.core import launch, logs
+from olmoctl.core.status_reads import status_reads
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas.cluster import SSHConfig
 from tests.conftest import REPO
@@ -52,12 +55,12 @@ class _PipeChannel:
         self.proc.wait()
 
 
-class _PipeLink(ssh._Link):
+class _PipeLink(Link):
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         super().__init__(CONFIG)
         self.argv, self.env = argv, env
 
-    def open(self) -> ssh._Server:
+    def open(self) -> RemoteServer:
         if self.server is None:
             proc = subprocess.Popen(
                 self.argv,
@@ -66,7 +69,7 @@ class _PipeLink(ssh._Link):
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
-            server = ssh._Server(_PipeChannel(proc), CONFIG)
+            server = RemoteServer(_PipeChannel(proc), CONFIG)
             server.start()
             self.server = server
         return self.server
@@ -81,24 +84,34 @@ def remote():
 
 
 # -- the handler -------------------------------------------------------------------------
-class _Recording(remote_cmd._Ops):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
+class _RecordingFiles:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
 
     def glob(self, folder: str, pattern: str) -> list[str]:
         self.calls.append("glob")
-        return super().glob(folder, pattern)
+        return LOCAL.glob(folder, pattern)
 
-    def cancel(self, job_id: str) -> None:
+
+class _RefusingSlurm:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def cancel(self, job_id: str, run_dir: str) -> None:
         self.calls.append(f"cancel {job_id}")
         raise OlmoctlError(f"scancel {job_id} failed: no such job")
+
+
+class _Recording(ssh_serve.LoginNode):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        super().__init__(fs=_RecordingFiles(self.calls), slurm=_RefusingSlurm(self.calls))
 
 
 def test_version_mismatch_is_refused_before_any_op() -> None:
     ops = _Recording()
     req = {"olmoctl": "9.9.9", "id": 7, "ops": [{"op": "glob", "folder": "/", "pattern": "*"}]}
-    answer = remote_cmd.handle(req, ops)
+    answer = ssh_serve.handle(req, ops)
     assert answer["id"] == 7 and answer["exit_code"] == 2
     assert "local 9.9.9" in answer["fatal"] and f"remote {olmoctl.__version__}" in answer["fatal"]
     assert ops.calls == []
@@ -116,20 +129,20 @@ def test_ops_run_in_order_and_stop_at_the_first_error(tmp_path: Path) -> None:
             {"op": "glob", "folder": str(tmp_path), "pattern": "*"},
         ],
     }
-    answer = remote_cmd.handle(req, ops)
+    answer = ssh_serve.handle(req, ops)
     ok, err, skipped = answer["results"]
     assert ok == {"ok": [str(tmp_path / "a.txt")]}
     assert err == {"error": "scancel 12 failed: no such job", "exit_code": 1}
     assert skipped == {"skipped": True}
     assert ops.calls == ["glob", "cancel 12"]
     # Independent ops (a prefetch) go on after an error when asked to.
-    answer = remote_cmd.handle({**req, "stop_on_error": False}, _Recording())
+    answer = ssh_serve.handle({**req, "stop_on_error": False}, _Recording())
     assert "ok" in answer["results"][2]
 
 
 def test_unknown_op_and_bad_arguments_are_one_line_errors() -> None:
     req = {"olmoctl": olmoctl.__version__, "id": 1, "stop_on_error": False}
-    answer = remote_cmd.handle(
+    answer = ssh_serve.handle(
         {**req, "ops": [{"op": "__init__"}, {"op": "rm_rf"}, {"op": "glob", "nope": 1}]}
     )
     first, second, third = answer["results"]
@@ -140,10 +153,10 @@ def test_unknown_op_and_bad_arguments_are_one_line_errors() -> None:
 
 def test_wire_encodings_round_trip() -> None:
     data = bytes(range(256)) * 100
-    assert ssh.decode_bytes(json.loads(json.dumps(ssh.encode_bytes(data)))) == data
+    assert wire.decode_bytes(json.loads(json.dumps(wire.encode_bytes(data)))) == data
     info = JobInfo("12", "RUNNING", "node[1-2]", 1.0, None, None, None)
     res = QueryResult({"12": info}, "sacct", "n", history={"12": [info]})
-    back = ssh.decode_query(json.loads(json.dumps(ssh.encode_query(res))))
+    back = wire.decode_query(json.loads(json.dumps(wire.encode_query(res))))
     assert back == res
 
 
@@ -186,7 +199,7 @@ def test_remote_that_does_not_start_names_the_reason() -> None:
 
 
 def test_noise_before_the_answer_is_ignored() -> None:
-    hello = ssh.frame({"hello": remote_cmd.hello()}).decode()
+    hello = wire.frame({"hello": ssh_serve.hello()}).decode()
     script = f"printf 'Welcome to the login node\\npartial line'; printf '%s' '{hello}'; cat"
     link = _PipeLink(["sh", "-c", script])
     try:
@@ -236,7 +249,7 @@ def test_status_prefetch_is_one_round_trip(remote: ssh.SSHBackend, tmp_path: Pat
         (d / "checkpoints" / "step_00000005").mkdir(parents=True)
         (d / "events.jsonl").write_text(json.dumps({"event": "step", "step": 5, "ts": 1}) + "\n")
         dirs.append(str(d))
-    remote.prefetch([], {}, dirs)
+    remote.prefetch(status_reads([], {}, dirs))
     assert remote.round_trips == 1
     for d in dirs:
         assert ev.read_events(d, fs=remote.files)[0]["step"] == 5
@@ -250,7 +263,7 @@ def test_failed_submission_leaves_no_remote_directory(
     user_env, remote: ssh.SSHBackend, tmp_path: Path, monkeypatch
 ) -> None:
     """The run directory travels with the submission; sbatch failing removes it there."""
-    from olmoctl.core.store import Store
+    from olmoctl.store import Store
 
     runs = tmp_path / "remote-runs"
     (user_env / "clusters").mkdir(parents=True)
@@ -279,7 +292,8 @@ def test_failed_submission_leaves_no_remote_directory(
 def test_ssh_modules_import_no_fabric() -> None:
     code = (
         "import sys\n"
-        "import olmoctl.backends.ssh, olmoctl.cli.remote_cmd, olmoctl.backends.files\n"
+        "import olmoctl.backends.ssh, olmoctl.backends.ssh_serve, olmoctl.cli.remote_cmd\n"
+        "import olmoctl.core.runfiles, olmoctl.backends.files, olmoctl.core.status_reads\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('fabric', 'paramiko')]\n"
         "assert not heavy, heavy\n"
     )
@@ -295,3 +309,107 @@ def test_backend_for_gives_one_backend_per_login_node(user_env, tmp_path: Path) 
     first = backend_for(key)
     assert isinstance(first, ssh.SSHBackend) and backend_for(key) is first
     assert first.link.conn is None  # nothing connects until something is asked
+
+
+# -- the op table and the declared prefetch ----------------------------------------------------
+def test_one_op_table_for_dispatch_listing_and_docs() -> None:
+    p = subprocess.run([OLMOCTL, "_remote", "ops"], capture_output=True, text=True, check=True)
+    assert p.stdout.splitlines() == ssh_serve.listing()
+    assert [line.split("(")[0] for line in ssh_serve.listing()] == list(ssh_serve.OPS)
+    docs = (REPO / "docs" / "remote.md").read_text()
+    assert all(f"`{name}`" in docs for name in ssh_serve.OPS), "docs/remote.md lists every op"
+    answer = ssh_serve.handle(
+        {"olmoctl": olmoctl.__version__, "id": 1, "ops": [{"op": "glob", "folder": 1}]}
+    )
+    (bad,) = answer["results"]
+    assert bad["exit_code"] == 2 and "missing 'pattern'" in bad["error"]
+    assert "wrong type for 'folder'" in bad["error"]
+
+
+class _FakeSlurm:
+    """The login node's Slurm: job 12 FAILED (its ranks are read), 13 NODE_FAIL on n2."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def check_reachable(self, spec: Any) -> None:
+        self.asked.append("check_reachable")
+
+    def submit(self, spec: Any, script: str) -> tuple[str, str]:
+        self.asked.append("submit")
+        return str(12 + sum(a == "submit" for a in self.asked) - 1), script
+
+    def query(self, jobs: dict[str, str]) -> QueryResult:
+        job_ids = list(jobs)
+        self.asked.append(f"query {job_ids}")
+        ended = {
+            "12": JobInfo("12", "FAILED", "n1", 1.0, 2.0, "1:0"),
+            "13": JobInfo("13", "NODE_FAIL", "n2", 1.0, 2.0, "0:0"),
+        }
+        jobs = {j: ended[j] for j in job_ids}
+        return QueryResult(jobs, "sacct", history={j: [i] for j, i in jobs.items()})
+
+    def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        self.asked.append(f"queued {job_ids}")
+        return {}
+
+    def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
+        self.asked.append(f"node_states {nodes}")
+        return {nodes: ("DOWN", "not responding")}
+
+
+class _InProcessServer:
+    """A `_remote serve` in this process (its answers through JSON, as on the wire)."""
+
+    def __init__(self, node: ssh_serve.LoginNode) -> None:
+        self.node = node
+        self.round_trips = 0
+        self.bytes_in = 0
+        self.hello = ssh_serve.hello()
+
+    def request(self, ops: list[dict[str, Any]], stop_on_error: bool) -> list[dict[str, Any]]:
+        self.round_trips += 1
+        req = {"olmoctl": olmoctl.__version__, "id": 1, "ops": json.loads(json.dumps(ops))}
+        answer = ssh_serve.handle({**req, "stop_on_error": stop_on_error}, self.node)
+        return json.loads(json.dumps(answer))["results"]
+
+    def close(self) -> None:
+        return None
+
+
+def test_status_of_ended_remote_jobs_is_one_request(user_env, tmp_path: Path, monkeypatch) -> None:
+    """The declared prefetch covers everything status reads, classification included: the
+    sacct, squeue of a maybe-requeued job, the logs and node states of the jobs that ended,
+    events tails and checkpoints; so `status` makes exactly one request."""
+    from olmoctl.core import status
+    from olmoctl.store import Store
+
+    slurm = _FakeSlurm()
+    link = Link(CONFIG)
+    link.server = _InProcessServer(ssh_serve.LoginNode(slurm=slurm))  # type: ignore[assignment]
+    remote = ssh.SSHBackend(CONFIG, link)
+    runs = tmp_path / "remote-runs"
+    (user_env / "clusters").mkdir(parents=True)
+    profile = (REPO / "clusters" / "dev.yaml").read_text().replace("name: dev", "name: far")
+    (user_env / "clusters" / "far.yaml").write_text(profile + "ssh:\n  host: login.example\n")
+    store = Store()
+    for name in ("r12", "r13"):
+        spec = launch.prepare(
+            store, "tiny", "far", nodes=1, name=name, time_limit=None,
+            overrides=[f"cluster.runs_root={runs}"],
+        )  # fmt: skip
+        launch.submit_attempt(store, spec, remote, new_run=True)
+    logs_dir = runs / "r12" / "logs"
+    (logs_dir / "slurm-12.out").write_text("srun: error: task 0: Exited\n")
+    (logs_dir / "12-rank0.out").write_text(
+        'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad batch\n'
+    )
+    monkeypatch.setattr(status, "backend_for", lambda key: remote)
+    before, slurm.asked[:] = remote.round_trips, []
+
+    status.refresh(store)
+
+    assert remote.round_trips - before == 1
+    assert slurm.asked == ["query ['12', '13']", "queued ['13']", "node_states n2"]
+    klass = {n: store.attempts(n)[0].klass for n in ("r12", "r13")}
+    assert klass == {"r12": "CODE_ERROR", "r13": "NODE_FAIL"}

@@ -13,8 +13,8 @@ import pytest
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import launch, status
-from olmoctl.core.store import MIGRATIONS, Store
 from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.store import MIGRATIONS, AttemptState, Store
 
 
 def test_new_store_is_private_wal_and_versioned(tmp_path: Path) -> None:
@@ -45,18 +45,17 @@ def test_unwritable_state_dir_is_a_usage_error(cli, tmp_path: Path) -> None:
 def _writer(state: str, n: int) -> None:
     store = Store(state)
     for _ in range(n):
-        with store.tx() as conn:
-            store.add_attempt(conn, "r", cluster="dev", nodes=1, state="PENDING")
+        with store.tx() as tx:
+            tx.add_attempt("r", cluster="dev", nodes=1, state="PENDING")
 
 
 def test_two_processes_write_at_once(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    with store.tx() as conn:
-        conn.execute(
-            "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
-            "total_steps, created_at, updated_at) VALUES ('r','tiny','dev',1,'PENDING','/x','{}',"
-            "1,0,0)"
-        )
+    store.connect().execute(
+        "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
+        "total_steps, created_at, updated_at) VALUES ('r','tiny','dev',1,'PENDING','/x','{}',"
+        "1,0,0)"
+    )
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(str(tmp_path), 40)) for _ in range(2)]
     for p in procs:
@@ -64,7 +63,7 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
-    numbers = [a["attempt_no"] for a in store.attempts("r")]
+    numbers = [a.attempt_no for a in store.attempts("r")]
     assert numbers == list(range(1, 81))
 
 
@@ -156,14 +155,14 @@ def test_crashed_launch_is_recovered(user_env, tmp_path: Path, monkeypatch) -> N
     )
     fake = FakeBackend()
     launch.submit_attempt(store, spec, fake, new_run=True)
-    with store.tx() as conn:  # as if olmoctl died between recording and submitting
-        conn.execute(
-            "UPDATE attempts SET state='SUBMITTING', job_id=NULL, submitted_at=?",
-            (time.time() - 3600,),
-        )
+    with store.tx() as tx:  # as if olmoctl died between recording and submitting
+        for a in tx.attempts("c"):
+            tx.update_attempt(
+                a.id, state=AttemptState.SUBMITTING, job_id=None, submitted_at=time.time() - 3600
+            )
     monkeypatch.setattr(status, "backend_for", lambda sched: fake)
     status.refresh(store)
-    assert store.last_attempt("c")["state"] == "SUBMIT_FAILED"
+    assert store.last_attempt("c").state == "SUBMIT_FAILED"
 
 
 @pytest.mark.parametrize("command", ["status", "logs", "cancel"])
@@ -218,3 +217,62 @@ def test_unreachable_cluster_does_not_hide_the_others(user_env, tmp_path, monkey
     assert states == {"a": "PENDING", "b": "RUNNING"}
     with pytest.raises(OlmoctlError, match="did not answer"):
         status.refresh(store, run_names=["a"])  # asked about it: the error is the answer
+
+
+def test_attempt_state_is_live() -> None:
+    live = {"SUBMITTING", "PENDING", "RUNNING", "REQUEUED", "COMPLETING", "UNKNOWN"}
+    for s in live:
+        assert AttemptState(s).is_live, s
+    for s in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "SUBMIT_FAILED"):
+        assert not AttemptState(s).is_live, s
+    # A word this olmoctl does not know (a newer Slurm) loads, keeps its text, is not live.
+    odd = AttemptState("SOMETHING_NEW")
+    assert odd == "SOMETHING_NEW" and str(odd) == "SOMETHING_NEW" and not odd.is_live
+    assert AttemptState.PENDING == "PENDING"  # stored values are the plain words
+
+
+def _spec(name: str, runs_root: Path):
+    from olmoctl.core import specs
+
+    return specs.resolve(
+        "tiny", "dev", nodes=1, name=name, overrides=[f"cluster.runs_root={runs_root}"]
+    )
+
+
+def test_a_classified_attempt_is_not_live(user_env, tmp_path: Path) -> None:
+    store = Store()
+    with store.tx() as tx:
+        tx.create_run(_spec("r", tmp_path), state="PENDING")
+        first = tx.add_attempt("r", cluster="dev", nodes=1, state="REQUEUED", job_id="7")
+        tx.add_attempt("r", cluster="dev", nodes=1, state="PENDING", job_id="7", restart_index=1)
+    a1, a2 = store.attempts("r")
+    assert a1.attempt_no == first and a1.is_live and a2.is_live
+    with store.tx() as tx:
+        tx.update_attempt(a1.id, klass="NODE_FAIL", evidence={"why": "node2 down"})
+    a1 = store.attempts("r")[0]
+    assert a1.state == AttemptState.REQUEUED and not a1.is_live
+    assert a1.evidence == {"why": "node2 down"}
+    assert [a.attempt_no for a in store.live_attempts()] == [2]
+
+
+def test_create_run_rolls_back_with_its_transaction(user_env, tmp_path: Path) -> None:
+    store = Store()
+    with pytest.raises(RuntimeError, match="later step"), store.tx() as tx:
+        tx.create_run(_spec("r", tmp_path), state="SUBMITTING")
+        tx.add_attempt("r", cluster="dev", nodes=1, state="SUBMITTING")
+        assert tx.get_run("r") is not None  # visible inside the transaction
+        raise RuntimeError("a later step failed")
+    assert store.run_names() == [] and store.attempts("r") == []
+    with store.tx() as tx:
+        tx.create_run(_spec("r", tmp_path), state="WAITING", sweep="s", created_at=5.0)
+    run = store.get_run("r")
+    assert run is not None and (run.state, run.sweep, run.created_at) == ("WAITING", "s", 5.0)
+    assert run.summary == {} and run.spec_data["name"] == "r"
+    with pytest.raises(UsageError, match="already exists"), store.tx() as tx:
+        tx.create_run(_spec("r", tmp_path), state="SUBMITTING")
+
+
+def test_update_attempt_refuses_unknown_columns(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match="not attempt fields"), store.tx() as tx:
+        tx.update_attempt(1, **{"state = 'x' --": 1})

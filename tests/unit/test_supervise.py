@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from olmoctl.core import launch, supervise
-from olmoctl.core.store import Store
 from olmoctl.errors import UsageError
+from olmoctl.store import Store
 from tests.unit.test_store import FakeBackend
 
 
@@ -26,9 +26,9 @@ def run(user_env, tmp_path: Path, monkeypatch):
 
 
 def _end(store: Store, klass: str) -> None:
-    with store.tx() as conn:
-        a = store.last_attempt("r")
-        store.update_attempt(conn, a["id"], state=klass, klass=klass, ended_at=1.0)
+    with store.tx() as tx:
+        a = tx.last_attempt("r")
+        tx.update_attempt(a.id, state=klass, klass=klass, ended_at=1.0)
 
 
 def test_resume_refuses_running_and_completed(run: Store) -> None:
@@ -41,21 +41,21 @@ def test_resume_refuses_running_and_completed(run: Store) -> None:
 
 def test_resume_excludes_bad_nodes_and_links_attempts(run: Store) -> None:
     _end(run, "NODE_FAIL")
-    with run.tx() as conn:
-        run.node_failure(conn, "dev", "node2", "node failure on node2")
+    with run.tx() as tx:
+        tx.node_failure("dev", "node2", "node failure on node2")
     res = supervise.resume(run, "r", refresh=False, overrides=["optim.lr=1e-3"])
     assert res.action == "submitted" and res.excluded == ["node2"]
     attempts = run.attempts("r")
-    assert [a["attempt_no"] for a in attempts] == [1, 2]
-    assert "#SBATCH --exclude=node2" in attempts[1]["script"]
+    assert [a.attempt_no for a in attempts] == [1, 2]
+    assert "#SBATCH --exclude=node2" in attempts[1].script
     spec = launch.spec_of(run.get_run("r"))
     assert spec.recipe.optim.lr == 1e-3 and spec.overrides[-1] == "optim.lr=1e-3"
 
 
 def test_nodes_listing_and_clear(cli, run: Store) -> None:
-    with run.tx() as conn:
-        run.node_failure(conn, "dev", "node3", "node failure on node3")
-        run.node_failure(conn, "dev", "node3", "node failure on node3")
+    with run.tx() as tx:
+        tx.node_failure("dev", "node3", "node failure on node3")
+        tx.node_failure("dev", "node3", "node failure on node3")
     run.close()
     listed = cli("nodes", "--json")
     assert listed.code == 0 and '"failures": 2' in listed.out

@@ -11,8 +11,8 @@ import pytest
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import sweep
-from olmoctl.core.store import Store
 from olmoctl.errors import OlmoctlError, UsageError
+from olmoctl.store import Store
 
 
 def _def(tmp_path: Path, **kw) -> sweep.Definition:
@@ -77,12 +77,12 @@ def _set_states(store: Store, states: dict[str, str]):
     """A stand-in for status.refresh: the scheduler says these runs are in these states."""
 
     def refresh(store_, run_names=None):
-        with store.tx() as conn:
+        with store.tx() as tx:
             for name, state in states.items():
-                last = store.last_attempt(name)
+                last = tx.last_attempt(name)
                 if last is not None:
-                    store.update_attempt(conn, last["id"], state=state)
-                    store.set_run_state(conn, name, state)
+                    tx.update_attempt(last.id, state=state)
+                    tx.set_run_state(name, state)
 
     return refresh
 
@@ -251,9 +251,9 @@ def test_single_node_points_go_as_held_arrays_within_max_array_size(user_env, tm
     assert arrays.jobs[0] == ("tiny-sweep-0", "501_0")
     for p in done.points:
         run = store.get_run(p["name"])
-        assert run["state"] == "PENDING" and run["sweep"] == "tiny-sweep"
-        script = Path(run["run_dir"], "scripts", "attempt-1.sh").read_text()
-        assert store.last_attempt(p["name"])["script"] == script
+        assert run.state == "PENDING" and run.sweep == "tiny-sweep"
+        script = Path(run.run_dir, "scripts", "attempt-1.sh").read_text()
+        assert store.last_attempt(p["name"]).script == script
     # The array runs each point's own script.
     assert f"run_dir={tmp_path / 'runs' / 'tiny-sweep-1'}; attempt=1" in arrays.scripts[0]
 
@@ -285,7 +285,7 @@ def test_separate_jobs_keep_at_most_p_in_flight(user_env, tmp_path) -> None:
     done = sweep.create(store, plan, backend=backend)
     assert backend.submitted == ["tiny-sweep-0", "tiny-sweep-1"]
     assert [p["job_id"] is not None for p in done.points] == [True, True, False, False, False]
-    assert store.get_run("tiny-sweep-4")["state"] == sweep.WAITING
+    assert store.get_run("tiny-sweep-4").state == sweep.WAITING
 
     # Nothing ended: nothing more goes.
     prog = sweep.advance(store, "tiny-sweep", backend=backend, refresh=_set_states(store, {}))
@@ -312,7 +312,7 @@ def test_a_failed_later_submission_puts_the_point_back_in_line(user_env, tmp_pat
     refresh = _set_states(store, {"tiny-sweep-0": "FAILED"})
     with pytest.raises(OlmoctlError, match="boom"):
         sweep.advance(store, "tiny-sweep", backend=backend, refresh=refresh)
-    assert store.get_run("tiny-sweep-1")["state"] == sweep.WAITING
+    assert store.get_run("tiny-sweep-1").state == sweep.WAITING
     assert store.attempts("tiny-sweep-1") == []
 
 
@@ -345,7 +345,7 @@ def test_cancel_stops_waiting_points_and_cancels_live_ones(user_env, tmp_path, m
     assert out["cancelled"] == [{"run": "tiny-sweep-0", "job_id": "101"}]
     assert out["never_submitted"] == ["tiny-sweep-1", "tiny-sweep-2"]
     assert backend.cancelled == ["101"]
-    assert {r["state"] for r in store.runs(sweep="tiny-sweep")} == {"CANCELLED"}
+    assert {r.state for r in store.runs(sweep="tiny-sweep")} == {"CANCELLED"}
     prog = sweep.advance(store, "tiny-sweep", backend=backend, refresh=_set_states(store, {}))
     assert prog.submitted == [] and prog.done
 
@@ -356,7 +356,7 @@ def test_table_sorts_by_best_loss(user_env, tmp_path) -> None:
     sweep.create(store, sweep.plan(store, d), backend=FakeBackend())
     for name, losses in (("tiny-sweep-0", [5.0, 4.0]), ("tiny-sweep-2", [5.0, 3.0, 3.5])):
         events = [{"event": "step", "step": i + 1, "loss": x} for i, x in enumerate(losses)]
-        run_dir = Path(store.get_run(name)["run_dir"])
+        run_dir = Path(store.get_run(name).run_dir)
         (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     rows = sweep.table(store, "tiny-sweep")
     assert [r["name"] for r in rows] == ["tiny-sweep-2", "tiny-sweep-0", "tiny-sweep-1"]

@@ -4,19 +4,17 @@ a task loads, are the backend's (Backend.submit_array & co, backends/slurm.py)."
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 
 from olmoctl import __version__
 from olmoctl.backends.base import Backend
 from olmoctl.core import launch as launch_mod
-from olmoctl.core.store import Store
 from olmoctl.core.sweep.points import Plan, Point, shape
-from olmoctl.core.sweep.rows import get
 from olmoctl.errors import OlmoctlError
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 
 
 def sweep_dir(spec: RunSpec, sweep: str) -> Path:
@@ -95,13 +93,9 @@ def submit_arrays(store: Store, p: Plan, backend: Backend, submitted: list[str])
         atomic_write(path, text, mode=0o755)
         job = backend.submit_array(str(path))
         submitted.append(job)
-        with store.tx() as conn:
-            row = get(store, p.name)
+        with store.tx() as tx:
             entry = {"array": job, "script": str(path), "points": [x.name for x in chunk]}
-            jobs = [*json.loads(row["jobs_json"]), entry]
-            conn.execute(
-                "UPDATE sweeps SET jobs_json = ? WHERE name = ?", (json.dumps(jobs), p.name)
-            )
+            tx.add_sweep_job(p.name, entry)
         for i, (x, no) in enumerate(zip(chunk, nos, strict=True)):
             done = launch_mod.submit_attempt(
                 store, x.spec, backend, new_run=False, array_task=(job, i)

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import catalog
-from olmoctl.core import launch as launch_mod
+from olmoctl.core.names import Taken
 from olmoctl.core.render import render
-from olmoctl.core.store import Store
+from olmoctl.core.specs import SpecConfig
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
 
@@ -60,19 +61,17 @@ def shape(spec: RunSpec) -> tuple[str, ...]:
 def _names_free(store: Store, base: str, count: int, runs_root: str) -> bool:
     if get(store, base, missing_ok=True) is not None:
         return False
-    taken = set(store.run_names())
-    return not any(
-        f"{base}-{i}" in taken or launch_mod._dir_taken(runs_root, f"{base}-{i}")
-        for i in range(count)
-    )
+    taken = Taken(store, runs_root)
+    return not any(f"{base}-{i}" in taken for i in range(count))
 
 
 def plan(store: Store, d: Definition) -> Plan:
     """Expand and resolve every point; the first bad one rejects the whole sweep."""
     params = expand(d)
-    first = catalog.resolve(
-        d.recipe, d.cluster, nodes=d.nodes, time=d.time, overrides=list(d.overrides)
+    config = SpecConfig.from_catalog(
+        d.recipe, d.cluster, nodes=d.nodes, time=d.time, overrides=d.overrides
     )
+    first = config.build()
     runs_root = first.cluster.runs_root
     if d.name is not None:
         name = d.name
@@ -91,14 +90,7 @@ def plan(store: Store, d: Definition) -> Plan:
     for i, p in enumerate(params):
         overrides = list(d.overrides) + point_overrides(p)
         try:
-            spec = catalog.resolve(
-                d.recipe,
-                d.cluster,
-                nodes=d.nodes,
-                name=f"{name}-{i}",
-                time=d.time,
-                overrides=overrides,
-            )
+            spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
         except UsageError as e:
             where = "-o " + " -o ".join(overrides) + ": "
             msg = str(e).removeprefix(where)

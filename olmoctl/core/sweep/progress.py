@@ -4,7 +4,6 @@ advance (submit waiting points while fewer than P are in flight), cancel."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -15,60 +14,36 @@ from typing import Any
 from olmoctl.backends.base import Backend
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import launch as launch_mod
-from olmoctl.core.store import LIVE_STATES, Store
 from olmoctl.core.sweep.arrays import submit_arrays, sweep_dir
 from olmoctl.core.sweep.points import Plan
-from olmoctl.core.sweep.rows import WAITING, get, point_names
+from olmoctl.core.sweep.rows import get
 from olmoctl.errors import OlmoctlError
+from olmoctl.store import WAITING, AttemptState, Store
 
 
 def _record(store: Store, p: Plan) -> None:
     now = time.time()
     spec0 = p.points[0].spec
-    with store.tx() as conn:
-        conn.execute(
-            "INSERT INTO sweeps (name, recipe, cluster, nodes, max_parallel, mode, "
-            "definition_json, points_json, jobs_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                p.name,
-                spec0.recipe.name,
-                spec0.cluster.name,
-                spec0.nodes,
-                p.max_parallel,
-                p.mode,
-                json.dumps(p.definition.to_json()),
-                json.dumps(
-                    [{"index": x.index, "name": x.name, "params": x.params} for x in p.points]
-                ),
-                "[]",
-                now,
-            ),
+    with store.tx() as tx:
+        tx.create_sweep(
+            p.name,
+            recipe=spec0.recipe.name,
+            cluster=spec0.cluster.name,
+            nodes=spec0.nodes,
+            max_parallel=p.max_parallel,
+            mode=p.mode,
+            definition=p.definition.to_json(),
+            points=[{"index": x.index, "name": x.name, "params": x.params} for x in p.points],
+            created_at=now,
         )
         for x in p.points:
-            s = x.spec
-            conn.execute(
-                "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
-                "total_steps, sweep, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    s.name,
-                    s.recipe.name,
-                    s.cluster.name,
-                    s.nodes,
-                    WAITING,
-                    s.run_dir,
-                    s.model_dump_json(),
-                    s.recipe.train.total_steps,
-                    p.name,
-                    now + x.index * 1e-6,  # keeps `status` in point order
-                    now,
-                ),
-            )
+            # created_at keeps `status` in point order
+            tx.create_run(x.spec, state=WAITING, sweep=p.name, created_at=now + x.index * 1e-6)
 
 
 def _undo(store: Store, p: Plan, created: list[str]) -> None:
-    with store.tx() as conn:
-        conn.execute("DELETE FROM runs WHERE sweep = ?", (p.name,))
-        conn.execute("DELETE FROM sweeps WHERE name = ?", (p.name,))
+    with store.tx() as tx:
+        tx.delete_sweep(p.name)
     for d in created:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -110,15 +85,15 @@ def create(
             backend.cancel_array(job)
         if p.mode == "jobs":
             name_dir = {x.name: x.spec.run_dir for x in p.points}
-            for name in point_names(get(store, p.name)):
+            for name in get(store, p.name).point_names:
                 last = store.last_attempt(name)
-                if last is not None and last["job_id"]:
+                if last is not None and last.job_id:
                     with contextlib.suppress(OlmoctlError):
-                        backend.cancel(last["job_id"], name_dir[name])
+                        backend.cancel(last.job_id, name_dir[name])
         _undo(store, p, created)
         raise
     last = {x.name: store.last_attempt(x.name) for x in p.points}
-    jobs = {n: (a["job_id"] if a is not None else None) for n, a in last.items()}
+    jobs = {n: (a.job_id if a is not None else None) for n, a in last.items()}
     return Created(
         p.name,
         p.mode,
@@ -153,7 +128,8 @@ class Progress:
 
 
 def _in_flight(state: str) -> bool:
-    return state in LIVE_STATES or state == "SUBMITTING"
+    # A run's state is its last attempt's state or class (or WAITING): live if a live state.
+    return AttemptState(state).is_live
 
 
 def advance(
@@ -168,34 +144,31 @@ def advance(
     while fewer than max_parallel are in flight. Safe to call from several processes: the
     points to submit are claimed in one transaction."""
     row = get(store, sweep)
-    names = point_names(row)
+    names = row.point_names
     if refresh_first:
         if refresh is None:
             from olmoctl.core.status import refresh
         refresh(store, run_names=names)
-    with store.tx() as conn:
-        states = {
-            r["name"]: r["state"]
-            for r in conn.execute("SELECT name, state FROM runs WHERE sweep = ?", (sweep,))
-        }
+    with store.tx() as tx:
+        states = {r.name: r.state for r in tx.runs(sweep=sweep)}
         in_flight = sum(_in_flight(s) for s in states.values())
         take = [n for n in names if states.get(n) == WAITING][
-            : max(0, row["max_parallel"] - in_flight)
+            : max(0, row.max_parallel - in_flight)
         ]
         for n in take:
-            store.set_run_state(conn, n, "SUBMITTING")
+            tx.set_run_state(n, AttemptState.SUBMITTING)
     submitted: list[tuple[str, str | None]] = []
     for i, n in enumerate(take):
-        spec = launch_mod.spec_of(store.get_run(n))
+        spec = launch_mod.spec_of(launch_mod.find_run(store, n))
         try:
             done = launch_mod.submit_attempt(store, spec, backend, new_run=False)
         except BaseException:
-            with store.tx() as conn:  # back in line for the next try
+            with store.tx() as tx:  # back in line for the next try
                 for m in take[i:]:
-                    store.set_run_state(conn, m, WAITING)
+                    tx.set_run_state(m, WAITING)
             raise
         submitted.append((n, done.job_id))
-    states = {r["name"]: r["state"] for r in store.runs(sweep=sweep)}
+    states = {r.name: r.state for r in store.runs(sweep=sweep)}
     waiting = sum(s == WAITING for s in states.values())
     flying = sum(_in_flight(s) for s in states.values())
     return Progress(sweep, submitted, waiting, flying, len(states) - waiting - flying)
@@ -206,25 +179,19 @@ def cancel(store: Store, sweep: str, *, refresh: Callable[..., Any] | None = Non
     (queued before running, so an array's throttle cannot start another meanwhile)."""
     from olmoctl.core import control
 
-    row = get(store, sweep)
-    names = point_names(row)
-    with store.tx() as conn:
-        waiting = [
-            r["name"]
-            for r in conn.execute(
-                "SELECT name FROM runs WHERE sweep = ? AND state = ?", (sweep, WAITING)
-            )
-        ]
+    names = get(store, sweep).point_names
+    with store.tx() as tx:
+        waiting = [r.name for r in tx.runs(sweep=sweep, state=WAITING)]
         for n in waiting:
-            store.set_run_state(conn, n, "CANCELLED")
+            tx.set_run_state(n, AttemptState.CANCELLED)
     if refresh is None:
         from olmoctl.core.status import refresh
     refresh(store, run_names=names)
     live = []
     for n in names:
         last = store.last_attempt(n)
-        if last is not None and last["state"] in LIVE_STATES and last["job_id"]:
-            live.append((last["state"] != "PENDING", n))
+        if last is not None and last.is_live and last.job_id:
+            live.append((last.state != AttemptState.PENDING, n))
     cancelled, errors = [], []
     for _, n in sorted(live):
         try:

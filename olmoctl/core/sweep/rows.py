@@ -1,25 +1,29 @@
-"""The sweeps table's row for one sweep, and the state its points wait in before submission."""
+"""One sweep's row by name (with a "did you mean" when there is none), and the state its
+points wait in before submission."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Literal, overload
 
-from olmoctl.core.store import Store
-from olmoctl.core.yamlio import suggest
 from olmoctl.errors import UsageError
+from olmoctl.schemas.errors import suggest
+from olmoctl.store import WAITING, Store, Sweep
 
-WAITING = "WAITING"  # recorded, not yet submitted (olmoctl's own state, not Slurm's)
+__all__ = ["WAITING", "get", "point_names"]
 
 
-def get(store: Store, name: str, *, missing_ok: bool = False) -> Any:
-    row = store.connect().execute("SELECT * FROM sweeps WHERE name = ?", (name,)).fetchone()
+@overload
+def get(store: Store, name: str, *, missing_ok: Literal[False] = False) -> Sweep: ...
+@overload
+def get(store: Store, name: str, *, missing_ok: bool) -> Sweep | None: ...
+def get(store: Store, name: str, *, missing_ok: bool = False) -> Sweep | None:
+    row = store.get_sweep(name)
     if row is None and not missing_ok:
-        names = [r["name"] for r in store.connect().execute("SELECT name FROM sweeps")]
+        names = store.sweep_names()
         hint = suggest(name, names) if names else "; no sweeps recorded yet"
         raise UsageError(f"no sweep named {name!r}{hint}")
     return row
 
 
-def point_names(row: Any) -> list[str]:
-    return [p["name"] for p in json.loads(row["points_json"])]
+def point_names(row: Sweep) -> list[str]:
+    return row.point_names

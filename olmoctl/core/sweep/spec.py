@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from olmoctl.core.yamlio import explain, load_yaml_mapping
+from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError
+from olmoctl.schemas.errors import one_line
 
 MAX_POINTS = 10_000
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
@@ -178,7 +179,7 @@ def load_file(path: str) -> SweepFile:
     try:
         return SweepFile.model_validate(load_yaml_mapping(p))
     except ValidationError as e:
-        raise UsageError(explain(e, SweepFile, str(p))) from None
+        raise UsageError(one_line(e, SweepFile, str(p))) from None
 
 
 def definition(

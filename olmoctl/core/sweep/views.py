@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from olmoctl.core.render import render
-from olmoctl.core.store import Store
 from olmoctl.core.sweep.arrays import chunks, render_array, sweep_dir
 from olmoctl.core.sweep.points import Plan
 from olmoctl.core.sweep.rows import get
+from olmoctl.store import Store
 
 
 def table(store: Store, sweep: str) -> list[dict[str, Any]]:
@@ -17,18 +16,18 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
     from olmoctl.core import events as ev
 
     row = get(store, sweep)
-    runs = {r["name"]: r for r in store.runs(sweep=sweep)}
+    runs = {r.name: r for r in store.runs(sweep=sweep)}
     out = []
-    for p in json.loads(row["points_json"]):
+    for p in row.points:
         run = runs.get(p["name"])
         if run is None:  # deleted by hand
             continue
-        summary = json.loads(run["summary_json"] or "{}")
+        summary = run.summary
         # status keeps a running best loss; read the events only for points it never saw.
         losses = (
             [summary["best_loss"]]
             if summary.get("best_loss") is not None
-            else [loss for _, loss in ev.summarize(ev.read_events(run["run_dir"], None)).losses]
+            else [loss for _, loss in ev.summarize(ev.read_events(run.run_dir, None)).losses]
         )
         last = store.last_attempt(p["name"])
         out.append(
@@ -36,10 +35,10 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
                 "index": p["index"],
                 "name": p["name"],
                 "params": p["params"],
-                "state": run["state"],
-                "job_id": last["job_id"] if last else None,
+                "state": run.state,
+                "job_id": last.job_id if last else None,
                 "step": summary.get("step"),
-                "total_steps": run["total_steps"],
+                "total_steps": run.total_steps,
                 "loss": summary.get("loss"),
                 "best_loss": min(losses) if losses else None,
             }
