@@ -12,6 +12,7 @@ from typing import Protocol
 
 from olmoctl.errors import UsageError
 from olmoctl.fileio import atomic_write
+from olmoctl.schemas import contract as rd
 
 # path relative to the run directory -> (text, file mode)
 RunDirFiles = dict[str, tuple[str, int]]
@@ -19,7 +20,7 @@ RunDirFiles = dict[str, tuple[str, int]]
 
 def holds_run(run_dir: str | Path) -> bool:
     """A run directory on this machine that a run already wrote its spec.json into."""
-    return Path(run_dir, "spec.json").exists()
+    return Path(run_dir, rd.SPEC_FILE).exists()
 
 
 def dir_taken(run_dir: str) -> UsageError:
@@ -65,8 +66,8 @@ class LocalFiles:
             raise dir_taken(run_dir)
         created = not root.exists()
         try:
-            (root / "logs").mkdir(parents=True, exist_ok=True)
-            (root / "scripts").mkdir(exist_ok=True)
+            (root / rd.LOGS_DIR).mkdir(parents=True, exist_ok=True)
+            (root / rd.SCRIPTS_DIR).mkdir(exist_ok=True)
             for rel, (text, mode) in files.items():
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(root / rel, text, mode=mode)
@@ -110,16 +111,12 @@ class LocalFiles:
         return Path(path).exists()
 
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
-        root = Path(run_dir) / "checkpoints"
         out: list[tuple[int, str, bool]] = []
         with contextlib.suppress(OSError):
-            for p in sorted(root.iterdir()):
-                if p.is_dir() and p.name.startswith("step_"):
-                    try:
-                        step = int(p.name.removeprefix("step_"))
-                    except ValueError:
-                        continue
-                    out.append((step, str(p), (p / ".complete").exists()))
+            for p in sorted(rd.checkpoints_root(run_dir).iterdir()):
+                step = rd.parse_step_dir(p.name)
+                if step is not None and p.is_dir():
+                    out.append((step, str(p), (p / rd.COMPLETE_MARKER).exists()))
         return out
 
 

@@ -12,17 +12,18 @@ from pathlib import Path
 
 from olmoctl.backends.files import RunFiles
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
 
 SUBMITIT_DIR = "submitit"  # RUN_DIR/submitit: submitit's pickles and (local) logs
 _RANK = re.compile(r"-rank(\d+)\.out$")
 
 
 def spec_path(spec: RunSpec) -> str:
-    return f"{spec.run_dir}/spec.json"
+    return f"{spec.run_dir}/{rd.SPEC_FILE}"
 
 
 def log_dir(run_dir: str) -> str:
-    return f"{run_dir}/logs"
+    return f"{run_dir}/{rd.LOGS_DIR}"
 
 
 def submitit_folder(run_dir: str) -> str:
@@ -86,11 +87,11 @@ def submitit_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Pat
 # -- Slurm's own files (the batch script's --output and srun's per-rank --output) ------------
 def rank_log_glob(run_dir: str, job_id: str) -> tuple[str, str]:
     """(folder, glob pattern) of a Slurm job's per-rank output files."""
-    return log_dir(run_dir), f"{job_id}-rank*.out"
+    return log_dir(run_dir), rd.rank_log_name(job_id, "*")
 
 
 def batch_path(run_dir: str, job_id: str) -> str:
-    return f"{log_dir(run_dir)}/slurm-{job_id}.out"
+    return f"{log_dir(run_dir)}/{rd.batch_log_name(job_id)}"
 
 
 def slurm_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:

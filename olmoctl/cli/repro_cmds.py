@@ -5,59 +5,63 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from olmoctl.cli import options
 from olmoctl.errors import UsageError
 
+if TYPE_CHECKING:
+    from olmoctl.schemas.record import Code, Record, StartEnv
+
 
 def _short(h: Any, n: int = 12) -> str:
     return str(h)[:n] if h else "-"
 
 
-def _versions(env: dict[str, Any]) -> str:
-    v = env.get("versions") or {}
+def _versions(env: StartEnv) -> str:
+    v = env.versions.model_dump() if env.versions else {}
     return ", ".join(f"{k} {v.get(k) or '-'}" for k in ("python", "torch", "cuda", "rocm", "numpy"))
 
 
-def _devices(env: dict[str, Any]) -> str:
-    d = env.get("devices") or {}
-    if not d:
+def _devices(env: StartEnv | None) -> str:
+    d = env.devices if env else None
+    if env is None or d is None:
         return "-"
-    nodes = ", ".join(env.get("nodes") or [])
-    return f"{d.get('count')} x {d.get('name')} ({d.get('type')}) on {nodes or '?'}"
+    nodes = ", ".join(env.nodes or [])
+    return f"{d.count} x {d.name} ({d.type}) on {nodes or '?'}"
 
 
-def _code(code: dict[str, Any] | None) -> str:
-    if not code:
+def _code(code: Code | None) -> str:
+    if code is None:
         return "-"
-    git = code.get("git")
+    git = code.git
     if git is None:
         where = "not a git checkout"
     else:
-        dirty = f", local changes {git.get('diff_file') or _short(git.get('diff_sha256'))}"
-        where = f"git {_short(git.get('commit'))}{dirty if git.get('dirty') else ', clean'}"
-    return f"olmoctl {code.get('version')}, {where}, source {_short(code.get('source_sha256'))}"
+        dirty = f", local changes {git.diff_file or _short(git.diff_sha256)}"
+        where = f"git {_short(git.commit)}{dirty if git.dirty else ', clean'}"
+    return f"olmoctl {code.version}, {where}, source {_short(code.source_sha256)}"
 
 
-def _data_lines(rec: dict[str, Any]) -> list[str]:
-    data = rec.get("data") or {}
-    fp = data.get("job") or data.get("at_launch")
-    src = "as the job read it" if data.get("job") else "at launch"
-    head = f"synthetic corpus ({data.get('generator')})" if data.get("synthetic") else "files"
-    out = [f"{head}; fingerprint {_short((fp or {}).get('sha256'))} ({src})" if fp else head]
-    for f in (fp or {}).get("files") or []:
-        if f.get("error"):
-            out.append(f"  {f['path']}: {f['error']}")
+def _data_lines(rec: Record) -> list[str]:
+    data = rec.data
+    fp = data.fingerprint()
+    src = "as the job read it" if data.job else "at launch"
+    head = f"synthetic corpus ({data.generator})" if data.synthetic else "files"
+    out = [f"{head}; fingerprint {_short(fp.sha256)} ({src})" if fp else head]
+    for f in fp.files if fp else []:
+        if f.error:
+            out.append(f"  {f.path}: {f.error}")
         else:
-            out.append(f"  {f['path']}  {f['size']} B  {_short(f['sha256'], 16)}  {f['method']}")
-    gi = rec.get("global_indices")
+            out.append(f"  {f.path}  {f.size} B  {_short(f.sha256, 16)}  {f.method}")
+    gi = rec.global_indices
     if gi:
+        seed = "?" if gi.seed is None else gi.seed
+        n = "?" if gi.num_instances is None else gi.num_instances
         out.append(
-            f"  global_indices.npy  {gi.get('size')} B  sha256 {gi.get('sha256')}  "
-            f"(seed {gi.get('seed', '?')}, {gi.get('num_instances', '?')} instances)"
+            f"  global_indices.npy  {gi.size} B  sha256 {gi.sha256}  (seed {seed}, {n} instances)"
         )
     return out
 
@@ -73,6 +77,7 @@ def show(
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
     from olmoctl.core import record, repro
     from olmoctl.core.launch import find_run
+    from olmoctl.schemas.record import Record
     from olmoctl.store import Store
 
     if sum((config, script, env)) > 1:
@@ -88,79 +93,79 @@ def show(
         else:
             typer.echo(text, nl=False)
         return
-    rec = record.refresh(store, row)
+    raw = record.refresh(store, row)  # record.json as written: --json prints it as is
+    rec = Record.of(raw)
     if config:
         if as_json:
-            typer.echo(json.dumps(rec["config"], indent=2))
+            typer.echo(json.dumps(rec.config, indent=2))
             return
         import yaml
 
-        typer.echo(f"# {run}: resolved config (overrides: {rec.get('overrides') or 'none'})")
-        typer.echo(yaml.safe_dump(rec["config"], sort_keys=False), nl=False)
+        typer.echo(f"# {run}: resolved config (overrides: {rec.overrides or 'none'})")
+        typer.echo(yaml.safe_dump(rec.config, sort_keys=False), nl=False)
         return
     if env:
-        starts = [(a["attempt_no"], e) for a in rec.get("attempts") or [] for e in a.get("env")]
+        starts = [(a.attempt_no, e) for a in rec.attempts for e in a.env]
         if as_json:
+            code = rec.code()
             out = {
-                "code": record.code_of(rec),
-                "starts": [{"attempt": n, **e} for n, e in starts],
+                "code": code.model_dump(exclude_unset=True) if code else None,
+                "starts": [{"attempt": n, **e.model_dump(exclude_unset=True)} for n, e in starts],
             }
             typer.echo(json.dumps(out, indent=2))
             return
-        typer.echo(f"code (job):      {_code(record.code_of(rec))}")
-        for sub in rec.get("submissions") or []:
-            typer.echo(f"code (launch {sub['attempt']}): {_code(sub.get('code'))}")
+        typer.echo(f"code (job):      {_code(rec.code())}")
+        for sub in rec.submissions:
+            typer.echo(f"code (launch {sub.attempt}): {_code(sub.code)}")
         if not starts:
             typer.echo("no job start recorded yet: versions and devices come from the job")
         for n, e in starts:
-            typer.echo(f"attempt {n} job {e.get('job_id')} start at step {e.get('start_step')}:")
+            typer.echo(f"attempt {n} job {e.job_id} start at step {e.start_step}:")
             typer.echo(f"  {_versions(e)}")
             typer.echo(f"  devices {_devices(e)}")
         return
     if as_json:
-        typer.echo(json.dumps(rec, indent=2))
+        typer.echo(json.dumps(raw, indent=2))
         return
     _print_record(row, rec)
-    if rec.get("from") and rec.get("environment"):
-        src = record.stored(store, rec["from"]["run"])
+    if rec.from_ and rec.environment:
+        src = record.stored(store, rec.from_.run)
         if src is not None:
-            diffs = record.env_differences(src, rec)
+            diffs = record.env_differences(Record.of(src), rec)
             typer.echo(
-                f"vs {rec['from']['run']}: "
+                f"vs {rec.from_.run}: "
                 + ("; ".join(diffs) or "same code, packages, devices, data and data order")
             )
 
 
-def _print_record(row: Any, rec: dict[str, Any]) -> None:
-    from olmoctl.core import record
-
-    cfg = rec["config"]
-    src = rec.get("from")
+def _print_record(row: Any, rec: Record) -> None:
+    cfg = rec.config
+    src = rec.from_
     w = typer.echo
     w(
-        f"run        {rec['run']}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
+        f"run        {rec.run}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
         f"{cfg['nodes']} node(s), {row.state})"
     )
     if src:
-        w(f"from       {src['run']}" + "".join(f" -o {o}" for o in src.get("overrides") or []))
-    w(f"config     sha256 {_short(rec.get('config_sha256'))}  (olmoctl show {rec['run']} --config)")
-    w(f"overrides  {' '.join(rec.get('overrides') or []) or '-'}")
-    w(f"seed       {rec.get('seed')}")
-    w(f"code       {_code(record.code_of(rec))}")
-    env = rec.get("environment") or {}
+        w(f"from       {src.run}" + "".join(f" -o {o}" for o in src.overrides))
+    w(f"config     sha256 {_short(rec.config_sha256)}  (olmoctl show {rec.run} --config)")
+    w(f"overrides  {' '.join(rec.overrides) or '-'}")
+    w(f"seed       {rec.seed}")
+    w(f"code       {_code(rec.code())}")
+    env = rec.environment
     w(f"env        {_versions(env) if env else '- (the job has not started)'}")
     w(f"devices    {_devices(env)}")
     lines = _data_lines(rec)
     w(f"data       {lines[0]}")
     for line in lines[1:]:
         w(f"         {line}")
-    for a in rec.get("attempts") or []:
+    for a in rec.attempts:
         w(
-            f"attempt {a['attempt_no']}  job {a.get('job_id') or '-'}  {a.get('state')}  script "
-            f"{a['script_file']} sha256 {_short(a.get('script_sha256'))}"
+            f"attempt {a.attempt_no}  job {a.job_id or '-'}  {a.state}  script "
+            f"{a.script_file} sha256 {_short(a.script_sha256)}"
         )
-    if rec.get("partial"):
-        w(f"note       {rec['partial']}")
+    if rec.partial:
+        w(f"note       {rec.partial}")
 
 
 def card(

@@ -10,6 +10,7 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
+from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
 from olmoctl.store import Attempt, AttemptState, Run, Tx
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
@@ -69,20 +70,25 @@ def _fields(row: Attempt, info: JobInfo) -> dict[str, Any]:
     return fields
 
 
-def segment(events: list[dict[str, Any]], job_id: str | None, index: int) -> list[dict]:
+def segment(events: list[Event], job_id: str | None, index: int) -> list[Event]:
     """The events one incarnation wrote: from its `started` event to the next `started`."""
-    out: list[dict[str, Any]] = []
+    out: list[Event] = []
     inside = False
     for e in events:
-        if e.get("event") == "started":
-            inside = str(e.get("job_id")) == str(job_id) and int(e.get("attempt") or 0) == index
+        if e.event == EventKind.STARTED:
+            inside = (
+                isinstance(e, Started)
+                and str(e.job_id) == str(job_id)
+                and int(e.attempt or 0) == index
+            )
         if inside:
             out.append(e)
     return out
 
 
-def last_progress(seg: list[dict[str, Any]]) -> float | None:
-    ts = [e["ts"] for e in seg if e.get("event") in ("started", "step", "checkpoint_saved")]
+def last_progress(seg: list[Event]) -> float | None:
+    progress = (Started, Step, CheckpointSaved)
+    ts = [e.ts for e in seg if isinstance(e, progress) and e.ts is not None]
     return max(ts) if ts else None
 
 
@@ -101,7 +107,7 @@ def classify_ended(
     fs = backend.files
     events = ev.read_events(run.run_dir, fs=fs)
     seg = segment(events, attempt.job_id, attempt.restart_index)
-    exiting = next((e for e in reversed(seg) if e.get("event") == "exiting"), None)
+    exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)
     nodes = attempt.node_list or ""
     down: dict[str, str] = {}
     if attempt.state in ASK_NODES_AFTER and nodes:
@@ -120,10 +126,10 @@ def classify_ended(
         hang=hang,
         tail=lambda p: fs.read_tail(str(p), cl.TAIL_BYTES).decode(errors="replace"),
     )
-    steps = [e["step"] for e in seg if e.get("event") == "step" and isinstance(e.get("step"), int)]
-    started = next((e for e in seg if e.get("event") == "started"), None)
+    steps = [e.step for e in seg if isinstance(e, Step) and e.step is not None]
+    started = next((e for e in seg if isinstance(e, Started)), None)
     if started is not None:
-        verdict.evidence["checkpoint_loaded"] = started.get("checkpoint_loaded")
+        verdict.evidence["checkpoint_loaded"] = started.checkpoint_loaded
     tx.update_attempt(
         attempt.id,
         klass=verdict.klass,

@@ -21,31 +21,41 @@ from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.fileio import atomic_write
+from olmoctl.schemas.events import Event, EventKind, Step
+from olmoctl.schemas.record import (
+    Code,
+    DataFingerprint,
+    Devices,
+    GlobalIndices,
+    Record,
+    StartEnv,
+    Versions,
+)
 from olmoctl.store import Store
 
 
-def segments(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def segments(events: list[Event]) -> list[list[Event]]:
     """The events of each job start: a `started` event and what followed it."""
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[Event]] = []
     for e in events:
-        if e.get("event") == "started":
+        if e.event == EventKind.STARTED:
             out.append([e])
         elif out:
             out[-1].append(e)
     return out
 
 
-def final_losses(events: list[dict[str, Any]]) -> list[tuple[int, float]]:
+def final_losses(events: list[Event]) -> list[tuple[int, float]]:
     """(step, loss) of the steps in the final model: a step trained again after a resume
     counts once, as last trained."""
     by_step: dict[int, float] = {}
     last = None
     for seg in segments(events) or [events]:
         for e in seg:
-            if e.get("event") == "step" and isinstance(e.get("step"), int):
-                if isinstance(e.get("loss"), (int, float)):
-                    by_step[e["step"]] = float(e["loss"])
-                last = e["step"]
+            if isinstance(e, Step) and e.step is not None:
+                if e.loss is not None:
+                    by_step[e.step] = e.loss
+                last = e.step
     return sorted((s, v) for s, v in by_step.items() if last is None or s <= last)
 
 
@@ -111,18 +121,18 @@ def _v(x: Any) -> str:
 
 
 def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) -> str:
-    rec = card["record"]
-    cfg = rec["config"]
+    rec = Record.of(card["record"])
+    cfg = rec.config
     r, c = cfg["recipe"], cfg["cluster"]
-    code = record.code_of(rec) or {}
-    git = code.get("git") or {}
-    env = rec.get("environment") or {}
-    versions = env.get("versions") or {}
-    devices = env.get("devices") or {}
-    data = rec.get("data") or {}
-    fp = data.get("job") or data.get("at_launch")
-    gi = rec.get("global_indices") or {}
-    src = rec.get("from") or {}
+    code = rec.code() or Code()
+    git = code.git
+    env = rec.environment or StartEnv()
+    versions = env.versions or Versions()
+    devices = env.devices or Devices()
+    data = rec.data
+    fp = data.fingerprint() or DataFingerprint()
+    gi = rec.global_indices or GlobalIndices()
+    src = rec.from_
     lines = [
         f"# Run card: {card['run']}",
         "",
@@ -131,8 +141,8 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         f"{_v(card['step'])}/{card['total_steps']}, final loss {_loss(card['final_loss'])}.",
     ]
     if src:
-        extra = " ".join(f"-o {o}" for o in src.get("overrides") or [])
-        cmd = f"olmoctl launch --from {src['run']}" + (f" {extra}" if extra else "")
+        extra = " ".join(f"-o {o}" for o in src.overrides)
+        cmd = f"olmoctl launch --from {src.run}" + (f" {extra}" if extra else "")
         lines.append(f"Launched with `{cmd}`.")
     lines += [
         "",
@@ -140,46 +150,44 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         "",
         "| item | value |",
         "|---|---|",
-        f"| config sha256 (recipe, cluster, nodes) | `{rec.get('config_sha256')}` |",
-        f"| overrides | {', '.join(f'`{o}`' for o in rec.get('overrides') or []) or '-'} |",
-        f"| seed | {rec.get('seed')} |",
-        f"| olmoctl version | {_v(code.get('version'))} |",
-        f"| olmoctl git commit | `{_v(git.get('commit'))}` |",
+        f"| config sha256 (recipe, cluster, nodes) | `{rec.config_sha256}` |",
+        f"| overrides | {', '.join(f'`{o}`' for o in rec.overrides) or '-'} |",
+        f"| seed | {rec.seed} |",
+        f"| olmoctl version | {_v(code.version)} |",
+        f"| olmoctl git commit | `{_v(git.commit if git else None)}` |",
         "| olmoctl local changes (git diff) | "
         + (
-            f"yes: `{git.get('diff_file') or 'diff'}` sha256 `{git.get('diff_sha256')}`"
-            if git.get("dirty")
+            f"yes: `{git.diff_file or 'diff'}` sha256 `{git.diff_sha256}`"
+            if git and git.dirty
             else ("none" if git else "not a git checkout")
         )
         + " |",
-        f"| olmoctl source sha256 | `{_v(code.get('source_sha256'))}` |",
-        f"| Python | {_v(versions.get('python'))} |",
-        f"| torch | {_v(versions.get('torch'))} |",
-        f"| CUDA | {_v(versions.get('cuda'))} |",
-        f"| ROCm | {_v(versions.get('rocm'))} |",
-        f"| numpy | {_v(versions.get('numpy'))} |",
-        f"| devices | {_v(devices.get('count'))} x {_v(devices.get('name'))} "
-        f"({_v(devices.get('type'))}, {_v(devices.get('per_node'))} per node) |",
-        f"| nodes (last start) | {', '.join(env.get('nodes') or []) or '-'} |",
+        f"| olmoctl source sha256 | `{_v(code.source_sha256)}` |",
+        f"| Python | {_v(versions.python)} |",
+        f"| torch | {_v(versions.torch)} |",
+        f"| CUDA | {_v(versions.cuda)} |",
+        f"| ROCm | {_v(versions.rocm)} |",
+        f"| numpy | {_v(versions.numpy)} |",
+        f"| devices | {_v(devices.count)} x {_v(devices.name)} "
+        f"({_v(devices.type)}, {_v(devices.per_node)} per node) |",
+        f"| nodes (last start) | {', '.join(env.nodes or []) or '-'} |",
         "| data | "
-        + (f"synthetic corpus: {data.get('generator')}" if data.get("synthetic") else "token files")
+        + (f"synthetic corpus: {data.generator}" if data.synthetic else "token files")
         + " |",
-        f"| data fingerprint sha256 | `{_v((fp or {}).get('sha256'))}` |",
-        f"| global_indices.npy sha256 | `{_v(gi.get('sha256'))}` ({_v(gi.get('size'))} bytes, "
-        f"{_v(gi.get('method'))}; seed {_v(gi.get('seed'))}, "
-        f"{_v(gi.get('num_instances'))} instances) |",
+        f"| data fingerprint sha256 | `{_v(fp.sha256)}` |",
+        f"| global_indices.npy sha256 | `{_v(gi.sha256)}` ({_v(gi.size)} bytes, "
+        f"{_v(gi.method)}; seed {_v(gi.seed)}, {_v(gi.num_instances)} instances) |",
         "",
         "### Data files",
         "",
         "| file | size (bytes) | sha256 | method |",
         "|---|---|---|---|",
     ]
-    for f in (fp or {}).get("files") or []:
+    for f in fp.files:
         lines.append(
-            f"| `{f.get('path')}` | {_v(f.get('size'))} | `{_v(f.get('sha256'))}` | "
-            f"{_v(f.get('method') or f.get('error'))} |"
+            f"| `{f.path}` | {_v(f.size)} | `{_v(f.sha256)}` | {_v(f.method or f.error)} |"
         )
-    if not (fp or {}).get("files"):
+    if not fp.files:
         lines.append("| (not fingerprinted yet: the job has not started) | | | |")
     lines += [
         "",
@@ -192,13 +200,13 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         "| script | script sha256 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for a in rec.get("attempts") or []:
-        steps = f"{_v(a.get('first_step'))}-{_v(a.get('last_step'))}"
+    for a in rec.attempts:
+        steps = f"{_v(a.first_step)}-{_v(a.last_step)}"
         lines.append(
-            f"| {a['attempt_no']} | {_v(a.get('job_id'))} | {_v(a.get('node_list'))} | "
-            f"{_ts(a.get('submitted_at'))} | {_ts(a.get('started_at'))} | "
-            f"{_ts(a.get('ended_at'))} | {_v(a.get('state'))} | {_v(a.get('reason'))} | "
-            f"{steps} | `{a.get('script_file')}` | `{_v(a.get('script_sha256'))}` |"
+            f"| {a.attempt_no} | {_v(a.job_id)} | {_v(a.node_list)} | "
+            f"{_ts(a.submitted_at)} | {_ts(a.started_at)} | "
+            f"{_ts(a.ended_at)} | {_v(a.state)} | {_v(a.reason)} | "
+            f"{steps} | `{a.script_file}` | `{_v(a.script_sha256)}` |"
         )
     g = card.get("goodput")
     lines += ["", "## Goodput", ""]

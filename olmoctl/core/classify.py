@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olmoctl.schemas.events import Exiting, ExitReason
+
 COMPLETED = "COMPLETED"
 TIMEOUT = "TIMEOUT"
 PREEMPTED = "PREEMPTED"
@@ -99,7 +101,7 @@ def classify(
     node_list: list[str],
     batch_log: Path | None,
     rank_logs: dict[int, Path],
-    exiting: dict[str, Any] | None,
+    exiting: Exiting | None,
     down_nodes: dict[str, str],
     cancelled_by_user: bool = False,
     hang: bool = False,
@@ -114,11 +116,11 @@ def classify(
         return Verdict(HANG, "no training progress within the hang timeout", evidence=ev)
     if cancelled_by_user:
         return Verdict(CANCELLED, "cancelled by user", evidence=ev)
-    reason = (exiting or {}).get("reason")
-    if slurm_state == "COMPLETED" and reason in (None, "completed"):
+    reason = exiting.reason if exiting else None
+    if slurm_state == "COMPLETED" and reason in (None, ExitReason.COMPLETED):
         return Verdict(COMPLETED, "completed", evidence=ev)
-    if reason == "preempted" or slurm_state in ("PREEMPTED", "REQUEUED"):
-        sig = (exiting or {}).get("signal") or ""
+    if reason == ExitReason.PREEMPTED or slurm_state in ("PREEMPTED", "REQUEUED"):
+        sig = (exiting.signal if exiting else None) or ""
         return Verdict(
             PREEMPTED, f"stopped by Slurm {sig}".strip() + ", checkpoint saved", evidence=ev
         )
@@ -163,10 +165,8 @@ def classify(
         rank, tb = first
         ev.update(rank=rank, last_lines=tb)
         return Verdict(CODE_ERROR, f"rank {rank}: {tb[-1] if tb else 'error'}", evidence=ev)
-    if exiting and exiting.get("reason") == "error":
-        return Verdict(
-            CODE_ERROR, str(exiting.get("error") or "the job reported an error"), evidence=ev
-        )
+    if exiting and exiting.reason == ExitReason.ERROR:
+        return Verdict(CODE_ERROR, exiting.error or "the job reported an error", evidence=ev)
     return Verdict(UNKNOWN, f"{slurm_state} exit {exit_code}", evidence=ev)
 
 

@@ -1,4 +1,5 @@
-"""Read what a job wrote to its run directory: the tail of events.jsonl, checkpoints."""
+"""Read what a job wrote to its run directory: the tail of events.jsonl (parsed into
+olmoctl.schemas.events models, the job's own), checkpoints."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.files import LOCAL, RunFiles
+from olmoctl.schemas.contract import EVENTS_FILE
+from olmoctl.schemas.events import (
+    CheckpointSaved,
+    Event,
+    EventKind,
+    Exiting,
+    Started,
+    Step,
+    parse_event,
+)
 
 TAIL_BYTES = 256 * 1024
 
 
 def events_path(run_dir: str | Path) -> str:
-    return str(Path(run_dir) / "events.jsonl")
+    return str(Path(run_dir) / EVENTS_FILE)
 
 
 def read_events(
     run_dir: str | Path, tail_bytes: int | None = TAIL_BYTES, fs: RunFiles | None = None
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Parsed events (the last `tail_bytes` of the file, or all); a torn last line is skipped.
     `fs`: where the run directory is (default: this machine)."""
     data = (fs or LOCAL).read_tail(events_path(run_dir), tail_bytes)
@@ -28,10 +39,10 @@ def read_events(
     out = []
     for line in lines:
         try:
-            ev = json.loads(line)
+            ev = parse_event(json.loads(line))
         except ValueError:
             continue
-        if isinstance(ev, dict):
+        if ev is not None:
             out.append(ev)
     return out
 
@@ -53,26 +64,32 @@ class Summary:
         return out
 
 
-def summarize(events: list[dict[str, Any]]) -> Summary:
+def summarize(events: list[Event]) -> Summary:
     s = Summary()
     for ev in events:
-        kind, ts = ev.get("event"), ev.get("ts")
-        if isinstance(ts, (int, float)):
-            s.heartbeat_ts = max(s.heartbeat_ts or 0.0, float(ts))
-        if kind == "step":
-            s.step = ev.get("step", s.step)
-            s.loss = ev.get("loss", s.loss)
-            s.tokens_per_s = ev.get("tokens_per_s", s.tokens_per_s)
-            s.mfu = ev.get("mfu", s.mfu)
-            if isinstance(ev.get("step"), int) and isinstance(ev.get("loss"), (int, float)):
-                s.losses.append((ev["step"], float(ev["loss"])))
-        elif kind == "checkpoint_saved":
-            s.last_checkpoint = ev.get("step", s.last_checkpoint)
-        elif kind == "exiting":
-            s.exit_reason = ev.get("reason")
-        elif kind == "started":
+        if ev.ts is not None:
+            s.heartbeat_ts = max(s.heartbeat_ts or 0.0, ev.ts)
+        if isinstance(ev, Step):
+            # a field the line lacks keeps the previous value; one written as null clears it
+            got = ev.model_fields_set
+            s.step = ev.step if "step" in got else s.step
+            s.loss = ev.loss if "loss" in got else s.loss
+            s.tokens_per_s = ev.tokens_per_s if "tokens_per_s" in got else s.tokens_per_s
+            s.mfu = ev.mfu if "mfu" in got else s.mfu
+            if ev.step is not None and ev.loss is not None:
+                s.losses.append((ev.step, ev.loss))
+        elif isinstance(ev, CheckpointSaved):
+            s.last_checkpoint = ev.step if "step" in ev.model_fields_set else s.last_checkpoint
+        elif isinstance(ev, Exiting):
+            s.exit_reason = ev.reason
+        elif ev.event == EventKind.STARTED:
             s.exit_reason = None
     return s
+
+
+def started(events: list[Event]) -> list[Started]:
+    """The `started` events (one per job start), oldest first."""
+    return [e for e in events if isinstance(e, Started)]
 
 
 def complete_checkpoints(

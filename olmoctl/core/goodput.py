@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from olmoctl.schemas.events import CheckpointSaved, Event, Started, Step
 from olmoctl.store import Attempt
 
 
-def goodput(events: list[dict[str, Any]], attempts: list[Attempt], now: float) -> dict[str, Any]:
+def goodput(events: list[Event], attempts: list[Attempt], now: float) -> dict[str, Any]:
     """Each step's duration is the time since the previous step (or start) in the same
     incarnation; a step done twice (after a restart) counts once, its last time, as
     progress: the earlier times are recomputation."""
@@ -21,14 +22,13 @@ def goodput(events: list[dict[str, Any]], attempts: list[Attempt], now: float) -
     durations: dict[int, list[float]] = {}
     prev: float | None = None
     for e in events:
-        kind = e.get("event")
-        if kind == "started":
-            prev = e.get("ts")
-        elif kind in ("checkpoint_saved",):
-            prev = e.get("ts")  # a save is overhead, not a step
-        elif kind == "step" and isinstance(e.get("step"), int) and prev is not None:
-            durations.setdefault(e["step"], []).append(max(0.0, e["ts"] - prev))
-            prev = e["ts"]
+        if isinstance(e, Started):
+            prev = e.ts
+        elif isinstance(e, CheckpointSaved):
+            prev = e.ts  # a save is overhead, not a step
+        elif isinstance(e, Step) and e.step is not None and e.ts is not None and prev is not None:
+            durations.setdefault(e.step, []).append(max(0.0, e.ts - prev))
+            prev = e.ts
     progress = sum(d[-1] for d in durations.values())
     recomputed = sum(sum(d[:-1]) for d in durations.values())
     queued = sum(

@@ -32,7 +32,6 @@ from olmoctl.core.record_compare import (
     probe_now,
 )
 from olmoctl.core.record_fingerprint import (
-    code_of,
     config_sha256,
     data_fingerprint,
     data_paths,
@@ -41,22 +40,26 @@ from olmoctl.core.record_fingerprint import (
 )
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.contract import (
+    CODE_DIR,
+    INDICES_FILE,
+    INDICES_META,
+    RECORD_FILE,
+    SYNTHETIC_FILE,
+    script_file,
+)
+from olmoctl.schemas.events import Started
+from olmoctl.schemas.record import Record
 from olmoctl.store import RecordIndex, Run, Store, Tx
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
 __all__ = [
-    "CODE_DIR",
     "FORMAT",
-    "INDICES_FILE",
-    "INDICES_META",
     "PROBE",
-    "RECORD_FILE",
-    "SYNTHETIC_FILE",
     "SYNTHETIC_SOURCE",
     "VERSION_KEYS",
     "at_submit",
-    "code_of",
     "config_sha256",
     "data_fingerprint",
     "data_paths",
@@ -73,16 +76,13 @@ __all__ = [
     "stored",
 ]
 
-RECORD_FILE = "record.json"
-CODE_DIR = "code"  # RUN_DIR/code/<diff sha256 prefix>.diff: local changes at submission
 FORMAT = 1
-INDICES_FILE = "global_indices.npy"  # as olmoctl.train.data writes it
-INDICES_META = "global_indices.json"
-SYNTHETIC_FILE = "data/synthetic.npy"
 SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byte tokens"
 
 
 # ------------------------------------------------------------------------------ write
+# The writers below build record.json as plain JSON (what is on disk is exactly what they
+# wrote); readers parse it with olmoctl.schemas.record.Record.of.
 def read_file(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         data = json.loads((Path(run_dir) / RECORD_FILE).read_text())
@@ -102,19 +102,20 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], tx: Tx | None = None)
     run_dir = Path(spec.run_dir)
     if local(spec) and run_dir.is_dir():
         atomic_write(run_dir / RECORD_FILE, text)
-    code = code_of(rec) or {}
-    git = code.get("git") or {}
-    data = (rec.get("data") or {}).get("job") or (rec.get("data") or {}).get("at_launch") or {}
+    r = Record.of(rec)
+    code = r.code()
+    git = code.git if code else None
+    data = r.data.fingerprint()
     index = RecordIndex(
         run_name=spec.name,
-        from_run=(rec.get("from") or {}).get("run"),
-        olmoctl_version=code.get("version"),
-        git_commit=git.get("commit"),
-        git_dirty=None if not git else int(bool(git.get("dirty"))),
-        source_sha256=code.get("source_sha256"),
-        seed=rec.get("seed"),
-        data_sha256=data.get("sha256"),
-        indices_sha256=(rec.get("global_indices") or {}).get("sha256"),
+        from_run=r.from_.run if r.from_ else None,
+        olmoctl_version=code.version if code else None,
+        git_commit=git.commit if git else None,
+        git_dirty=None if git is None else int(bool(git.dirty)),
+        source_sha256=code.source_sha256 if code else None,
+        seed=r.seed,
+        data_sha256=data.sha256 if data else None,
+        indices_sha256=r.global_indices.sha256 if r.global_indices else None,
     )
     if tx is not None:
         tx.save_record(index, rec, rec["updated_at"])
@@ -177,7 +178,7 @@ def at_submit(store: Store, spec: RunSpec, attempt_no: int, script: str) -> dict
             "at": time.time(),
             "host": socket.gethostname(),
             "code": code,
-            "script_file": f"scripts/attempt-{attempt_no}.sh",
+            "script_file": script_file(attempt_no),
             "script_sha256": sha256_text(script),
             "exclude_nodes": list(spec.exclude_nodes),
         }
@@ -197,16 +198,16 @@ def mark_from(store: Store, spec: RunSpec, source: str, overrides: list[str]) ->
 
 
 # ------------------------------------------------------------------------------ refresh
-def _env_of(started: dict[str, Any]) -> dict[str, Any]:
+def _env_of(started: Started) -> dict[str, Any]:
     return {
-        "job_id": started.get("job_id"),
-        "started_ts": started.get("ts"),
-        "start_step": started.get("start_step"),
-        "nodes": started.get("nodes"),
-        "world_size": started.get("world_size"),
-        "versions": started.get("versions"),
-        "devices": started.get("devices"),
-        "code": started.get("code"),
+        "job_id": started.job_id,
+        "started_ts": started.ts,
+        "start_step": started.start_step,
+        "nodes": started.nodes,
+        "world_size": started.world_size,
+        "versions": started.versions,
+        "devices": started.devices,
+        "code": started.code,
     }
 
 
@@ -219,29 +220,29 @@ def refresh(store: Store, row: Run) -> dict[str, Any]:
         rec = new_record(spec)
         rec["partial"] = "recorded after the fact: no launcher code version or launch data"
     before = json.dumps(rec, sort_keys=True)
-    starts = []
+    starts: list[Started] = []
     if local(spec):
-        starts = [e for e in ev.read_events(spec.run_dir, None) if e.get("event") == "started"]
+        starts = ev.started(ev.read_events(spec.run_dir, None))
     subs = {s["attempt"]: s for s in rec.get("submissions", [])}
     attempts = []
     rows = store.attempts(spec.name)
     for i, a in enumerate(rows):
         item: dict[str, Any] = a.fields()
         script = a.script
-        item["script_file"] = f"scripts/attempt-{a.attempt_no}.sh"
+        item["script_file"] = script_file(a.attempt_no)
         item["script_sha256"] = sha256_text(script) if script else None
         sub = subs.get(a.attempt_no)
         if sub is not None:
             item["launcher_code"] = {
                 k: v for k, v in (sub.get("code") or {}).items() if k != "diff"
             }
-        mine = [s for s in starts if a.job_id and str(s.get("job_id")) == str(a.job_id)]
+        mine = [s for s in starts if a.job_id and str(s.job_id) == str(a.job_id)]
         if not mine and a.submitted_at:  # job ids spelled otherwise (array tasks): by time
             until = rows[i + 1].submitted_at if i + 1 < len(rows) else None
             mine = [
                 s
                 for s in starts
-                if s.get("ts", 0) >= a.submitted_at and (until is None or s["ts"] < until)
+                if (s.ts or 0) >= a.submitted_at and (until is None or (s.ts or 0) < until)
             ]
         item["env"] = [_env_of(s) for s in mine]
         attempts.append(item)
@@ -249,10 +250,10 @@ def refresh(store: Store, row: Run) -> dict[str, Any]:
     if starts:
         last = starts[-1]
         rec["environment"] = _env_of(last)
-        if last.get("data"):
-            rec["data"]["job"] = last["data"]
-        if last.get("global_indices"):
-            rec["global_indices"] = dict(last["global_indices"])
+        if last.data:
+            rec["data"]["job"] = last.data
+        if last.global_indices:
+            rec["global_indices"] = dict(last.global_indices)
     if local(spec):
         indices = Path(spec.run_dir) / INDICES_FILE
         gi = rec.get("global_indices") or {}

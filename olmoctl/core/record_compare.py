@@ -8,8 +8,9 @@ import os
 import subprocess
 from typing import Any
 
-from olmoctl.core.record_fingerprint import code_of, data_fingerprint
+from olmoctl.core.record_fingerprint import data_fingerprint
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.record import Code, DataFingerprint, Record, Versions
 
 VERSION_KEYS = ("python", "torch", "numpy", "cuda", "rocm")
 
@@ -56,61 +57,60 @@ def _short(v: Any) -> str:
     return s[:12] if len(s) == 64 and all(ch in "0123456789abcdef" for ch in s) else s
 
 
-def _code_items(code: dict[str, Any] | None) -> dict[str, Any]:
-    if not code:
+def _code_items(code: Code | None) -> dict[str, Any]:
+    if code is None:
         return {}
-    git = code.get("git") or {}
-    items = {
-        "olmoctl version": code.get("version"),
-        "olmoctl source sha256": code.get("source_sha256"),
-    }
-    if git:
-        items["olmoctl git commit"] = git.get("commit")
-        items["olmoctl local changes (diff sha256)"] = git.get("diff_sha256")
+    items = {"olmoctl version": code.version, "olmoctl source sha256": code.source_sha256}
+    if code.git is not None:
+        items["olmoctl git commit"] = code.git.commit
+        items["olmoctl local changes (diff sha256)"] = code.git.diff_sha256
     return items
 
 
-def _data_diffs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _data_diffs(old: DataFingerprint, new: DataFingerprint) -> list[str]:
     out = []
-    of, nf = old.get("files") or [], new.get("files") or []
-    if [f["name"] for f in of] != [f["name"] for f in nf]:
-        names = ", ".join(f["name"] for f in of) or "-"
-        out.append(f"data files: {names} -> {', '.join(f['name'] for f in nf) or '-'}")
-    by_name = {f["name"]: f for f in nf}
+    of, nf = old.files, new.files
+    if [f.name for f in of] != [f.name for f in nf]:
+        names = ", ".join(str(f.name) for f in of) or "-"
+        out.append(f"data files: {names} -> {', '.join(str(f.name) for f in nf) or '-'}")
+    by_name = {f.name: f for f in nf}
     for f in of:
-        g = by_name.get(f["name"])
+        g = by_name.get(f.name)
         if g is None:
             continue
-        if g.get("error"):
-            out.append(f"data file {f['name']}: now unreadable ({g['error']})")
-        elif (f.get("size"), f.get("sha256")) != (g.get("size"), g.get("sha256")):
+        if g.error:
+            out.append(f"data file {f.name}: now unreadable ({g.error})")
+        elif (f.size, f.sha256) != (g.size, g.sha256):
             out.append(
-                f"data file {f['name']}: size {f.get('size')} -> {g.get('size')}, "
-                f"sha256 {_short(f.get('sha256'))} -> {_short(g.get('sha256'))} "
-                f"({g.get('method')})"
+                f"data file {f.name}: size {f.size} -> {g.size}, "
+                f"sha256 {_short(f.sha256)} -> {_short(g.sha256)} ({g.method})"
             )
     return out
 
 
-def differences(rec: dict[str, Any], spec: RunSpec) -> tuple[list[str], list[str]]:
+def _versions(rec: Record) -> Versions:
+    return (rec.environment.versions if rec.environment else None) or Versions()
+
+
+def differences(rec: Record, spec: RunSpec) -> tuple[list[str], list[str]]:
     """(differences, notes): every difference in code version, package versions and data
     fingerprint between a run's record and what a job of `spec` would get now; notes say
     what could not be compared."""
     diffs: list[str] = []
     notes: list[str] = []
     now, why = probe_now(spec)
-    old_code = code_of(rec)
     if now is None:
         notes.append(f"code and package versions not compared: {why}")
     else:
-        if now.get("code") is None:
+        now_code = Code.model_validate(now["code"]) if now.get("code") else None
+        if now_code is None:
             notes.append("olmoctl is not importable by the cluster's python")
-        old_items, new_items = _code_items(old_code), _code_items(now.get("code"))
+        old_items, new_items = _code_items(rec.code()), _code_items(now_code)
         for key, old in old_items.items():
             if key in new_items and new_items[key] != old:
                 diffs.append(f"code: {key} {_short(old)} -> {_short(new_items[key])}")
-        env = rec.get("environment") or {}
-        old_v = env.get("versions") or {}
+        # the versions the recorded job wrote (a key it did not write is not compared)
+        old_v = _versions(rec).model_dump(exclude_unset=True)
         if not old_v:
             notes.append("the recorded run never started: no package versions to compare")
         for key in VERSION_KEYS:
@@ -118,13 +118,14 @@ def differences(rec: dict[str, Any], spec: RunSpec) -> tuple[list[str], list[str
             if key in old_v and new_v != "?" and old_v[key] != new_v:
                 diffs.append(f"packages: {key} {old_v[key]} -> {new_v}")
         notes.append("CUDA/ROCm runtime and devices are known once the new job starts")
-    data = rec.get("data") or {}
-    if data.get("synthetic") and not spec.recipe.data.paths:
+    data = rec.data
+    if data.synthetic and not spec.recipe.data.paths:
         notes.append("data: the synthetic corpus is generated by the job (covered by the code)")
     else:
-        old_fp = data.get("job") or data.get("at_launch")
-        new_fp = data_fingerprint(spec)
-        if data.get("synthetic"):
+        old_fp = data.fingerprint()
+        new_raw = data_fingerprint(spec)
+        new_fp = DataFingerprint.model_validate(new_raw) if new_raw is not None else None
+        if data.synthetic:
             diffs.append("data: synthetic corpus -> files " + ", ".join(spec.recipe.data.paths))
         elif not spec.recipe.data.paths:
             diffs.append("data: files -> synthetic corpus")
@@ -137,29 +138,24 @@ def differences(rec: dict[str, Any], spec: RunSpec) -> tuple[list[str], list[str
     return diffs, notes
 
 
-def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def env_differences(a: Record, b: Record) -> list[str]:
     """Differences between two records' code, environment and data as their jobs saw them
     (for a run made with `launch --from`, once it has started)."""
     out = []
-    ca, cb = _code_items(code_of(a)), _code_items(code_of(b))
+    ca, cb = _code_items(a.code()), _code_items(b.code())
     out += [f"code: {k} {_short(v)} -> {_short(cb[k])}" for k, v in ca.items() if cb.get(k) != v]
-    va = (a.get("environment") or {}).get("versions") or {}
-    vb = (b.get("environment") or {}).get("versions") or {}
+    va = _versions(a).model_dump(exclude_unset=True)
+    vb = _versions(b).model_dump(exclude_unset=True)
     out += [f"packages: {k} {va[k]} -> {vb.get(k)}" for k in va if va[k] != vb.get(k)]
-    da = (a.get("environment") or {}).get("devices") or {}
-    db = (b.get("environment") or {}).get("devices") or {}
-    if da and db and da != db:
-        out.append(
-            f"devices: {da.get('count')} x {da.get('name')} -> {db.get('count')} x {db.get('name')}"
-        )
-    fa = (a.get("data") or {}).get("job") or (a.get("data") or {}).get("at_launch")
-    fb = (b.get("data") or {}).get("job") or (b.get("data") or {}).get("at_launch")
+    da = a.environment.devices if a.environment else None
+    db = b.environment.devices if b.environment else None
+    if da and db and da.model_dump() != db.model_dump():
+        out.append(f"devices: {da.count} x {da.name} -> {db.count} x {db.name}")
+    fa, fb = a.data.fingerprint(), b.data.fingerprint()
     if fa and fb:
         out += _data_diffs(fa, fb)
-    ga, gb = a.get("global_indices") or {}, b.get("global_indices") or {}
-    if ga.get("sha256") and gb.get("sha256") and ga["sha256"] != gb["sha256"]:
-        out.append(
-            f"data order: global_indices.npy sha256 {_short(ga['sha256'])} -> "
-            f"{_short(gb['sha256'])}"
-        )
+    ga = a.global_indices.sha256 if a.global_indices else None
+    gb = b.global_indices.sha256 if b.global_indices else None
+    if ga and gb and ga != gb:
+        out.append(f"data order: global_indices.npy sha256 {_short(ga)} -> {_short(gb)}")
     return out

@@ -1,5 +1,6 @@
 """Fingerprints a run's record is built from and compared by: text hashes, the config hash,
-the data a job of a spec reads (as seen from this machine), and the code a record names."""
+the data a job of a spec reads (as seen from this machine). The code a record names is
+olmoctl.schemas.record.Record.code()."""
 
 from __future__ import annotations
 
@@ -40,23 +41,6 @@ def data_fingerprint(spec: RunSpec) -> dict[str, Any] | None:
     if not spec.recipe.data.paths or not local(spec):
         return None
     return provenance.fingerprint_files(data_paths(spec))
-
-
-def code_of(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """The code the job ran (its newest `started` event), else what the launcher had; with
-    the launcher's saved diff file when the job ran the same local changes."""
-    env = rec.get("environment") or {}
-    subs = rec.get("submissions") or []
-    if not env.get("code"):
-        return subs[-1]["code"] if subs else None
-    code = dict(env["code"])
-    git = code.get("git")
-    if git and git.get("dirty"):
-        for sub in subs:
-            sgit = (sub.get("code") or {}).get("git") or {}
-            if sgit.get("diff_sha256") == git.get("diff_sha256") and sgit.get("diff_file"):
-                code["git"] = {**git, "diff_file": sgit["diff_file"]}
-    return code
 
 
 def config_sha256(spec: RunSpec) -> str:

@@ -14,6 +14,7 @@ from olmoctl import __version__, paths
 from olmoctl.backends.jobfiles import spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
 
 __all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
 
@@ -33,7 +34,7 @@ def _env() -> jinja2.Environment:
 
 
 def log_dir(spec: RunSpec) -> str:
-    return f"{spec.run_dir}/logs"
+    return f"{spec.run_dir}/{rd.LOGS_DIR}"
 
 
 def render(spec: RunSpec, task_command: str | None = None) -> str:
@@ -52,6 +53,10 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             slurm=backend.batch_script,
             ind="  " if backend.batch_script else "",
             log_dir=log_dir(spec),
+            batch_log=rd.batch_log_name("%j"),
+            rank_log=rd.rank_log_name("%j", "%t"),
+            master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
+            local_master_port=rd.LOCAL_MASTER_PORT,
             task_command=task_command or backend.job_command(spec),
         )
     )

@@ -20,6 +20,8 @@ from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig, for_new_run, resolve
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
+from olmoctl.schemas.record import Record
 from olmoctl.store import Store
 
 
@@ -47,7 +49,7 @@ def plan_from(
     rec = record.refresh(store, row)
     config = SpecConfig.from_spec(src, name=name, overrides=overrides, time=time)
     spec = for_new_run(store, config)
-    diffs, notes = record.differences(rec, spec)
+    diffs, notes = record.differences(Record.of(rec), spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
 
 
@@ -112,7 +114,7 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     if not text:
         spec = spec_of(find_run(store, run))
         try:
-            text = Path(spec.run_dir, "scripts", f"attempt-{row.attempt_no}.sh").read_text()
+            text = Path(spec.run_dir, rd.script_file(row.attempt_no)).read_text()
         except OSError:
             raise UsageError(f"the script of {run} attempt {row.attempt_no} is lost") from None
     return row.attempt_no, text

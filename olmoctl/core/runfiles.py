@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from olmoctl.backends.files import RunDirFiles
+from olmoctl.schemas import contract as rd
 
 
 def run_dir_files(spec: Any, script: str, attempt_no: int) -> RunDirFiles:
     """What launch writes before each submission: the spec and the attempt's script."""
     return {
-        "spec.json": (spec.model_dump_json(indent=2), 0o644),
-        f"scripts/attempt-{attempt_no}.sh": (script, 0o755),
+        rd.SPEC_FILE: (spec.model_dump_json(indent=2), 0o644),
+        rd.script_file(attempt_no): (script, 0o755),
     }

@@ -1,7 +1,7 @@
 """Checkpoints: torch.distributed.checkpoint (DCP) of the sharded model and optimizer, plus
 the trainer state (step, tokens, data position, config hashes) and every rank's RNG state.
 
-Layout (RUN_DIR/checkpoints/):
+Layout (RUN_DIR/checkpoints/; names in olmoctl.schemas.contract, which the launcher reads too):
   step_00000010/
     .metadata, __R_0.distcp ...  DCP: model + optimizer, sharded, reshardable on load
     rng_00000.pt ...             RNG states of each rank (torch, cuda, numpy, python)
@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,18 +34,16 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from olmoctl.errors import UsageError
+from olmoctl.schemas.contract import (
+    CHECKPOINT_TMP_PREFIX,
+    COMPLETE_MARKER,
+    DCP_METADATA,
+    TRAINER_STATE,
+    parse_step_dir,
+    step_dir_name,
+)
 from olmoctl.schemas.recipe import ModelConfig
 from olmoctl.train.faults import Faults
-
-CHECKPOINTS = "checkpoints"
-MARKER = ".complete"
-TRAINER_STATE = "trainer_state.json"
-TMP_PREFIX = ".tmp-"
-_STEP_RE = re.compile(r"^step_(\d{8,})$")
-
-
-def step_name(step: int) -> str:
-    return f"step_{step:08d}"
 
 
 def config_hash(obj: Any) -> str:
@@ -68,10 +65,10 @@ class CheckpointInfo:
 def read_marker(path: Path) -> dict[str, Any] | None:
     """The marker's metadata if `path` is a complete checkpoint, else None."""
     try:
-        marker = json.loads((path / MARKER).read_text())
+        marker = json.loads((path / COMPLETE_MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(marker, dict) or not (path / ".metadata").is_file():
+    if not isinstance(marker, dict) or not (path / DCP_METADATA).is_file():
         return None
     return marker
 
@@ -80,11 +77,11 @@ def list_complete(root: Path) -> list[CheckpointInfo]:
     out = []
     if root.is_dir():
         for child in root.iterdir():
-            m = _STEP_RE.match(child.name)
-            if m and child.is_dir():
+            step = parse_step_dir(child.name)
+            if step is not None and child.is_dir():
                 marker = read_marker(child)
-                if marker is not None and marker.get("step") == int(m.group(1)):
-                    out.append(CheckpointInfo(int(m.group(1)), child, marker))
+                if marker is not None and marker.get("step") == step:
+                    out.append(CheckpointInfo(step, child, marker))
     return sorted(out, key=lambda c: c.step)
 
 
@@ -112,7 +109,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _remove(path: Path) -> None:
     """Marker first, so a half-deleted checkpoint is never taken as complete."""
-    (path / MARKER).unlink(missing_ok=True)
+    (path / COMPLETE_MARKER).unlink(missing_ok=True)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -120,8 +117,8 @@ def remove_torn(root: Path) -> None:
     if not root.is_dir():
         return
     for child in root.iterdir():
-        torn_step = _STEP_RE.match(child.name) and read_marker(child) is None
-        if child.is_dir() and (child.name.startswith(TMP_PREFIX) or torn_step):
+        torn_step = parse_step_dir(child.name) is not None and read_marker(child) is None
+        if child.is_dir() and (child.name.startswith(CHECKPOINT_TMP_PREFIX) or torn_step):
             shutil.rmtree(child, ignore_errors=True)
 
 
@@ -163,8 +160,8 @@ def save(
     """Collective: every rank calls it. Returns {step, path, seconds, bytes} (bytes on rank 0)."""
     t0 = time.monotonic()
     rank = dist.get_rank()
-    final = root / step_name(step)
-    tmp = root / f"{TMP_PREFIX}{step_name(step)}"
+    final = root / step_dir_name(step)
+    tmp = root / f"{CHECKPOINT_TMP_PREFIX}{step_dir_name(step)}"
     if rank == 0:
         root.mkdir(parents=True, exist_ok=True)
         remove_torn(root)
@@ -189,7 +186,7 @@ def save(
         faults.stall_save(step, "before_marker", root)
         nbytes = _dir_bytes(final)
         info = {**marker, "step": step, "bytes": nbytes, "saved_at": time.time()}
-        _write_atomic(final / MARKER, json.dumps(info, indent=2) + "\n")
+        _write_atomic(final / COMPLETE_MARKER, json.dumps(info, indent=2) + "\n")
         _fsync_dir(final)
         for old in list_complete(root)[:-keep_last]:
             _remove(old.path)

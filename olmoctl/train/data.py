@@ -5,7 +5,8 @@ an instance is dropped); files are concatenated in the recipe's order. A permuta
 instances from numpy.random.Generator(PCG64(seed)) (one more permutation per epoch, from the
 same generator) is written once to RUN_DIR/global_indices.npy. Global batch i is
 indices[i*B:(i+1)*B] and rank r of W takes rows [r*B/W, (r+1)*B/W), so the order of the
-data does not depend on the world size, and resuming needs only the step.
+data does not depend on the world size, and resuming needs only the step. The file names
+are the launcher's too (olmoctl.schemas.contract).
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from olmoctl.errors import UsageError
+from olmoctl.schemas.contract import INDICES_FILE, INDICES_META, SYNTHETIC_FILE
 
 NPY_MAGIC = b"\x93NUMPY"
-INDICES_FILE = "global_indices.npy"
-INDICES_META = "global_indices.json"
 # Files up to this many tokens are scanned for ids above the vocabulary at start-up (so the
 # error names the file); beyond it, every batch is checked as it is read.
 SCAN_LIMIT_TOKENS = 64 * 1024 * 1024
-SYNTHETIC_FILE = "data/synthetic.npy"
 
 
 def open_token_file(path: Path, dtype: str) -> np.ndarray:

@@ -4,7 +4,7 @@
   LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
 - srun: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_JOB_NODELIST; MASTER_ADDR and
   MASTER_PORT from the environment when set, else the first host of the node list
-  (`scontrol show hostnames`) and port 20000 + job_id % 20000.
+  (`scontrol show hostnames`) and olmoctl.schemas.contract.master_port_for(job id).
 - otherwise one process (rank 0 of 1).
 gloo on CPU, nccl on GPU (ROCm's RCCL answers to nccl as well).
 """
@@ -21,6 +21,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from olmoctl.schemas.contract import LOCAL_MASTER_PORT, master_port_for
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -33,11 +35,6 @@ class DistEnv:
     master_port: int
     job_id: str
     attempt: int
-
-
-def master_port_for(job_id: str) -> int:
-    digits = re.sub(r"\D", "", job_id.split("_")[0]) or "0"
-    return 20000 + int(digits) % 20000
 
 
 def expand_nodelist(nodelist: str) -> list[str]:
@@ -87,7 +84,7 @@ def detect(env: Mapping[str, str] | None = None) -> DistEnv:
             local_rank=int(env.get("LOCAL_RANK", "0")),
             local_world_size=int(env.get("LOCAL_WORLD_SIZE", str(world))),
             master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
-            master_port=int(env.get("MASTER_PORT", "29500")),
+            master_port=int(env.get("MASTER_PORT", str(LOCAL_MASTER_PORT))),
             job_id=job_id,
             attempt=attempt,
         )

@@ -1,18 +1,9 @@
 """RUN_DIR/events.jsonl: one JSON object per line, appended by rank 0 only.
 
-Every line has "ts" (unix time, float) and "event"; the events and their fields:
-  started          job_id, attempt, nodes, world_size, start_step, checkpoint_loaded,
-                   versions {python, torch, cuda, rocm, numpy}, devices, seed, ...; on
-                   rank 0 also code {version, source_sha256, git}, data {files, sha256} and
-                   global_indices {size, sha256, method} (olmoctl.provenance)
-  step             step, loss, lr, grad_norm, tokens_per_s, mfu, tokens_seen
-  checkpoint_saved step, path, seconds, bytes
-  heartbeat        step (every train.heartbeat_interval_s, from a thread)
-  signal_received  signal, step
-  exiting          reason (completed | preempted | error), exit_status, step[, error]
-Each line is written with one write() on an O_APPEND descriptor and fsync'd, so a crash
-(even SIGKILL) loses at most the line being written and never leaves a torn one behind
-another.
+The kinds and their fields are pydantic models in olmoctl.schemas.events, which the
+launcher parses the file with; the job writes nothing but those models. Each line is
+written with one write() on an O_APPEND descriptor and fsync'd, so a crash (even SIGKILL)
+loses at most the line being written and never leaves a torn one behind another.
 """
 
 from __future__ import annotations
@@ -26,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-EVENTS_FILE = "events.jsonl"
+from olmoctl.schemas.contract import EVENTS_FILE
+from olmoctl.schemas.events import Event, SignalReceived
+from olmoctl.schemas.events import Heartbeat as HeartbeatEvent
 
 
 def _clean(value: Any) -> Any:
@@ -49,10 +42,10 @@ class EventLog:
         self._lock = threading.Lock()
         self._fd: int | None = None
 
-    def emit(self, event: str, **fields: Any) -> None:
+    def emit(self, event: Event) -> None:
         if not self.enabled:
             return
-        record = {"ts": time.time(), "event": event, **_clean(fields)}
+        record = {"ts": time.time(), "event": event.event, **_clean(event.payload())}
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
             if self._fd is None:
@@ -100,17 +93,17 @@ class Heartbeat(threading.Thread):
                 return
             self.log_signal_once(self.pending_signal())
             if time.monotonic() >= next_beat:
-                self.log.emit("heartbeat", step=self.step())
+                self.log.emit(HeartbeatEvent(step=self.step()))
                 next_beat = time.monotonic() + self.interval_s
 
-    def log_signal_once(self, sig: str | None, **extra: Any) -> None:
+    def log_signal_once(self, sig: str | None) -> None:
         """signal_received, once per attempt (from here or from the loop when another rank
         got the signal)."""
         with self._signal_lock:
             if not sig or self._signal_logged:
                 return
             self._signal_logged = True
-        self.log.emit("signal_received", signal=sig, step=self.step(), **extra)
+        self.log.emit(SignalReceived(signal=sig, step=self.step()))
 
     def stop(self) -> None:
         self._halt.set()

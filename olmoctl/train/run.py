@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass
 
 from olmoctl.errors import UsageError
+from olmoctl.schemas.events import Exiting, ExitReason
 from olmoctl.train.events import EventLog, Heartbeat
 from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR
 from olmoctl.train.faults import Faults
@@ -68,17 +69,19 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
             on_signal=(lambda sig: hb.log_signal_once(sig)) if hb else (lambda sig: None),
         )
         trainer.setup()
-        events.emit("started", **trainer.started_fields())
+        events.emit(trainer.started_event())
         result = trainer.run()
         outcome = Outcome(result.exit_status, result.reason, result.step, result.signal)
         events.emit(
-            "exiting", reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step
+            Exiting(reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step)
         )
         return outcome
     except UsageError as e:
         step = trainer.step if trainer is not None else step
         print(f"olmoctl.train: error: {e}", file=sys.stderr, flush=True)
-        events.emit("exiting", reason="error", exit_status=EXIT_BAD_INPUT, step=step, error=str(e))
+        events.emit(
+            Exiting(reason=ExitReason.ERROR, exit_status=EXIT_BAD_INPUT, step=step, error=str(e))
+        )
         return Outcome(EXIT_BAD_INPUT, "error", step)
     except Exception as e:
         step = trainer.step if trainer is not None else step
@@ -86,11 +89,12 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         sys.stderr.flush()
         first = (str(e).strip().splitlines() or [""])[0]
         events.emit(
-            "exiting",
-            reason="error",
-            exit_status=EXIT_ERROR,
-            step=step,
-            error=f"{type(e).__name__}: {first}",
+            Exiting(
+                reason=ExitReason.ERROR,
+                exit_status=EXIT_ERROR,
+                step=step,
+                error=f"{type(e).__name__}: {first}",
+            )
         )
         return Outcome(EXIT_ERROR, "error", step)
     finally:

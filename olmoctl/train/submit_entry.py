@@ -25,7 +25,7 @@ class TrainFailed(OlmoctlError):
 
 class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self, spec_path: str) -> dict[str, Any]:
-        from olmoctl.train.distributed import master_port_for
+        from olmoctl.schemas.contract import master_port_for
         from olmoctl.train.run import run_job
 
         env = submitit.JobEnvironment()

@@ -16,11 +16,11 @@ import torch
 import torch.distributed as dist
 
 from olmoctl.errors import UsageError
+from olmoctl.schemas.contract import INDICES_FILE, SYNTHETIC_FILE, checkpoints_root
+from olmoctl.schemas.events import CheckpointSaved, Started, Step
 from olmoctl.train import checkpoint as ckpt
 from olmoctl.train.config import JobConfig
 from olmoctl.train.data import (
-    INDICES_FILE,
-    SYNTHETIC_FILE,
     BatchLoader,
     TokenDataset,
     resolve_paths,
@@ -82,7 +82,7 @@ class Trainer:
         self.rank = dist.get_rank()
         self.world = dist.get_world_size()
         self.total_steps = self.recipe.train.total_steps
-        self.ckpt_root = job.run_dir / ckpt.CHECKPOINTS
+        self.ckpt_root = checkpoints_root(job.run_dir)
 
     # ---------------------------------------------------------------- setup
     def setup(self) -> None:
@@ -161,43 +161,43 @@ class Trainer:
             self.tokens_seen = int(state["tokens_seen"])
             log(f"resumed from {self.resume_from.path} at step {self.step}")
 
-    def started_fields(self) -> dict[str, Any]:
+    def started_event(self) -> Started:
         hosts: list[Any] = [None] * self.world
         dist.all_gather_object(hosts, socket.gethostname())
         dev = self.device
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
         t = self.recipe.train
-        return {
-            "run": self.job.name,
-            "job_id": self.denv.job_id,
-            "attempt": self.denv.attempt,
-            "launcher": self.denv.launcher,
-            "nodes": list(dict.fromkeys(hosts)),
-            "world_size": self.world,
-            "start_step": self.step,
-            "total_steps": self.total_steps,
-            "checkpoint_loaded": str(self.resume_from.path) if self.resume_from else None,
-            "grad_accum_steps": self.accum,
-            "tokens_per_step": t.tokens_per_step,
-            "fsdp": self.fsdp,
-            "versions": {
+        return Started(
+            run=self.job.name,
+            job_id=self.denv.job_id,
+            attempt=self.denv.attempt,
+            launcher=self.denv.launcher,
+            nodes=list(dict.fromkeys(hosts)),
+            world_size=self.world,
+            start_step=self.step,
+            total_steps=self.total_steps,
+            checkpoint_loaded=str(self.resume_from.path) if self.resume_from else None,
+            grad_accum_steps=self.accum,
+            tokens_per_step=t.tokens_per_step,
+            fsdp=self.fsdp,
+            versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "cuda": torch.version.cuda,
                 "rocm": getattr(torch.version, "hip", None),
                 "numpy": np.__version__,
             },
-            "devices": {
+            devices={
                 "type": dev.type,
                 "name": name or dev.type,
                 "per_node": self.denv.local_world_size,
                 "count": self.world,
             },
-            "threads": torch.get_num_threads(),
-            "pid": os.getpid(),
-            "seed": t.seed,
+            threads=torch.get_num_threads(),
+            pid=os.getpid(),
+            seed=t.seed,
             **self.provenance(),
-        }
+        )
 
     def provenance(self) -> dict[str, Any]:
         """Rank 0: the code this job runs and a bounded fingerprint of the data it read and
@@ -235,7 +235,7 @@ class Trainer:
             device=self.device,
             faults=self.faults,
         )
-        self.events.emit("checkpoint_saved", **info)
+        self.events.emit(CheckpointSaved(**info))
         log(f"checkpoint step {self.step}: {info['path']} ({info['seconds']:.2f} s)")
         return info
 
@@ -301,14 +301,15 @@ class Trainer:
                 gn = float(grad_norm.item())
                 mfu = fpt * tps / (peak * self.world) if peak > 0 else None
                 self.events.emit(
-                    "step",
-                    step=self.step,
-                    loss=loss_v,
-                    lr=lr,
-                    grad_norm=gn,
-                    tokens_per_s=tps,
-                    mfu=mfu,
-                    tokens_seen=self.tokens_seen,
+                    Step(
+                        step=self.step,
+                        loss=loss_v,
+                        lr=lr,
+                        grad_norm=gn,
+                        tokens_per_s=tps,
+                        mfu=mfu,
+                        tokens_seen=self.tokens_seen,
+                    )
                 )
                 if self.rank == 0:
                     print(

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from olmoctl.errors import UsageError
+from olmoctl.schemas.contract import COMPLETE_MARKER, master_port_for, step_dir_name
+from olmoctl.schemas.events import Step
 from olmoctl.schemas.recipe import Recipe, ScheduleConfig
 from olmoctl.train import checkpoint as ckpt
 from olmoctl.train.data import (
@@ -20,7 +22,7 @@ from olmoctl.train.data import (
     build_global_indices,
     open_token_file,
 )
-from olmoctl.train.distributed import detect, expand_nodelist, master_port_for
+from olmoctl.train.distributed import detect, expand_nodelist
 from olmoctl.train.events import EventLog, Heartbeat
 from olmoctl.train.model import OLMo, flops_per_token, loss_fn
 from olmoctl.train.optim import lr_at
@@ -162,19 +164,19 @@ def test_only_marked_checkpoints_count(tmp_path: Path) -> None:
     root = tmp_path / "checkpoints"
 
     def fake(step: int, marker: bool = True, metadata: bool = True) -> Path:
-        d = root / ckpt.step_name(step)
+        d = root / step_dir_name(step)
         d.mkdir(parents=True)
         if metadata:
             (d / ".metadata").write_bytes(b"x")
         if marker:
-            (d / ckpt.MARKER).write_text(json.dumps({"step": step}))
+            (d / COMPLETE_MARKER).write_text(json.dumps({"step": step}))
         return d
 
     fake(10)
     fake(20)
     fake(30, marker=False)  # renamed, marker never written
     fake(40, metadata=False)
-    (fake(50, marker=False) / ckpt.MARKER).write_text('{"step": 5')  # torn marker
+    (fake(50, marker=False) / COMPLETE_MARKER).write_text('{"step": 5')  # torn marker
     (root / ".tmp-step_00000060").mkdir()
     assert [c.step for c in ckpt.list_complete(root)] == [10, 20]
     assert ckpt.newest_complete(root).step == 20
@@ -184,7 +186,7 @@ def test_only_marked_checkpoints_count(tmp_path: Path) -> None:
 
 def test_events_are_json_lines_and_heartbeat_runs_beside_a_busy_thread(tmp_path: Path) -> None:
     log = EventLog(tmp_path, enabled=True)
-    log.emit("step", step=1, loss=float("nan"), mfu=None)
+    log.emit(Step(step=1, loss=float("nan"), mfu=None))
     wake = threading.Event()
     hb = Heartbeat(log, 0.02, step=lambda: 7, wake=wake, pending_signal=lambda: None)
     hb.start()
@@ -202,5 +204,5 @@ def test_events_are_json_lines_and_heartbeat_runs_beside_a_busy_thread(tmp_path:
     assert records[0]["loss"] is None and records[0]["event"] == "step"
     beats = [r for r in records if r["event"] == "heartbeat"]
     assert len(beats) >= 3 and all(r["step"] == 7 for r in beats)
-    EventLog(tmp_path, enabled=False).emit("step", step=2)  # other ranks write nothing
+    EventLog(tmp_path, enabled=False).emit(Step(step=2))  # other ranks write nothing
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == len(records)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from olmoctl.core import classify as cl
+from olmoctl.schemas.events import Exiting
 
 TB_CODE = """step 5/40 loss 4.1
 Traceback (most recent call last):
@@ -56,8 +57,11 @@ def _classify(**kw):
 
 
 def test_completed_and_preempted() -> None:
-    assert _classify(slurm_state="COMPLETED", exiting={"reason": "completed"}).klass == cl.COMPLETED
-    v = _classify(slurm_state="COMPLETED", exiting={"reason": "preempted", "signal": "SIGUSR2"})
+    assert (
+        _classify(slurm_state="COMPLETED", exiting=Exiting(reason="completed")).klass
+        == cl.COMPLETED
+    )
+    v = _classify(slurm_state="COMPLETED", exiting=Exiting(reason="preempted", signal="SIGUSR2"))
     assert v.klass == cl.PREEMPTED and v.infra
     assert _classify(slurm_state="REQUEUED").klass == cl.PREEMPTED
     assert _classify(slurm_state="TIMEOUT").klass == cl.TIMEOUT

@@ -218,7 +218,7 @@ def test_files_through_the_remote(remote: ssh.SSHBackend, tmp_path: Path) -> Non
     lines = [json.dumps({"event": "step", "step": i, "loss": 1.0 / i, "ts": i}) for i in (1, 2)]
     (run_dir / "events.jsonl").write_text("\n".join(lines) + "\n")
     fs = remote.files
-    assert [e["step"] for e in ev.read_events(run_dir, fs=fs)] == [1, 2]
+    assert [e.step for e in ev.read_events(run_dir, fs=fs)] == [1, 2]
     assert ev.complete_checkpoints(run_dir, fs) == [
         (10, run_dir / "checkpoints" / "step_00000010", True),
         (20, run_dir / "checkpoints" / "step_00000020", False),
@@ -252,7 +252,7 @@ def test_status_prefetch_is_one_round_trip(remote: ssh.SSHBackend, tmp_path: Pat
     remote.prefetch(status_reads([], {}, dirs))
     assert remote.round_trips == 1
     for d in dirs:
-        assert ev.read_events(d, fs=remote.files)[0]["step"] == 5
+        assert ev.read_events(d, fs=remote.files)[0].step == 5
         assert ev.complete_checkpoints(d, remote.files)[0][0] == 5
     assert remote.round_trips == 1  # answered from the prefetch
     ev.read_events(dirs[0], tail_bytes=None, fs=remote.files)  # not prefetched: asked

@@ -1,0 +1,94 @@
+"""The run directory: the files the launcher and the job share, named once for both sides.
+
+The launcher (olmoctl.core) writes spec.json and the attempt scripts and reads what the job
+writes; the job (olmoctl.train) reads spec.json and writes events, data order, checkpoints.
+Both import their names, the checkpoint layout and the MASTER_PORT formula from here, so the
+two sides cannot drift apart. Stdlib only: `olmoctl status` imports it.
+
+RUN_DIR/
+  spec.json                  the resolved RunSpec (launcher)
+  scripts/attempt-N.sh       each attempt's exact batch script (launcher)
+  logs/slurm-JOB.out         the batch script's output;  logs/JOB-rankR.out  per rank
+  record.json                what the run needs to be re-run (launcher: olmoctl.core.record)
+  code/HASH.diff             local source changes at submission (launcher)
+  events.jsonl               one JSON event per line, rank 0 (job: olmoctl.schemas.events)
+  global_indices.npy (+.json) the run's data order and what it was made from (job)
+  data/synthetic.npy         the built-in corpus, tokenized, when the recipe names no files
+  checkpoints/step_NNNNNNNN/ a checkpoint; complete once it holds `.complete` (job)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SPEC_FILE = "spec.json"
+SCRIPTS_DIR = "scripts"
+LOGS_DIR = "logs"
+RECORD_FILE = "record.json"
+CODE_DIR = "code"  # RUN_DIR/code/<diff sha256 prefix>.diff
+EVENTS_FILE = "events.jsonl"
+INDICES_FILE = "global_indices.npy"
+INDICES_META = "global_indices.json"
+SYNTHETIC_FILE = "data/synthetic.npy"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def script_file(attempt_no: int) -> str:
+    """The attempt's script, relative to the run directory."""
+    return f"{SCRIPTS_DIR}/attempt-{attempt_no}.sh"
+
+
+def batch_log_name(job_id: str) -> str:
+    """The batch script's output in logs/ (`#SBATCH --output=logs/slurm-%j.out`)."""
+    return f"slurm-{job_id}.out"
+
+
+def rank_log_name(job_id: str, rank: int | str) -> str:
+    """One rank's output in logs/ (`srun --output=logs/%j-rank%t.out`); rank may be a glob."""
+    return f"{job_id}-rank{rank}.out"
+
+
+# ------------------------------------------------------------------ checkpoint layout
+# checkpoints/step_00000010/ holds DCP's .metadata + shards, rng_RRRRR.pt per rank,
+# trainer_state.json, and COMPLETE_MARKER, written last (JSON: step, bytes, hashes, ...).
+# checkpoints/.tmp-step_N/ is a save in progress (or torn): never loaded.
+COMPLETE_MARKER = ".complete"
+DCP_METADATA = ".metadata"
+TRAINER_STATE = "trainer_state.json"
+CHECKPOINT_TMP_PREFIX = ".tmp-"
+_STEP_RE = re.compile(r"^step_(\d{8,})$")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def parse_step_dir(name: str) -> int | None:
+    """The step of a checkpoint folder named by step_dir_name, else None."""
+    m = _STEP_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def checkpoints_root(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS_DIR
+
+
+# ------------------------------------------------------------------ rendezvous port
+# Rank 0 listens on a port derived from the job id, so concurrent jobs on one node never
+# collide. The batch script computes it in bash ($SLURM_JOB_ID); the job computes it when
+# the script did not export it (plain srun, submitit).
+MASTER_PORT_BASE = 20000
+MASTER_PORT_SPAN = 20000
+LOCAL_MASTER_PORT = 29500  # one-node jobs outside Slurm
+
+
+def master_port_for(job_id: str) -> int:
+    """MASTER_PORT_BASE + job id % MASTER_PORT_SPAN (an array task's id: its job's digits)."""
+    digits = re.sub(r"\D", "", job_id.split("_")[0]) or "0"
+    return MASTER_PORT_BASE + int(digits) % MASTER_PORT_SPAN
+
+
+def master_port_shell(job_id_var: str = "SLURM_JOB_ID") -> str:
+    """master_port_for as a bash arithmetic expression, for the batch script."""
+    return f"$(({MASTER_PORT_BASE} + {job_id_var} % {MASTER_PORT_SPAN}))"

@@ -1,0 +1,154 @@
+"""RUN_DIR/events.jsonl: the events rank 0 of a job appends, as the job writes them
+(olmoctl.train.events.EventLog.emit) and the launcher reads them (olmoctl.core.events).
+
+Every line is one JSON object with "ts" (unix time, float) and "event" (an EventKind),
+then the kind's fields:
+  started          job_id, attempt, nodes, world_size, start_step, checkpoint_loaded,
+                   versions {python, torch, cuda, rocm, numpy}, devices, seed, ...; on
+                   rank 0 also code {version, source_sha256, git}, data {files, sha256} and
+                   global_indices {size, sha256, method} (olmoctl.provenance)
+  step             step, loss, lr, grad_norm, tokens_per_s, mfu, tokens_seen
+  checkpoint_saved step, path, seconds, bytes
+  heartbeat        step (every train.heartbeat_interval_s, from a thread)
+  signal_received  signal, step
+  exiting          reason (completed | preempted | error), exit_status, step[, error]
+
+Reading is tolerant, so that run directories of older or newer jobs still read: every
+field may be missing (None), unknown fields are kept (model_extra), an unknown kind parses
+as a plain Event, and a line whose fields have the wrong types keeps only ts and event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    STEP = "step"
+    CHECKPOINT_SAVED = "checkpoint_saved"
+    HEARTBEAT = "heartbeat"
+    SIGNAL_RECEIVED = "signal_received"
+    EXITING = "exiting"
+
+
+class ExitReason(StrEnum):
+    COMPLETED = "completed"
+    PREEMPTED = "preempted"
+    ERROR = "error"
+
+
+class Event(BaseModel):
+    """One line of events.jsonl; the subclasses are the known kinds' payloads."""
+
+    # extra="allow": fields this version does not know are kept, not refused.
+    # coerce_numbers_to_str: a job id written as a number still reads as text.
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    KIND: ClassVar[EventKind | None] = None
+
+    ts: float | None = None
+    event: str = ""
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.event and self.KIND is not None:  # a payload built by the job
+            self.event = self.KIND.value
+
+    def payload(self) -> dict[str, Any]:
+        """The fields the job set (not ts/event), for writing: unset ones stay absent."""
+        return self.model_dump(exclude_unset=True, exclude={"ts", "event"})
+
+
+class Started(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.STARTED
+
+    run: str | None = None
+    job_id: str | None = None
+    attempt: int | None = None
+    launcher: str | None = None
+    nodes: list[str] | None = None
+    world_size: int | None = None
+    start_step: int | None = None
+    total_steps: int | None = None
+    checkpoint_loaded: str | None = None
+    grad_accum_steps: int | None = None
+    tokens_per_step: int | None = None
+    fsdp: bool | None = None
+    versions: dict[str, Any] | None = None
+    devices: dict[str, Any] | None = None
+    threads: int | None = None
+    pid: int | None = None
+    seed: int | None = None
+    # rank 0's provenance (olmoctl.provenance): code, data and global_indices fingerprints
+    code: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    global_indices: dict[str, Any] | None = None
+
+
+class Step(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.STEP
+
+    step: int | None = None
+    loss: float | None = None  # NaN/inf are written as null
+    lr: float | None = None
+    grad_norm: float | None = None
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    tokens_seen: int | None = None
+
+
+class CheckpointSaved(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.CHECKPOINT_SAVED
+
+    step: int | None = None
+    path: str | None = None
+    seconds: float | None = None
+    bytes: int | None = None
+
+
+class Heartbeat(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.HEARTBEAT
+
+    step: int | None = None
+
+
+class SignalReceived(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.SIGNAL_RECEIVED
+
+    signal: str | None = None
+    step: int | None = None
+
+
+class Exiting(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.EXITING
+
+    reason: str | None = None  # an ExitReason
+    exit_status: int | None = None
+    step: int | None = None
+    error: str | None = None
+    signal: str | None = None  # not written by this version; the classifier reads it if there
+
+
+MODELS: dict[str, type[Event]] = {
+    m.KIND.value: m
+    for m in (Started, Step, CheckpointSaved, Heartbeat, SignalReceived, Exiting)
+    if m.KIND is not None
+}
+
+
+def parse_event(obj: Any) -> Event | None:
+    """One decoded JSON line as its kind's model (tolerant, see above); None if it is not
+    an event at all."""
+    if not isinstance(obj, dict):
+        return None
+    model = MODELS.get(obj.get("event"), Event)  # type: ignore[arg-type]
+    try:
+        return model.model_validate(obj)
+    except ValidationError:
+        pass
+    try:  # wrong field types: keep when and what it was, drop the payload
+        return Event.model_validate({k: obj[k] for k in ("ts", "event") if k in obj})
+    except ValidationError:
+        return None
