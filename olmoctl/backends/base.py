@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from olmoctl.backends.files import RunFiles
 from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError
-from olmoctl.schemas import RunSpec
+
+if TYPE_CHECKING:  # pydantic models cost startup; `status` needs none
+    from olmoctl.schemas import RunSpec
 
 
 class NotSupported(OlmoctlError):

@@ -10,7 +10,6 @@ from olmoctl.backends.base import JobInfo
 from olmoctl.errors import OlmoctlError, UsageError
 
 SACCT_FIELDS = "JobID,State,NodeList,Start,End,ExitCode,Reason"
-_NO_ACCOUNTING = ("accounting storage is disabled", "slurmdbd", "Connection refused")
 
 
 def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -85,8 +84,14 @@ def sacct(job_ids: list[str]) -> tuple[dict[str, list[JobInfo]] | None, str]:
 def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
     fmt = "%i|%T|%N|%r"
     res = run(["squeue", "--noheader", "--states=all", "-o", fmt, "-j", ",".join(job_ids)])
+    return parse_squeue(res.stdout)
+
+
+def parse_squeue(text: str) -> dict[str, JobInfo]:
+    """squeue -o '%i|%T|%N|%r' -> job id -> its record (a pending array range such as
+    `5_[2-3%1]` stays one key: squeue -j 5_3 names the task itself)."""
     jobs: dict[str, JobInfo] = {}
-    for line in res.stdout.splitlines():
+    for line in text.splitlines():
         parts = line.split("|")
         if len(parts) == 4:
             jid, state, nodes, reason = parts
@@ -95,17 +100,16 @@ def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
 
 
 def node_states(nodes: str) -> dict[str, tuple[str, str]]:
-    res = run(["scontrol", "-o", "show", "node", nodes])
+    return parse_node_states(run(["scontrol", "-o", "show", "node", nodes]).stdout)
+
+
+def parse_node_states(text: str) -> dict[str, tuple[str, str]]:
+    """scontrol -o show node -> node -> (state, reason)."""
     out: dict[str, tuple[str, str]] = {}
-    for line in res.stdout.splitlines():
+    for line in text.splitlines():
         name = re.search(r"NodeName=(\S+)", line)
         state = re.search(r"\bState=(\S+)", line)
         reason = re.search(r"\bReason=(.*?)(?: \w+=|$)", line)
         if name and state:
             out[name.group(1)] = (state.group(1), reason.group(1).strip() if reason else "")
     return out
-
-
-def expand_nodes(nodes: str) -> list[str]:
-    res = run(["scontrol", "show", "hostnames", nodes])
-    return res.stdout.split() if res.returncode == 0 else [nodes]

@@ -142,11 +142,12 @@ def status(
     """Every run at a glance (one sacct call for all), or one run in detail."""
     from olmoctl.cli import status_view
     from olmoctl.core import status as core
-    from olmoctl.core.launch import find_run
     from olmoctl.store import Store
 
     store = Store()
     if run is not None:
+        from olmoctl.core.launch import find_run  # catalog, render: not for the table
+
         find_run(store, run)
     info = core.refresh(store, run_names=[run] if run else None)
     for note in info.notes:

@@ -43,9 +43,6 @@ class Follower:
         self.fs = fs or LOCAL
         self.offsets: dict[Path, int] = {}
 
-    def read_new(self, path: Path) -> bytes:
-        return self.read_new_many([path])[0]
-
     def read_new_many(self, paths: list[Path]) -> list[bytes]:
         """New bytes of each file, all read in one go."""
         got = self.fs.read_many([(str(p), self.offsets.get(p, 0)) for p in paths])

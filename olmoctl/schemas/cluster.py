@@ -27,12 +27,6 @@ def parse_time(value: str) -> int:
     return ((days * 24 + h) * 60 + m) * 60 + s
 
 
-def format_time(seconds: int) -> str:
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}"
-
-
 def check_dquote_safe(value: str, where: str) -> str:
     if _UNSAFE_IN_DQUOTES.search(value) or "\n" in value:
         raise ValueError(
@@ -163,7 +157,3 @@ class ClusterProfile(Schema):
     @property
     def max_time_s(self) -> int:
         return parse_time(self.max_time)
-
-    @property
-    def devices_per_node(self) -> int:
-        return self.tasks_per_node

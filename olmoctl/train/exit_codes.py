@@ -19,10 +19,3 @@ EXIT_BAD_INPUT = 2
 # the job stopped on purpose. Please requeue: the next attempt resumes from that checkpoint.
 # (A site may also name it in Slurm's RequeueExit=42.)
 EXIT_REQUEUE = 42
-
-REASONS = {
-    EXIT_COMPLETED: "completed",
-    EXIT_ERROR: "error",
-    EXIT_BAD_INPUT: "error",
-    EXIT_REQUEUE: "preempted",
-}

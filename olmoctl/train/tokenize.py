@@ -21,7 +21,6 @@ import numpy as np
 from olmoctl.errors import UsageError
 
 EOS = 256
-VOCAB_SIZE = 257
 
 
 def tokenize_documents(docs: Iterable[str | bytes]) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DevCluster, wait_for
+from .conftest import HANG_GUARD_S, DevCluster, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -95,7 +95,7 @@ def test_crashed_node_fails_the_job_and_revive_brings_it_back(
             dev_cluster.squeue_state(job) == "RUNNING"
             and dev_cluster.node_state("node2") in ("ALLOCATED", "MIXED")
         ),
-        20,
+        HANG_GUARD_S,
         "node2 to run the job",
     )
 
@@ -112,7 +112,7 @@ def test_crashed_node_fails_the_job_and_revive_brings_it_back(
     assert "Node failure on node2" in out.read_text()
 
     dev_cluster.revive_node("node2")
-    wait_for(lambda: dev_cluster.node_state("node2") == "IDLE", 30, "node2 to be IDLE")
+    wait_for(lambda: dev_cluster.node_state("node2") == "IDLE", HANG_GUARD_S, "node2 to be IDLE")
 
 
 def test_exclude_keeps_a_job_off_a_node(dev_cluster: DevCluster, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_restart_controller_keeps_queued_and_running_jobs(
     )
     queued = dev_cluster.sbatch("-N", "1", "--begin=now+3600", "--wrap", "true")
     dev_cluster.wait_running(running)
-    wait_for(lambda: output_has(out, "started"), 20, "the running job's first line")
+    wait_for(lambda: output_has(out, "started"), HANG_GUARD_S, "the running job's first line")
     assert dev_cluster.squeue_state(queued) == "PENDING"
 
     dev_cluster.restart_controller()
@@ -167,7 +167,7 @@ def test_signal_arrives_before_the_time_limit(dev_cluster: DevCluster, tmp_path:
         f"srun bash -c '{step}'",
     )
     t0 = time.monotonic()
-    state = dev_cluster.wait_job(job, timeout=120)
+    state = dev_cluster.wait_job(job, timeout=HANG_GUARD_S)
     text = out.read_text()
     assert "got USR2" in text, text
     assert state == "COMPLETED", f"{state}: the trap should end the job before the limit\n{text}"
@@ -186,11 +186,11 @@ def test_requeue_restarts_a_running_job(dev_cluster: DevCluster, tmp_path: Path)
         f'echo "restart=${{SLURM_RESTART_COUNT:-0}}"; {hold(go)}',
     )
     dev_cluster.wait_running(job)
-    wait_for(lambda: output_has(out, "restart=0"), 20, "the first run to start")
+    wait_for(lambda: output_has(out, "restart=0"), HANG_GUARD_S, "the first run to start")
 
     dev_cluster.run(["scontrol", "requeue", str(job)], check=True)
     # held for cred_expire (10 s) + 1 s after the requeue, then runs again
-    wait_for(lambda: output_has(out, "restart=1"), 60, "the job to run again")
+    wait_for(lambda: output_has(out, "restart=1"), HANG_GUARD_S, "the job to run again")
     assert dev_cluster.job_field(job, "Restarts") == "1"
     go.touch()
     assert dev_cluster.wait_job(job) == "COMPLETED"
@@ -222,7 +222,7 @@ def test_partitioned_node_goes_down_and_heal_brings_it_back(
     )
     assert time.monotonic() - t0 < NODE_DOWN_BOUND_S
     dev_cluster.heal_node("node3")
-    wait_for(lambda: dev_cluster.node_state("node3") == "IDLE", 30, "node3 to be IDLE")
+    wait_for(lambda: dev_cluster.node_state("node3") == "IDLE", HANG_GUARD_S, "node3 to be IDLE")
 
 
 def test_drained_node_takes_no_new_jobs(dev_cluster: DevCluster, tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_drained_node_takes_no_new_jobs(dev_cluster: DevCluster, tmp_path: Path)
     job = dev_cluster.sbatch("-N", "3", "-o", str(tmp_path / "out"), "--wrap", "true")
     wait_for(
         lambda: dev_cluster.job_field(job, "Reason") not in ("", "None"),
-        10,
+        HANG_GUARD_S,
         "the scheduler to look at the job",
     )
     assert dev_cluster.squeue_state(job) == "PENDING"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import VENV_BIN, DevCluster, Olmoctl, wait_for
+from tests.integration.conftest import HANG_GUARD_S, VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
 ARGS = ["tiny", "--cluster", "dev", "--nodes", "2"]
@@ -31,7 +31,7 @@ def losses(run_dir: Path) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def reference(dev_cluster: DevCluster, tmp_path_factory) -> dict[int, float]:
     o = Olmoctl(dev_cluster, tmp_path_factory.mktemp("reference"))
-    res = o("launch", *ARGS, "--name", "ref", "-o", o.root, "--wait", timeout=300)
+    res = o("launch", *ARGS, "--name", "ref", "-o", o.root, "--wait", timeout=HANG_GUARD_S)
     assert res.returncode == 0, res.stderr
     ref = losses(o.runs / "ref")
     assert sorted(ref) == list(range(1, 41))
@@ -64,7 +64,7 @@ class Faulty:
             }
             return files if len(files) == 2 else None
 
-        return wait_for(both, 120, f"{self.name} to pause after step 15")
+        return wait_for(both, HANG_GUARD_S, f"{self.name} to pause after step 15")
 
     def open_gate(self) -> None:
         self.gate.write_text("go")
@@ -72,7 +72,7 @@ class Faulty:
     def detail(self) -> dict:
         return self.o.json("status", self.name)
 
-    def wait_state(self, states: tuple[str, ...], timeout: float = 180) -> dict:
+    def wait_state(self, states: tuple[str, ...], timeout: float = HANG_GUARD_S) -> dict:
         return wait_for(
             lambda: (d := self.detail())["state"] in states and d,
             timeout,
@@ -100,7 +100,7 @@ def _watch(o: Olmoctl, *args: str) -> subprocess.Popen:
     )
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+def _finish(proc: subprocess.Popen, timeout: float = HANG_GUARD_S) -> str:
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
     return out
@@ -126,7 +126,7 @@ def test_node_failure(olmoctl, dev_cluster, reference, driver: str) -> None:
         attempts = run.detail()["attempt_list"]
         return attempts[0]["klass"] == "NODE_FAIL" and len(attempts) > 1 and attempts
 
-    attempts = wait_for(failed, 90, "the node failure to be classified")
+    attempts = wait_for(failed, HANG_GUARD_S, "the node failure to be classified")
     assert attempts[0]["reason"] == f"node failure on {victim}"
     assert victim in {n["node"] for n in olmoctl.json("nodes")}
     if driver == "resume":
@@ -159,7 +159,7 @@ def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
     run.open_gate()
     failed = wait_for(
         lambda: (d := run.detail())["attempt_list"][0]["klass"] and d,
-        90,
+        HANG_GUARD_S,
         "the killed rank to be classified",
     )
     assert failed["attempt_list"][0]["klass"] == "RANK_KILLED", failed["attempt_list"][0]
@@ -173,7 +173,7 @@ def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
 def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
     run = Faulty(olmoctl, dev_cluster, "tl", "--time", "00:01:00")
     run.wait_paused()
-    wait_for(lambda: run.events("signal_received"), 90, "USR2 before the time limit")
+    wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "USR2 before the time limit")
     run.open_gate()
     done = run.wait_state(("COMPLETED",), 180)
     attempts = done["attempt_list"]
@@ -197,7 +197,7 @@ def test_scontrol_requeue_preemption(olmoctl, dev_cluster, reference) -> None:
     run = Faulty(olmoctl, dev_cluster, "pre")
     run.wait_paused()
     dev_cluster.run(["scontrol", "requeue", str(run.job)], check=True)
-    wait_for(lambda: run.events("signal_received"), 30, "SIGTERM from the requeue")
+    wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "SIGTERM from the requeue")
     run.open_gate()
     done = run.wait_state(("COMPLETED",), 180)
     attempts = done["attempt_list"]
@@ -223,11 +223,11 @@ def test_killed_mid_save_skips_torn_checkpoint(olmoctl, dev_cluster, reference) 
     )
     stalled = wait_for(
         lambda: (p := run.dir / "checkpoints" / ".stalled").exists() and p,
-        120,
+        HANG_GUARD_S,
         "rank 0 to stall in the step-20 save",
     )
     os.kill(int(stalled.read_text().split()[2]), signal.SIGKILL)
-    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], 90, "classification")
+    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], HANG_GUARD_S, "classification")
     res = olmoctl("resume", run.name, "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["torn_checkpoints_skipped"] == [20]
@@ -265,7 +265,7 @@ def test_two_watchers_resume_once(olmoctl, dev_cluster, reference) -> None:
     pids = run.wait_paused()
     os.kill(pids[1], signal.SIGKILL)
     run.open_gate()
-    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], 90, "classification")
+    wait_for(lambda: run.detail()["attempt_list"][0]["klass"], HANG_GUARD_S, "classification")
     watchers = [_watch(olmoctl, "--once", "--backoff", "0") for _ in range(2)]
     outs = [_finish(w, 120) for w in watchers]
     assert sum("resumed after" in out for out in outs) == 1, outs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import VENV_BIN, DevCluster, Olmoctl, wait_for
+from tests.integration.conftest import HANG_GUARD_S, VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -27,7 +27,7 @@ def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) 
 
     done = wait_for(
         lambda: (d := olmoctl.run_state("t2"))["state"] in ("COMPLETED", "FAILED") and d,
-        240,
+        HANG_GUARD_S,
         "run t2 to end",
     )
     assert done["state"] == "COMPLETED", (done, olmoctl("logs", "t2").stdout[-3000:])
@@ -37,7 +37,7 @@ def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) 
     assert dev_cluster.sacct_state(int(job_id)) == "COMPLETED"
     assert done["attempt_list"][0]["node_list"] in ("node[1-2]", "node[2-3]", "node[1,3]")
 
-    out, err = follow.communicate(timeout=120)  # -f ends by itself when the job ends
+    out, err = follow.communicate(timeout=HANG_GUARD_S)  # -f ends by itself when the job ends
     assert follow.returncode == 0, err
     assert "ended COMPLETED" in err
     assert "==> rank 0 <==" in out and "==> rank 1 <==" in out
@@ -81,11 +81,11 @@ def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tm
         jobs.append(int(res.stdout.split()[2]))
     dev_cluster.submitted.extend(jobs)
     for j in jobs:
-        dev_cluster.wait_running(j, timeout=60)
+        dev_cluster.wait_running(j, timeout=HANG_GUARD_S)
     # sacct lags the controller by a moment: poll until accounting agrees.
     wait_for(
         lambda: {r["state"] for r in olmoctl.json("status")} == {"RUNNING"},
-        60,
+        HANG_GUARD_S,
         "status to show all three RUNNING",
     )
 
@@ -106,7 +106,7 @@ def test_cancel_and_one_sacct_call(olmoctl: Olmoctl, dev_cluster: DevCluster, tm
 
     res = olmoctl("cancel", "long-b")
     assert res.returncode == 0, res.stderr
-    assert dev_cluster.wait_job(jobs[1], timeout=60) == "CANCELLED"
+    assert dev_cluster.wait_job(jobs[1], timeout=HANG_GUARD_S) == "CANCELLED"
     d = olmoctl.run_state("long-b")
     assert d["state"] == "CANCELLED"
     assert d["attempt_list"][0]["reason"] == "cancelled by user"
@@ -148,7 +148,7 @@ def test_status_falls_back_to_squeue_without_accounting(
     assert res.returncode == 0, res.stderr
     job = int(res.stdout.split()[2])
     dev_cluster.submitted.append(job)
-    dev_cluster.wait_running(job, timeout=60)
+    dev_cluster.wait_running(job, timeout=HANG_GUARD_S)
     # A site without slurmdbd: sacct answers as Slurm does when accounting is disabled.
     spy = tmp_path / "noacct"
     spy.mkdir()

@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import HANG_GUARD_S, wait_for
 
 VENV_BIN = str(Path(sys.executable).parent)
 
 
 def _olmoctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([VENV_BIN + "/olmoctl", *args], env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+                          text=True, timeout=HANG_GUARD_S)  # fmt: skip
 
 
 def test_local_launch_status_logs_cancel(tmp_path: Path) -> None:
@@ -40,7 +40,8 @@ def _launch_status_logs_cancel(env: dict[str, str], root: str) -> None:
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
-    done = wait_for(lambda: (d := state("l1"))["state"] in ("COMPLETED", "FAILED") and d, 180,
+    done = wait_for(lambda: (d := state("l1"))["state"] in ("COMPLETED", "FAILED") and d,
+                    HANG_GUARD_S,
                     "the local run to end")  # fmt: skip
     assert done["state"] == "COMPLETED", _olmoctl(env, "logs", "l1").stdout[-2000:]
     assert done["step"] == 10
@@ -50,10 +51,10 @@ def _launch_status_logs_cancel(env: dict[str, str], root: str) -> None:
     res = _olmoctl(env, "launch", "tiny", "-c", "local", "--name", "l2", "-o", root,
                    "-o", "train.max_steps=100000")  # fmt: skip
     assert res.returncode == 0, res.stderr
-    wait_for(lambda: state("l2")["step"], 120, "the second run to make a step")
+    wait_for(lambda: state("l2")["step"], HANG_GUARD_S, "the second run to make a step")
     assert _olmoctl(env, "cancel", "l2").returncode == 0
-    wait_for(lambda: state("l2")["state"] == "CANCELLED", 60, "l2 to be cancelled")
+    wait_for(lambda: state("l2")["state"] == "CANCELLED", HANG_GUARD_S, "l2 to be cancelled")
     pid = int(state("l2")["job_id"])
     wait_for(lambda: not Path(f"/proc/{pid}").exists()
              or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
-             60, "the local job's processes to exit")  # fmt: skip
+             HANG_GUARD_S, "the local job's processes to exit")  # fmt: skip

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, DevCluster, wait_for
+from tests.integration.conftest import HANG_GUARD_S, REPO, DevCluster, wait_for
 
 pytestmark = pytest.mark.slurm
 VENV_BIN = str(Path(sys.executable).parent)
@@ -78,7 +78,7 @@ class Sshd:
             self.proc = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log
             )
-        wait_for(lambda: "Server listening" in self.log.read_text(), 10, "sshd to listen")
+        wait_for(lambda: "Server listening" in self.log.read_text(), HANG_GUARD_S, "sshd to listen")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -131,7 +131,9 @@ class Remote:
         path.write_text(text)
         return path
 
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = HANG_GUARD_S
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [f"{VENV_BIN}/olmoctl", *args],
             env=self.env,
@@ -141,7 +143,9 @@ class Remote:
             cwd=REPO,
         )
 
-    def counted(self, *args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
+    def counted(
+        self, *args: str, timeout: float = HANG_GUARD_S
+    ) -> tuple[subprocess.CompletedProcess, int]:
         """Run a command; (result, SSH connections it opened)."""
         before = self.sshd.accepted()
         res = self(*args, timeout=timeout)
@@ -203,7 +207,7 @@ def test_launch_status_logs_through_ssh(remote: Remote, dev_cluster: DevCluster)
     assert res.returncode == 0 and "s1" in res.stdout, res.stderr
     assert conns == 1 and "1 connection, 1 requests" in res.stderr  # sacct + tails: one trip
 
-    res, conns = remote.counted("logs", "-f", "s1", timeout=240)
+    res, conns = remote.counted("logs", "-f", "s1", timeout=HANG_GUARD_S)
     assert res.returncode == 0, res.stderr
     assert conns == 1, res.stderr
     assert f"s1: job {job} ended COMPLETED" in res.stderr
@@ -232,7 +236,7 @@ def test_cancel_and_resume_through_ssh(remote: Remote, dev_cluster: DevCluster) 
     faults = json.dumps({"pause_after_step": 15, "gate": str(gate)}).replace(" ", "")
     paused = remote.write_profile("far-paused", env=f"OLMOCTL_TRAIN_FAULTS='{faults}'")
     job = remote.launch("s2", paused)
-    wait_for(lambda: Path(f"{gate}.waiting.0").exists(), 120, "s2 to pause after step 15")
+    wait_for(lambda: Path(f"{gate}.waiting.0").exists(), HANG_GUARD_S, "s2 to pause after step 15")
 
     res, conns = remote.counted("cancel", "s2")
     assert res.returncode == 0 and conns == 1, res.stderr
@@ -255,7 +259,7 @@ def test_cancel_and_resume_through_ssh(remote: Remote, dev_cluster: DevCluster) 
         d = json.loads(res.stdout)
         return d if d["state"] in ("COMPLETED", "FAILED") else None
 
-    d = wait_for(done, 180, "s2 to finish after resume", interval=1)
+    d = wait_for(done, HANG_GUARD_S, "s2 to finish after resume", interval=1)
     assert set(polls) == {1}, polls  # every status: exactly one connection
     assert d["state"] == "COMPLETED" and d["step"] == 40
     second = d["attempt_list"][-1]

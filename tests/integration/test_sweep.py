@@ -10,7 +10,14 @@ from datetime import datetime
 
 import pytest
 
-from tests.integration.conftest import TERMINAL, VENV_BIN, DevCluster, Olmoctl, wait_for
+from tests.integration.conftest import (
+    HANG_GUARD_S,
+    TERMINAL,
+    VENV_BIN,
+    DevCluster,
+    Olmoctl,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -32,7 +39,7 @@ def _sacct_intervals(cluster: DevCluster, job_ids: list[str]) -> list[tuple[floa
                 )
         return list(rows.values()) if len(rows) == len(job_ids) else None
 
-    return wait_for(read, 60, f"sacct to show jobs {job_ids} ended")
+    return wait_for(read, HANG_GUARD_S, f"sacct to show jobs {job_ids} ended")
 
 
 def _max_running(intervals: list[tuple[float, float]]) -> int:
@@ -45,7 +52,7 @@ def _max_running(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-def _wait_sweep_ended(olmoctl: Olmoctl, name: str, timeout: float) -> list[dict]:
+def _wait_sweep_ended(olmoctl: Olmoctl, name: str, timeout: float = HANG_GUARD_S) -> list[dict]:
     return wait_for(
         lambda: (
             (rows := olmoctl.json("status", "--sweep", name))
@@ -77,7 +84,7 @@ def test_grid_of_four_as_a_job_array_completes_best_first(
     first = olmoctl.json("status", "--sweep", "g4")
     assert took < 30 and any(r["state"] != "COMPLETED" for r in first)
 
-    rows = _wait_sweep_ended(olmoctl, "g4", 180)
+    rows = _wait_sweep_ended(olmoctl, "g4")
     assert len(rows) == 4 and {r["state"] for r in rows} == {"COMPLETED"}, rows
     assert all(r["step"] == r["total_steps"] == 20 for r in rows)
     finals = [r["loss"] for r in rows]
@@ -121,7 +128,7 @@ def test_six_points_at_most_two_in_flight_with_continue(
             dev_cluster.submitted.append(int(s["job_id"]))
         return prog["done"]
 
-    wait_for(advance, 240, "sweep p6 to finish through --continue", interval=1.0)
+    wait_for(advance, HANG_GUARD_S, "sweep p6 to finish through --continue", interval=1.0)
     rows = olmoctl.json("status", "--sweep", "p6")
     assert len(rows) == 6 and {r["state"] for r in rows} == {"COMPLETED"}, rows
     assert sorted(r["job_id"] for r in rows) == sorted(submitted)
@@ -155,7 +162,7 @@ def test_watch_submits_waiting_points(olmoctl: Olmoctl, dev_cluster: DevCluster)
     dev_cluster.submitted.append(int(first[0]))
     watch = subprocess.run(
         [VENV_BIN + "/olmoctl", "watch", "--interval", "1", "--until-done"],
-        env=olmoctl.env, capture_output=True, text=True, timeout=240,
+        env=olmoctl.env, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )  # fmt: skip
     assert watch.returncode == 0, watch.stdout + watch.stderr
     assert watch.stderr.count("sweep point submitted") == 2, watch.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from olmoctl.train.faults import ENV as FAULTS_ENV
 from olmoctl.train.submit_entry import TrainJob
-from tests.train.helpers import events, poll, tiny, write_spec
+from tests.train.helpers import HANG_GUARD_S, events, poll, tiny, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +43,10 @@ def test_usr2_under_submitit_requeues_and_resumes(
     monkeypatch.setenv(FAULTS_ENV, f'{{"pause_after_step": 4, "gate": "{gate}"}}')
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
-    executor.update_parameters(timeout_min=10, tasks_per_node=1, nodes=1)
+    executor.update_parameters(timeout_min=int(HANG_GUARD_S // 60), tasks_per_node=1, nodes=1)
     job = executor.submit(TrainJob(), str(spec))
     waiting = Path(f"{gate}.waiting.0")
-    poll(lambda: waiting.exists() or job.done(), 90, "the task to pause after step 4")
+    poll(lambda: waiting.exists() or job.done(), "the task to pause after step 4")
     assert waiting.exists(), job.stderr()
     os.kill(int(waiting.read_text()), signal.SIGUSR2)
     gate.touch()

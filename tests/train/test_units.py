@@ -194,7 +194,6 @@ def test_events_are_json_lines_and_heartbeat_runs_beside_a_busy_thread(tmp_path:
         # The main thread only polls the file; the heartbeats come from the thread.
         poll(
             lambda: (tmp_path / "events.jsonl").read_text().count('"heartbeat"') >= 3,
-            10,
             "three heartbeats",
         )
     finally:

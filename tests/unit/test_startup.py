@@ -1,4 +1,5 @@
-"""Startup is sacred: the CLI loads no torch, submitit, fabric or paramiko; a wheel finds
+"""Startup is sacred: the CLI loads no torch, submitit, fabric, paramiko or numpy; `--help`
+and `status` load no more than they need (benchmarks/startup.py times them); a wheel finds
 its data folders."""
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "submitit", "fabric", "paramiko")
+HEAVY = ("torch", "submitit", "fabric", "paramiko", "numpy")
+# Not needed to list or show runs: templates and YAML are for render/launch. (pydantic is not
+# listed for `status`: typer itself builds its option parsers with it.)
+NOT_FOR_STATUS = ("jinja2", "yaml")
+NOT_FOR_HELP = (*NOT_FOR_STATUS, "pydantic")
 
 
 def _imported(code: str) -> set[str]:
@@ -46,6 +51,27 @@ def test_help_render_and_status_load_nothing_heavy(tmp_path: Path) -> None:
     )
     env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+
+
+def test_help_and_status_load_only_what_they_need(tmp_path: Path) -> None:
+    env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"))
+    for argv, banned in (
+        (["--help"], NOT_FOR_HELP),
+        (["status"], NOT_FOR_STATUS),
+        (["status", "--json"], NOT_FOR_STATUS),
+    ):
+        code = (
+            "import sys\n"
+            "from olmoctl.cli.main import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"loaded = sorted({{m for m in sys.modules if m.split('.')[0] in {banned!r}}})\n"
+            "assert not loaded, loaded\n"
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, f"olmoctl {' '.join(argv)}: {res.stderr[-2000:]}"
 
 
 def test_wheel_carries_data_folders(tmp_path: Path) -> None:
