@@ -140,13 +140,21 @@ def status(
     as_json: bool = options.JSON,
 ) -> None:
     """Every run at a glance (one sacct call for all), or one run in detail."""
-    from olmoctl.cli import status_view
-    from olmoctl.core import status as core
-    from olmoctl.store import Store
+    from olmoctl import paths
+    from olmoctl.store.peek import has_runs
 
     # Every argument is checked before anything is queried or printed.
     since_ts = time.time() - _duration(since) if since else None
+    if run is None and sweep is None and not has_runs(paths.state_dir() / paths.DB_NAME):
+        # Nothing to show: create nothing, load neither the store's rows nor the table code.
+        typer.echo("[]" if as_json else options.NO_RUNS)
+        return
+    from olmoctl.store import Store
+
     store = Store()
+    from olmoctl.cli import status_view
+    from olmoctl.core import status as core
+
     if run is not None:
         from olmoctl.core.launch import find_run  # catalog, render: not for the table
 
@@ -176,7 +184,8 @@ def status(
     if not rows and any(v is not None for v in filters.values()):
         given = {"--state": state, "--cluster": cluster, "--sweep": sweep, "--since": since}
         said = " ".join(f"{k} {shown_plain(v, 60)}" for k, v in given.items() if v is not None)
-        typer.echo(f"no runs match {said} ({len(store.runs())} runs in all)")
+        n = len(store.runs())
+        typer.echo(f"no runs match {said} ({n} run{'' if n == 1 else 's'} in all)")
         return
     status_view.table(rows if show_all else status_view.most_relevant(rows, TABLE_ROWS))
     if not show_all and len(rows) > TABLE_ROWS:

@@ -278,9 +278,17 @@ def test_bad_account_variable_is_blamed(cli, monkeypatch: pytest.MonkeyPatch, va
     assert "lumi.yaml" not in line
 
 
-def test_status_filter_that_matches_nothing(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_filter_that_matches_nothing(cli, tmp_path: Path) -> None:
+    from olmoctl.core import specs
+    from olmoctl.store import Store
+
+    spec = specs.resolve("tiny", "dev", name="r", overrides=[f"cluster.runs_root={tmp_path}"])
+    with Store().tx() as tx:
+        tx.create_run(spec, state="COMPLETED")  # nothing live: status queries no scheduler
     res = cli("status", "--cluster", "nowhere")
-    assert res.code == 0 and "no runs match --cluster nowhere (0 runs in all)" in res.out
+    assert res.code == 0 and res.out.strip() == "no runs match --cluster nowhere (1 run in all)"
+    line = _one_line(cli("status", "--since", "soon\n"))
+    assert "--since 'soon\\n': use a number and a unit" in line
 
 
 def test_watch_validates_before_its_banner(cli) -> None:
