@@ -10,6 +10,7 @@ from functools import lru_cache
 import jinja2
 
 from olmoctl import __version__, paths
+from olmoctl.core.shellquote import quote, quote_expandable, sbatch_word, shell_name
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 
@@ -22,9 +23,12 @@ def _env() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # shell, not HTML: quoting is explicit through the q filter
+        autoescape=False,  # shell, not HTML: every value goes through one of these filters
     )
-    env.filters["q"] = lambda v: shlex.quote(str(v))
+    env.filters["q"] = quote  # one shell word, literal
+    env.filters["qx"] = quote_expandable  # double-quoted, only $NAME/${NAME} expand
+    env.filters["word"] = sbatch_word  # #SBATCH lines and the header: a bare safe word
+    env.filters["ident"] = shell_name  # a variable name (export NAME=)
     return env
 
 
@@ -38,13 +42,19 @@ def log_dir(spec: RunSpec) -> str:
 
 def train_command(spec: RunSpec) -> str:
     """The plain job command: every rank runs the trainer on the run's spec."""
-    return shlex.join([spec.cluster.python, "-u", "-m", "olmoctl.train", spec_path(spec)])
+    return shlex.join([python(spec), "-u", "-m", "olmoctl.train", spec_path(spec)])
 
 
 def submitit_command(spec: RunSpec) -> str:
     """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
-    folder = shlex.quote(f"{spec.run_dir}/submitit")
-    return " ".join([spec.cluster.python, "-u -m submitit.core._submit", folder])
+    folder = quote(f"{spec.run_dir}/submitit")
+    return " ".join([quote(python(spec)), "-u -m submitit.core._submit", folder])
+
+
+def python(spec: RunSpec) -> str:
+    """The cluster's python command, unquoted (quote() it for shell text; submitit gets
+    quote(python) as its `python`, which it pastes into the command as shell text)."""
+    return spec.cluster.python
 
 
 def default_command(spec: RunSpec) -> str:
