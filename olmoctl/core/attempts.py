@@ -10,8 +10,8 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core.runfiles import files_of
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
+from olmoctl.schemas.shellsafe import is_host
 from olmoctl.store import Attempt, AttemptState, Run, Tx
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
@@ -104,8 +104,8 @@ def classify_ended(
     hang: bool = False,
 ) -> cl.Verdict:
     """Classify an attempt that ended, record the verdict and blame nodes (node health).
-    Files are read where the backend's run directories are (core.runfiles)."""
-    fs = files_of(backend)
+    Files are read where the backend's run directories are (backend.files)."""
+    fs = backend.files
     events = ev.read_events(run.run_dir, fs=fs)
     seg = segment(events, attempt.job_id, attempt.restart_index)
     exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)
@@ -140,6 +140,7 @@ def classify_ended(
         last_step=max(steps) if steps else None,
     )
     if verdict.klass == cl.NODE_FAIL:
-        for node in verdict.nodes:
+        # Only real host names are kept: they go into later scripts' --exclude=.
+        for node in filter(is_host, verdict.nodes):
             tx.node_failure(attempt.cluster, node, verdict.reason)
     return verdict

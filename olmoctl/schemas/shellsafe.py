@@ -31,6 +31,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 # same in every branch of the template.
 WORD_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+JOB_ID_RE = re.compile(r"[0-9]+(?:[_+][0-9]+)?")  # 123, an array task 123_4, het 123+0
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A POSIX-ish login name, as {user} in paths (from ssh.user, $LOGNAME, $USER...).
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
@@ -53,14 +54,19 @@ def shown(value: object) -> str:
     return text if len(text) <= SHOW else text[: SHOW - 5] + "...'" + f" ({len(text)} chars)"
 
 
+def inline(value: str) -> str:
+    """`value` for a one-line message: as is when short and printable, else shown()."""
+    return value if len(value) <= SHOW and not _CONTROL.search(value) else shown(value)
+
+
 def check_text(value: str, what: str = "") -> str:
     if len(value) > MAX_TEXT:
         raise ValueError(f"{what or 'value'} is {len(value)} characters long; at most {MAX_TEXT}")
     m = _CONTROL.search(value)
     if m:
         raise ValueError(
-            f"{_subj(what, value)} contains a control character ({m.group()!r}, e.g. a "
-            "newline); it would land in the batch script"
+            f"{_subj(what, value)} is not allowed here: it holds a control character "
+            f"({m.group()!r}); values land in the batch script"
         )
     return value
 
@@ -68,8 +74,8 @@ def check_text(value: str, what: str = "") -> str:
 def check_name(value: str, what: str = "") -> str:
     if not NAME_RE.fullmatch(value):
         raise ValueError(
-            f"{_subj(what, value)} is not a valid name: use 1-64 letters, digits and _.+- "
-            "starting with a letter or digit (it lands in the batch script)"
+            f"{_subj(what, value)} is not allowed here: a name is 1-64 letters, digits and "
+            "_.+-, starting with a letter or digit (it lands in the batch script)"
         )
     return value
 
@@ -77,8 +83,8 @@ def check_name(value: str, what: str = "") -> str:
 def check_word(value: str, what: str = "") -> str:
     if not WORD_RE.fullmatch(value):
         raise ValueError(
-            f"{_subj(what, value)} must be one word of letters, digits and _@%+=:,./- "
-            "(no spaces, quotes or shell characters: it lands in the batch script)"
+            f"{_subj(what, value)} is not allowed here: use one word of letters, digits and "
+            "_@%+=:,./- (no spaces, quotes or shell characters: it lands in the batch script)"
         )
     return value
 
@@ -86,10 +92,20 @@ def check_word(value: str, what: str = "") -> str:
 def check_host(value: str, what: str = "") -> str:
     if not HOST_RE.fullmatch(value):
         raise ValueError(
-            f"{_subj(what, value)} is not a valid Slurm host name: letters, digits and _.- "
-            "(at most 63, a letter or digit first)"
+            f"{_subj(what, value)} is not allowed here: a Slurm host name is letters, digits "
+            "and _.- (at most 63, a letter or digit first)"
         )
     return value
+
+
+def check_job_id(value: str, what: str = "") -> str:
+    if not JOB_ID_RE.fullmatch(value):
+        raise ValueError(f"{_subj(what, value)} is not a Slurm job id (digits, or JOB_TASK)")
+    return value
+
+
+def is_host(value: str) -> bool:
+    return bool(HOST_RE.fullmatch(value))
 
 
 def check_env_name(value: str, what: str = "") -> str:
@@ -113,8 +129,8 @@ def check_expandable(value: str, what: str = "") -> str:
     m = _EXPAND_BAD.search(rest)
     if m:
         raise ValueError(
-            f"{_subj(what, value)} contains {m.group()!r} outside a $NAME or ${{NAME}} "
-            "reference: only those two forms of expansion may appear (no $(...), backticks, "
+            f"{_subj(what, value)} is not allowed here: {m.group()!r} outside a $NAME or "
+            "${NAME} reference (only those two forms may expand; no $(...), backticks, "
             "${X@P}, $((...)), quotes or backslashes)"
         )
     return value

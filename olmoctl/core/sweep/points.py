@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import catalog
 from olmoctl.core.names import Taken
 from olmoctl.core.render import render
-from olmoctl.core.specs import SpecConfig
+from olmoctl.core.specs import SpecConfig, overrides_where
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.shellsafe import inline
 from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
@@ -46,8 +48,9 @@ class Plan:
 
 
 def shape(spec: RunSpec) -> tuple[str, ...]:
-    """What Slurm sees of a point: its #SBATCH lines, less its name and output file."""
-    if spec.cluster.scheduler != "slurm":
+    """What the scheduler sees of a point: its #SBATCH lines, less its name and output file
+    (a backend without batch scripts: its kind, nodes and time)."""
+    if not backend_for(spec).batch_script:
         return (spec.cluster.scheduler, f"nodes={spec.nodes}", spec.time)
     return tuple(
         line
@@ -90,21 +93,21 @@ def plan(store: Store, d: Definition) -> Plan:
         try:
             spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
         except UsageError as e:
-            where = "-o " + " -o ".join(overrides) + ": "
-            msg = str(e).removeprefix(where)
-            shown = ", ".join(f"{k}={v}" for k, v in p.items())
+            msg = str(e).removeprefix(overrides_where(overrides) + ": ")
+            shown = inline(", ".join(f"{k}={v}" for k, v in p.items()))
             raise UsageError(f"sweep point {i} ({shown}) is invalid: {msg}") from None
         points.append(Point(i, p, spec))
     max_parallel = d.max_parallel or len(points)
     one_shape = len({shape(pt.spec) for pt in points}) == 1
-    fits = first.cluster.scheduler == "slurm" and d.nodes == 1 and one_shape
+    arrays = backend_for(first).supports_arrays
+    fits = arrays and d.nodes == 1 and one_shape
     if d.array and not fits:
         why = (
             "its points span several nodes"
             if d.nodes > 1
             else "its points differ in their #SBATCH lines"
-            if first.cluster.scheduler == "slurm"
-            else f"cluster {first.cluster.name!r} is not Slurm"
+            if arrays
+            else f"cluster {first.cluster.name!r} cannot run job arrays"
         )
         raise UsageError(f"--array: this sweep cannot be one job array: {why}")
     mode = "array" if fits and d.array is not False else "jobs"
