@@ -117,8 +117,7 @@ def check_env_name(value: str, what: str = "") -> str:
 def check_user(value: str, what: str = "") -> str:
     if not USER_RE.fullmatch(value):
         raise ValueError(
-            f"{_subj(what, value)} is not a valid user name: letters, digits and _.- "
-            "(at most 32)"
+            f"{_subj(what, value)} is not a valid user name: letters, digits and _.- (at most 32)"
         )
     return value
 

@@ -143,7 +143,18 @@ def test_env_payload_built_across_values_is_refused(box: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["${X@P}", "$[1+1]", "$((1+1))", "${!X}", "`pwn`", "$(pwn)", "a\\b", 'a"b', "$$", "${X:-$(pwn)}"],
+    [
+        "${X@P}",
+        "$[1+1]",
+        "$((1+1))",
+        "${!X}",
+        "`pwn`",
+        "$(pwn)",
+        "a\\b",
+        'a"b',
+        "$$",
+        "${X:-$(pwn)}",
+    ],
 )
 def test_env_value_expansions_other_than_a_plain_reference_are_refused(
     box: Sandbox, value: str
@@ -158,7 +169,9 @@ def test_composed_env_values_stay_data(box: Sandbox, tmp_path: Path) -> None:
     env = {"D": "a", "P": "(pwn);pwn;|pwn", "X": "${D}${P}", "Y": "$X", "OMP_NUM_THREADS": "1"}
     binds = ["$X:/x", "${Y}"]
     prof = _profile(
-        tmp_path, env=env, container={"image": "/img/$X.sif", "binds": binds, "exec_args": ["--env=$Y"]}
+        tmp_path,
+        env=env,
+        container={"image": "/img/$X.sif", "binds": binds, "exec_args": ["--env=$Y"]},
     )
     _runs(box, olmoctl("render", "tiny", "-c", prof))
 
