@@ -26,7 +26,7 @@ from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
 from olmoctl.schemas.cluster import TIME_RE
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
-from olmoctl.schemas.shellsafe import check_user, inline
+from olmoctl.schemas.shellsafe import check_host, check_user, inline
 
 if TYPE_CHECKING:
     from olmoctl.store import Store
@@ -126,8 +126,10 @@ class SpecConfig:
                 "(starting with a letter or digit)"
             )
         for node in self.exclude_nodes:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+", node):
-                raise UsageError(f"node name {node!r} is not valid")
+            try:
+                check_host(node, "node name")
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         if self.time is not None and not re.fullmatch(TIME_RE, self.time):
             raise UsageError(
                 f"--time {self.time!r} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
