@@ -35,11 +35,6 @@ def parse(item: str) -> tuple[str, str]:
     return key, value
 
 
-def where(overrides: list[str] | tuple[str, ...]) -> str:
-    """`-o a=1 -o b=2` as an error names the overrides (each value as `shown`)."""
-    return " ".join(f"-o {shown_plain(o, 100)}" for o in overrides)
-
-
 def _field_annotation(model: type[BaseModel], parts: list[str]) -> tuple[Any, bool] | None:
     """(annotation, is_mapping_entry) of a dotted path, or None when the key is unknown."""
     current: type[BaseModel] = model

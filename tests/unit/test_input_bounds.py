@@ -243,8 +243,8 @@ def test_sweep_random_counts_too(cli) -> None:
         ("cluster.mem=12X", "cluster.mem: '12X' is not allowed here: use a whole number"),
         ("cluster.max_time=soon", "cluster.max_time: 'soon' is not allowed here: use a Slurm time"),
         ("cluster.ssh.host=a b", "cluster.ssh.host: 'a b' is not allowed here: use a host name"),
-        ("cluster.partition=x\ny", "cluster.partition: 'x\\ny' is not allowed here: only letters"),
-        ("cluster.env.A\nB=1", "env: 'A\\nB' is not a valid variable name"),
+        ("cluster.partition=x\ny", "cluster.partition: 'x\\ny' is not allowed here: a name is 1-64 letters"),
+        ("cluster.env.A\nB=1", "variable name 'A\\nB' is not a valid environment variable name"),
         ("cluster.acount\nx=1", "unknown key 'cluster.acount\\nx'"),
         ("optim.lr=" + "9\n" * 5000, "optim.lr: Input should be a valid number"),
     ],
@@ -274,7 +274,8 @@ def test_relative_runs_root_names_key_and_file(cli, tmp_path: Path) -> None:
 def test_bad_account_variable_is_blamed(cli, monkeypatch: pytest.MonkeyPatch, var: str) -> None:
     monkeypatch.setenv(var, "proj;reboot\nx")
     line = _one_line(cli("render", "7b", "-c", "lumi", "-N", "2"))
-    assert line.startswith(f"olmoctl: error: {var}='proj;reboot\\nx' is not a valid Slurm account")
+    expected = f"olmoctl: error: Slurm account from {var} 'proj;reboot\\nx' is not allowed here"
+    assert line.startswith(expected)
     assert "lumi.yaml" not in line
 
 

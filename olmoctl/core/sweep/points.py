@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import catalog
 from olmoctl.core.names import Taken
-from olmoctl.core.overrides import where
 from olmoctl.core.render import render
-from olmoctl.core.specs import SpecConfig
+from olmoctl.core.specs import SpecConfig, overrides_where
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.shellsafe import inline
 from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
@@ -94,8 +94,8 @@ def plan(store: Store, d: Definition) -> Plan:
         try:
             spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
         except UsageError as e:
-            msg = str(e).removeprefix(where(overrides) + ": ")
-            params = ", ".join(f"{k}={shown_plain(v, 60)}" for k, v in p.items())
+            msg = str(e).removeprefix(overrides_where(overrides) + ": ")
+            params = inline(", ".join(f"{k}={v}" for k, v in p.items()))
             raise UsageError(f"sweep point {i} ({params}) is invalid: {msg}") from None
         points.append(Point(i, p, spec))
     max_parallel = d.max_parallel or len(points)
