@@ -158,7 +158,10 @@ def load_yaml(
     otherwise: InputTooLarge over a limit. Size is the caller's (read_text,
     check_value_size); `where` is quoted already (shown_plain, shown)."""
     bounded = type("Loader", (loader,), {"max_depth": limits.depth})
-    ld = bounded(text)
+    try:
+        ld = bounded(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as e:
+        raise UsageError(_yaml_problem(e, where)) from None
     try:
         try:
             node = ld.get_single_node()
