@@ -1,13 +1,16 @@
 """The state store (SQLite): the only place that speaks SQL. Layer: core -> store; the
 store imports nothing from olmoctl.core, olmoctl.cli or olmoctl.backends.
 
-    db.py        Store (connection, WAL, migrations, 0600/0700) and Tx (one transaction)
+    db.py        Store (connection, WAL, migrations; created on the first change) and Tx
+    place.py     the state dir and db file checked before use (0700/0600, no links)
+    guard.py     the connection whose sqlite errors become one line (errors.py)
     schema.py    the migrations (append-only)
     models.py    the rows it returns (Run, Attempt, ...) and AttemptState
     runs.py, attempts.py, sweeps.py, nodes.py, watch.py, records.py: the statements
 """
 
 from olmoctl.store.db import Store, Tx
+from olmoctl.store.errors import DamagedRow, StoreBusy, StoreError
 from olmoctl.store.models import (
     ATTEMPT_FIELDS,
     LIVE_STATES,
@@ -31,10 +34,13 @@ __all__ = [
     "Attempt",
     "AttemptState",
     "Checkpoint",
+    "DamagedRow",
     "NodeHealth",
     "RecordIndex",
     "Run",
     "Store",
+    "StoreBusy",
+    "StoreError",
     "Sweep",
     "Tx",
 ]
