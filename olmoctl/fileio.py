@@ -58,8 +58,7 @@ def check_target(path: str | os.PathLike[str], label: str | None = None) -> None
     if not stat.S_ISREG(st.st_mode):
         raise UsageError(
             f"{where}: cannot write: it is a {kind_of(st.st_mode)}; olmoctl writes regular "
-            "files only"
-            + (" (leave out the option to print to stdout)" if label == "--out" else "")
+            "files only" + (" (leave out --out to print to stdout)" if label == "--out" else "")
         )
 
 

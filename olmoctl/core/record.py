@@ -214,7 +214,9 @@ def _env_of(started: Started) -> dict[str, Any]:
 def refresh(store: Store, row: Run) -> dict[str, Any]:
     """Bring the record up to date with the store (attempts) and the run directory (the
     job's `started` events, global_indices.npy); save it if anything changed."""
-    spec = RunSpec.model_validate(row.spec_data)
+    from olmoctl.core.launch import spec_of  # launch imports this module
+
+    spec = spec_of(row)  # one line if the row is damaged
     rec = stored(store, spec.name) or (read_file(spec.run_dir) if local(spec) else None)
     if rec is None:  # a run from before records existed: what can still be known
         rec = new_record(spec)

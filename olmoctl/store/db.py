@@ -85,7 +85,6 @@ class Store(Reads):
             self._made_db = True
         self._conn, self._memory = self._open(str(self.path)), False
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
             self._migrate()
         except BaseException:
             self.close()
@@ -180,7 +179,9 @@ class Store(Reads):
         conn = self._conn
         assert conn is not None
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        self._check_schema(conn, version)
+        self._check_schema(conn, version)  # before any write: not someone else's file
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
         if version == len(MIGRATIONS):
             return
         conn.execute("BEGIN IMMEDIATE")

@@ -201,8 +201,10 @@ class Run:
         (one line) if the stored text is not a JSON object."""
         problems: list[str] = []
         data: dict[str, Any] = _json(self.spec_json, {}, problems, "spec_json")
-        if problems or not data:
-            raise DamagedRow(self.name, problems[0] if problems else "spec_json is empty")
+        if not problems and not isinstance(data.get("cluster"), dict):
+            problems.append("spec_json has no cluster")
+        if problems:
+            raise DamagedRow(self.name, problems[0])
         return data
 
 
