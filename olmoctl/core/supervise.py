@@ -111,6 +111,8 @@ def take_lease(store: Store, run: str, owner: str, ttl: float) -> bool:
 
 
 def release_leases(store: Store, owner: str) -> None:
+    if not store.exists():  # watching an empty store took no lease: create none
+        return
     with store.tx() as tx:
         tx.release_leases(owner)
 
