@@ -142,11 +142,19 @@ def status(
     as_json: bool = options.JSON,
 ) -> None:
     """Every run at a glance (one sacct call for all), or one run in detail."""
-    from olmoctl.cli import status_view
-    from olmoctl.core import status as core
+    from olmoctl import paths
+    from olmoctl.store.peek import has_runs
+
+    if run is None and sweep is None and not has_runs(paths.state_dir() / paths.DB_NAME):
+        # Nothing to show: create nothing, load neither the store's rows nor the table code.
+        typer.echo("[]" if as_json else options.NO_RUNS)
+        return
     from olmoctl.store import Store
 
     store = Store()
+    from olmoctl.cli import status_view
+    from olmoctl.core import status as core
+
     if run is not None:
         from olmoctl.core.launch import find_run  # catalog, render: not for the table
 
