@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.shellsafe import Name, Text
 
 
 class ModelConfig(Schema):
@@ -138,15 +139,15 @@ class CheckpointConfig(Schema):
 class DataConfig(Schema):
     # Token files (flat uint16/uint32 memmaps, OLMo/Dolma .npy or raw). Relative paths are
     # resolved against the cluster profile's data root.
-    paths: list[str] = Field(default_factory=list)
+    paths: list[Text] = Field(default_factory=list)
     dtype: Literal["uint16", "uint32"] = "uint16"
     # Build a small corpus at job start when paths is empty (tiny recipe only).
     synthetic: bool = False
 
 
 class Recipe(Schema):
-    name: str
-    description: str = ""
+    name: Name  # in the batch script's header and the default run name
+    description: Text = ""
     model: ModelConfig
     optim: OptimConfig
     schedule: ScheduleConfig = ScheduleConfig()
