@@ -34,7 +34,7 @@ class Faults:
             return
         gate = Path(self.spec["gate"])
         # Written whole, then renamed: the test reads the pid as soon as the name appears.
-        tmp = Path(f"{gate}.waiting.{rank}.tmp")
+        tmp = Path(f"{gate}.partial-waiting.{rank}")  # not matched by `GATE.waiting.*`
         tmp.write_text(str(os.getpid()))
         os.replace(tmp, f"{gate}.waiting.{rank}")
         while not gate.exists():
