@@ -16,15 +16,17 @@ def excluded(store: Store, cluster: str, threshold: int) -> list[str]:
             check_host(node)
         except ValueError as e:
             raise UsageError(
-                f"state store: node health of cluster {cluster!r}: {e}; remove it with "
+                f"state store: node health of cluster {shown(cluster)}: {e}; remove it with "
                 f"`olmoctl nodes --clear NODE` or fix the store"
             ) from None
     return nodes
 
 
 def clear(store: Store, node: str, cluster: str | None = None) -> int:
-    with store.tx() as tx:
-        n = tx.clear_node(node, cluster)
+    n = 0
+    if store.exists():  # nothing to forget in a store that does not exist: create none
+        with store.tx() as tx:
+            n = tx.clear_node(node, cluster)
     if n == 0:
         known = sorted({r.node for r in store.nodes(cluster)})
         raise UsageError(

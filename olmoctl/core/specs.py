@@ -218,7 +218,7 @@ def _user(cluster: ClusterProfile) -> str:
     try:
         return check_user(user, f"user name from {source}")
     except ValueError as e:
-        raise UsageError(f"{{user}} in cluster {cluster.name!r}: {e}") from None
+        raise UsageError(f"{{user}} in cluster {shown(cluster.name)}: {e}") from None
 
 
 def _expand_paths(cluster: ClusterProfile) -> ClusterProfile:
@@ -246,5 +246,5 @@ def _expand_paths(cluster: ClusterProfile) -> ClusterProfile:
         for k in ("runs_root", "data_root"):
             if updates[k] == "~" or updates[k].startswith("~/"):
                 updates[k] = home.rstrip("/") + updates[k][1:]
-    where = f"cluster {cluster.name!r} with {{user}}, {{account}} and ~ filled in"
+    where = f"cluster {shown(cluster.name)} with {{user}}, {{account}} and ~ filled in"
     return validate(ClusterProfile, {**cluster.model_dump(), **updates}, where, ov.CLUSTER_PREFIX)
