@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import typer
 
@@ -67,11 +68,7 @@ def launch(
     else:
         typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
     if wait:
-        from olmoctl.cli.progress import wait_for_run
-
-        state = wait_for_run(store, spec.name, quiet=as_json)
-        if state != "COMPLETED":
-            raise typer.Exit(1)
+        _wait(store, spec.name, as_json)
 
 
 # A table of 1,000 runs helps no one (and costs seconds to draw): show the ones that matter.
@@ -122,10 +119,21 @@ def _launch_from(
     else:
         typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
     if wait:
-        from olmoctl.cli.progress import wait_for_run
+        _wait(store, spec.name, as_json)
 
-        if wait_for_run(store, spec.name, quiet=as_json) != "COMPLETED":
-            raise typer.Exit(1)
+
+def _wait(store: Any, name: str, as_json: bool) -> None:
+    """`--wait`: until the run ends; anything but COMPLETED exits non-zero (cli/exits.py)."""
+    from olmoctl.cli import exits
+    from olmoctl.cli.progress import wait_for_run
+
+    last = wait_for_run(store, name, quiet=as_json)
+    code = exits.of_run_end(last)
+    if code != exits.OK:
+        if not as_json:
+            outcome = (last.klass or last.state) if last else "no attempt"
+            typer.echo(f"{name}: ended {outcome} (exit status {code})", err=True)
+        raise typer.Exit(code)
 
 
 def status(
@@ -202,12 +210,21 @@ def cancel(
         typer.echo(f"{run}: cancelled job {job_id}")
 
 
+SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run
+
+
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     try:
-        return float(text[:-1]) * units[text[-1]]
+        seconds = float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
         raise UsageError(f"--since {text!r}: use a number and a unit, e.g. 30m, 2h, 3d") from None
+    # float() takes nan, inf and 1e400 (inf): none is a duration, nor is a negative one.
+    if not 0 < seconds <= SINCE_MAX_S:
+        raise UsageError(
+            f"--since {text!r}: give a duration above 0 and at most 100 years, e.g. 30m, 2h, 3d"
+        )
+    return seconds
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from olmoctl.core.yamlio import DuplicateKeyError, loads
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.errors import model_paths, submodel, suggest
@@ -74,7 +75,9 @@ def _convert(annotation: Any, raw: str) -> Any:
         return None
     if _is_structured(annotation):
         try:
-            return yaml.safe_load(raw)
+            return loads(raw)
+        except DuplicateKeyError:
+            raise
         except yaml.YAMLError:
             return raw
     return raw
@@ -104,5 +107,8 @@ def apply(
                 child = {}
                 node[head] = child
             node = child
-        node[last] = _convert(annotation, raw)
+        try:
+            node[last] = _convert(annotation, raw)
+        except DuplicateKeyError as e:
+            raise UsageError(f"-o {item}: {e.problem}") from None
     return recipe_data, cluster_data

@@ -23,7 +23,7 @@ from olmoctl.core import overrides as ov
 from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
-from olmoctl.schemas.cluster import TIME_RE
+from olmoctl.schemas.bounds import time_problem
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
 
@@ -126,10 +126,8 @@ class SpecConfig:
         for node in self.exclude_nodes:
             if not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+", node):
                 raise UsageError(f"node name {node!r} is not valid")
-        if self.time is not None and not re.fullmatch(TIME_RE, self.time):
-            raise UsageError(
-                f"--time {self.time!r} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
-            )
+        if self.time is not None and (problem := time_problem(self.time)) is not None:
+            raise UsageError(f"--time {self.time!r} {problem}")
         if self.new_run:
             cluster = _expand_paths(cluster)
         run_dir = self.run_dir or f"{cluster.runs_root.rstrip('/')}/{name}"

@@ -1,12 +1,23 @@
-"""Common base for every schema: unknown keys are errors, values are checked on assignment."""
+"""Common base for every schema: unknown keys are errors, values are checked on assignment,
+numbers are finite and strings bounded (schemas/bounds.py)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from olmoctl.schemas.bounds import STR_MAX
+
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # No inf/nan in any float (they pass every range check and fail far later), no string
+    # longer than STR_MAX; ints use bounds.Int (int64, never a boolean).
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        frozen=False,
+        allow_inf_nan=False,
+        str_max_length=STR_MAX,
+    )
 
 
 # Values that land in a batch script unquoted by design (names, accounts, partitions):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, model_validator
 
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.bounds import Int, SlurmTime
 from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
 from olmoctl.schemas.recipe import Recipe
 
@@ -17,8 +18,8 @@ class RunSpec(Schema):
     name: str = Field(pattern=RUN_NAME)
     recipe: Recipe
     cluster: ClusterProfile
-    nodes: int = Field(gt=0)
-    time: str = Field(pattern=TIME_RE)
+    nodes: Int = Field(gt=0, le=1_000_000)
+    time: SlurmTime = Field(pattern=TIME_RE)
     # The -o overrides as the user typed them, in order (recorded for reproducibility).
     overrides: list[str] = Field(default_factory=list)
     exclude_nodes: list[str] = Field(default_factory=list)
