@@ -17,7 +17,7 @@ INTERRUPTED = 130  # Ctrl-C
 TABLE = (
     (OK, "success (a --wait run COMPLETED)"),
     (FAILED, "failure: a command failed, or a --wait run failed (code error, out of memory)"),
-    (BAD_INPUT, "bad input (one line on stderr); nothing was changed"),
+    (BAD_INPUT, "bad input, refused in one line before anything changed"),
     (CANCELLED, "a --wait run was cancelled"),
     (STOPPED, "a --wait run was stopped by time limit, preemption, node failure or a hang"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),

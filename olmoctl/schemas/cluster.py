@@ -59,10 +59,10 @@ class EnergyConfig(Schema):
     node_power_kw: Float = Field(default=3.0, gt=0, le=1000)
     pue: Float = Field(default=1.1, ge=1, le=10)
     carbon_kg_per_kwh: Float = Field(default=0.4, ge=0, le=10)
-    node_mtbf_hours: Float = Field(default=50_000.0, gt=0, le=1e9)
-    fs_write_gbps: Float = Field(default=10.0, gt=0, le=1e6)  # GB/s, aggregate for one job
+    node_mtbf_hours: Float = Field(default=50_000.0, ge=0.01, le=1e9)
+    fs_write_gbps: Float = Field(default=10.0, ge=1e-3, le=1e6)  # GB/s, aggregate for one job
     # Reads of a checkpoint on restart, GB/s; None: the same as fs_write_gbps.
-    fs_read_gbps: Float | None = Field(default=None, gt=0, le=1e6)
+    fs_read_gbps: Float | None = Field(default=None, ge=1e-3, le=1e6)
     # After a node dies: seconds until the job is declared failed, seconds queued before
     # the next attempt starts, seconds from its start to the first step (before the load).
     detect_s: Float = Field(default=300.0, ge=0, le=30 * DAY_S)
