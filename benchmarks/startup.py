@@ -2,8 +2,8 @@
 
 Each command runs N times (interleaved, so a load spike hits all of them alike) in a fresh
 interpreter; prints the median wall time and CPU time (user + system: steadier on a busy
-machine) of each and their ratios to the floor. `status` runs on an empty state store (a
-temporary OLMOCTL_STATE_DIR). The goal is <= 1.5x for both.
+machine) of each and their ratios to the floor. `status` runs on a state dir without a store
+(a fresh user) and on a store without runs. The goal is <= 1.5x.
 
     .venv/bin/python benchmarks/startup.py [N]
 
@@ -39,7 +39,8 @@ app(args=sys.argv[1:], standalone_mode=False)
 COMMANDS: dict[str, list[str]] = {
     'python -c "import typer, rich"': ["-c", FLOOR],
     "olmoctl --help": ["-c", ENTRY, "--help"],
-    "olmoctl status (empty store)": ["-c", ENTRY, "status"],
+    "olmoctl status (no store yet)": ["-c", ENTRY, "status"],
+    "olmoctl status (empty store)": ["-c", ENTRY, "--state-dir", "{made}", "status"],
     "bare typer app --help": ["-c", BARE_TYPER, "--help"],
     "bare typer app status": ["-c", BARE_TYPER, "status"],
 }
@@ -58,8 +59,14 @@ def _once(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main(n: int = 20) -> None:
-    with tempfile.TemporaryDirectory() as state:
+    with tempfile.TemporaryDirectory() as state, tempfile.TemporaryDirectory() as made:
         env = dict(os.environ, OLMOCTL_STATE_DIR=state)
+        # A store that exists but holds no runs (what a user has after their runs are pruned).
+        init = "from olmoctl.store import Store; Store(); Store().run_names()"
+        made_env = dict(env, OLMOCTL_STATE_DIR=made)
+        subprocess.run([sys.executable, "-c", init], env=made_env, check=True)
+        for args in COMMANDS.values():
+            args[:] = [made if a == "{made}" else a for a in args]
         for args in COMMANDS.values():  # warm the page cache and .pyc files
             _once(args, env)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}

@@ -8,6 +8,8 @@ from pathlib import Path
 from platformdirs import user_config_path, user_state_path
 
 _PKG = Path(__file__).resolve().parent
+# The state store's file in the state dir (olmoctl.store opens it).
+DB_NAME = "olmoctl.sqlite3"
 
 
 def data_dir(kind: str) -> Path:

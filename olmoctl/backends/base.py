@@ -1,13 +1,24 @@
-"""The one small interface every backend speaks: submit, query (batched), cancel."""
+"""The one interface every backend speaks (Slurm, local processes, a remote Slurm over SSH):
+every capability core uses is declared here, and every backend implements all of them
+(those that cannot say so with NotSupported). Which backend a run has: registry.py."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from olmoctl.backends.files import RunFiles
+from olmoctl.backends.prefetch import Prefetch
+from olmoctl.errors import OlmoctlError
 
 if TYPE_CHECKING:  # pydantic models cost startup; `status` needs none
     from olmoctl.schemas import RunSpec
+
+
+class NotSupported(OlmoctlError):
+    """A capability this backend does not have (e.g. job arrays without Slurm)."""
 
 
 @dataclass
@@ -34,19 +45,30 @@ class QueryResult:
 
 
 class Backend(Protocol):
+    # Where this backend's run directories are: this machine, or a remote login node.
+    files: RunFiles
+    # Whether a sweep's single-node points can go as one (held) job array.
+    supports_arrays: bool
+    # Whether the job script is a Slurm batch script (#SBATCH lines, one srun task per
+    # rank); else the backend runs the script's task command itself.
+    batch_script: bool
+
+    def job_command(self, spec: RunSpec) -> str:
+        """The task command the rendered script runs on every rank (shell text, quoted)."""
+
     def check_reachable(self, spec: RunSpec) -> None:
         """Raise UsageError (one line) when the scheduler cannot be reached."""
 
     def submit(self, spec: RunSpec, script: str) -> tuple[str, str]:
         """Submit the run's job; returns (job id, the exact script text submitted)."""
 
-    def query(self, job_ids: list[str]) -> QueryResult:
-        """States of all these jobs in ONE scheduler call."""
-
-    def cancel(self, job_id: str) -> None: ...
+    def query(self, jobs: Mapping[str, str]) -> QueryResult:
+        """States of all these jobs (job id -> its run directory) in ONE scheduler call."""
 
     def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
         """The controller's view (squeue) of these jobs: which are pending/running now."""
+
+    def cancel(self, job_id: str, run_dir: str) -> None: ...
 
     def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
         """node -> (state, reason) for a node list expression such as node[1-3]."""
@@ -54,34 +76,32 @@ class Backend(Protocol):
     def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
         """Steer a pending job away from `nodes`; False when it is no longer pending."""
 
+    def prefetch(self, want: Prefetch) -> None:
+        """What a `status` pass will read, declared up front (backends/prefetch.py): a remote
+        backend reads it all in one round trip and serves the later calls from it;
+        elsewhere a no-op."""
 
-def backend_key(cluster: dict[str, Any]) -> str:
-    """A cluster profile's (as JSON) backend: its scheduler, or "ssh:{...}" for a remote one."""
-    if cluster.get("ssh"):
-        return "ssh:" + json.dumps(cluster["ssh"], sort_keys=True)
-    return str(cluster.get("scheduler", "slurm"))
+    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
+        """rank -> that rank's output file of one job."""
 
+    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
+        """The batch script's own output file of one job (None: there is none)."""
 
-def backend_for(spec_or_scheduler: RunSpec | str) -> Backend:
-    """The backend of a spec, or of a scheduler name / backend_key(); a remote (ssh) cluster
-    gets this command's one SSHBackend for its login node (olmoctl.backends.ssh)."""
-    if isinstance(spec_or_scheduler, str):
-        scheduler = spec_or_scheduler
-        if scheduler.startswith("ssh:"):
-            from olmoctl.backends.ssh import backend_for_ssh
-            from olmoctl.schemas.cluster import SSHConfig
+    def recover_job_id(self, run_dir: str) -> str | None:
+        """The job id of a submission whose launch stopped before recording it, from the
+        files the submission left in the run directory; None if nothing was submitted."""
 
-            return backend_for_ssh(SSHConfig.model_validate_json(scheduler.removeprefix("ssh:")))
-    else:
-        if spec_or_scheduler.cluster.ssh is not None:
-            from olmoctl.backends.ssh import backend_for_ssh
+    # Job arrays (supports_arrays): submitted held, each task recorded, then released.
+    def submit_array(self, script_path: str) -> str:
+        """Submit the array script held (no task starts before release); its job id."""
 
-            return backend_for_ssh(spec_or_scheduler.cluster.ssh)
-        scheduler = spec_or_scheduler.cluster.scheduler
-    if scheduler == "local":
-        from olmoctl.backends.local import LocalBackend
+    def submit_array_task(
+        self, spec: RunSpec, script: str, array_id: str, index: int
+    ) -> tuple[str, str]:
+        """Make task `index` of a held array run `spec` (what submit() is for one job);
+        returns (ARRAY_INDEX job id, script)."""
 
-        return LocalBackend()
-    from olmoctl.backends.slurm import SlurmBackend
+    def release_array(self, array_id: str) -> None: ...
 
-    return SlurmBackend()
+    def cancel_array(self, array_id: str) -> None:
+        """Best effort (used while undoing a failed sweep): never raises."""

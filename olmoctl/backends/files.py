@@ -1,8 +1,7 @@
-"""A run directory's files: the `RunFiles` interface core reads them through, and
-`LocalFiles`, this machine's filesystem. The local and Slurm backends keep their run
-directories here; the remote olmoctl on a login node (backends/ssh_serve.py) answers an SSH
-backend's file requests with it. A backend whose run directories live elsewhere carries its
-own implementation as its `files` attribute (backends/ssh.py)."""
+"""A run directory's files: the `RunFiles` interface core reads them through (every
+backend's `files`), and `LocalFiles`, this machine's filesystem. The local and Slurm backends
+keep their run directories here; the remote olmoctl on a login node answers an SSH backend's
+file requests with it. The SSH backend carries its own implementation (backends/ssh.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """This machine, no Slurm: submitit's LocalExecutor runs the job as local processes. The
-job id is the controller's pid; its state comes from the pid and submitit's result file,
-so another olmoctl process can answer `status` later."""
+job id is the controller's pid; its state comes from the pid and submitit's result file in
+the run directory, so another olmoctl process can answer `status` later. No job arrays."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ import contextlib
 import os
 import pickle
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.backends import jobfiles
+from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
+from olmoctl.backends.files import LOCAL
+from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError
 from olmoctl.schemas import RunSpec
-
-# job id -> submitit folder, filled by submit and by the store (see register_folder).
-_FOLDERS: dict[str, Path] = {}
-
-
-def register_folder(job_id: str, folder: str | Path) -> None:
-    _FOLDERS[job_id] = Path(folder)
 
 
 def _alive(pid: int) -> bool:
@@ -39,6 +35,13 @@ def _alive(pid: int) -> bool:
 
 
 class LocalBackend:
+    files = LOCAL
+    supports_arrays = False
+    batch_script = False  # the script runs the task command once; submitit starts the ranks
+
+    def job_command(self, spec: RunSpec) -> str:
+        return jobfiles.train_command(spec)
+
     def check_reachable(self, spec: RunSpec) -> None:
         return None
 
@@ -47,8 +50,7 @@ class LocalBackend:
 
         from olmoctl.train.submit_entry import TrainJob
 
-        folder = f"{spec.run_dir}/submitit"
-        executor = submitit.LocalExecutor(folder=folder)
+        executor = submitit.LocalExecutor(folder=jobfiles.submitit_folder(spec.run_dir))
         executor.update_parameters(
             tasks_per_node=spec.cluster.tasks_per_node,
             nodes=1,
@@ -56,27 +58,22 @@ class LocalBackend:
         )
         with _detached_stdio(), _profile_env(spec.cluster.env):
             job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
-        register_folder(str(job.job_id), folder)
         return str(job.job_id), script
 
-    def query(self, job_ids: list[str]) -> QueryResult:
-        jobs = {}
-        for jid in job_ids:
-            folder = _FOLDERS.get(jid)
-            jobs[jid] = JobInfo(jid, self._state(jid, folder))
-        return QueryResult(jobs, "local", history={j: [i] for j, i in jobs.items()})
+    def query(self, jobs: Mapping[str, str]) -> QueryResult:
+        found = {jid: JobInfo(jid, self._state(jid, run_dir)) for jid, run_dir in jobs.items()}
+        return QueryResult(found, "local", history={j: [i] for j, i in found.items()})
 
-    def _state(self, jid: str, folder: Path | None) -> str:
+    def _state(self, jid: str, run_dir: str) -> str:
         if not jid.isdigit():
             return "UNKNOWN"
         if _alive(int(jid)):
             return "RUNNING"
-        if folder is None:
+        if not run_dir:
             return "UNKNOWN"
-        result = folder / f"{jid}_0_result.pkl"
+        result = jobfiles.result_pickle(run_dir, jid)
         if not result.exists():
-            cancelled = folder / f"{jid}.cancelled"
-            return "CANCELLED" if cancelled.exists() else "FAILED"
+            return "CANCELLED" if _cancelled_mark(run_dir, jid).exists() else "FAILED"
         try:
             outcome = pickle.loads(result.read_bytes())[0]
         except Exception:
@@ -92,14 +89,47 @@ class LocalBackend:
     def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
         return False
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, run_dir: str) -> None:
         if not job_id.isdigit():
             raise OlmoctlError(f"local job id {job_id!r} is not a pid")
-        folder = _FOLDERS.get(job_id)
-        if folder is not None:
-            (folder / f"{job_id}.cancelled").touch()
+        mark = _cancelled_mark(run_dir, job_id)
+        if mark.parent.is_dir():
+            mark.touch()
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(job_id), signal.SIGINT)
+
+    def prefetch(self, want: Prefetch) -> None:
+        return None
+
+    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
+        return jobfiles.submitit_rank_logs(self.files, run_dir, job_id)
+
+    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
+        return None  # no batch script of its own: submitit's per-task logs are all there is
+
+    def recover_job_id(self, run_dir: str) -> str | None:
+        ids = jobfiles.submitted_job_ids(self.files, run_dir)
+        return ids[-1] if ids else None
+
+    def submit_array(self, script_path: str) -> str:
+        raise NotSupported("job arrays need Slurm; the local backend runs separate jobs")
+
+    def submit_array_task(
+        self, spec: RunSpec, script: str, array_id: str, index: int
+    ) -> tuple[str, str]:
+        raise NotSupported("job arrays need Slurm; the local backend runs separate jobs")
+
+    def release_array(self, array_id: str) -> None:
+        raise NotSupported("job arrays need Slurm; the local backend runs separate jobs")
+
+    def cancel_array(self, array_id: str) -> None:
+        return None  # there are none to cancel
+
+
+def _cancelled_mark(run_dir: str, job_id: str) -> Path:
+    """olmoctl's own mark (not submitit's) that `cancel` stopped the job: its missing result
+    then means CANCELLED, not FAILED."""
+    return Path(jobfiles.submitit_folder(run_dir)) / f"{job_id}.cancelled"
 
 
 @contextlib.contextmanager

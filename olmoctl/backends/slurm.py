@@ -1,12 +1,17 @@
 """Slurm: submission through submitit (with olmoctl's rendered script as the submission
-text), batched state queries through one sacct call (squeue when accounting is off)."""
+text), batched state queries through one sacct call (squeue when accounting is off), job
+arrays (submitted held, each task's submitit pickle written, then released)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
-from olmoctl.backends import slurm_cli
+from olmoctl.backends import jobfiles, slurm_cli
 from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.backends.files import LOCAL
+from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
 
@@ -14,11 +19,14 @@ from olmoctl.schemas import RunSpec
 REACH_TIMEOUT_S = 15
 
 
-def submitit_folder(spec: RunSpec) -> str:
-    return f"{spec.run_dir}/submitit"
-
-
 class SlurmBackend:
+    files = LOCAL
+    supports_arrays = True
+    batch_script = True
+
+    def job_command(self, spec: RunSpec) -> str:
+        return jobfiles.submitit_command(spec)
+
     def check_reachable(self, spec: RunSpec) -> None:
         args = ["sinfo", "--noheader", "-o", "%P"]
         try:
@@ -41,21 +49,22 @@ class SlurmBackend:
         script is exactly `script` (rendered with submitit's task command in the slot)."""
         import submitit
 
-        from olmoctl.core.render import render, submitit_command
         from olmoctl.train.submit_entry import TrainJob
 
-        expected = submitit_command(spec)
+        expected = self.job_command(spec)
+        if expected not in script:
+            raise OlmoctlError(f"the script does not run submitit's job command {expected!r}")
 
         class _Executor(submitit.SlurmExecutor):
             def _make_submission_file_text(self, command: str, uid: str) -> str:
                 if command != expected:  # the slot must hold what render() put there
                     raise OlmoctlError(f"submitit command {command!r} != rendered {expected!r}")
                 # The caller's rendered text itself (a remote cluster's login node submits
-                # exactly what the local olmoctl rendered); render() if it has no slot.
-                return script if expected in script else render(spec, task_command=command)
+                # exactly what the local olmoctl rendered).
+                return script
 
         executor = _Executor(
-            folder=submitit_folder(spec),
+            folder=jobfiles.submitit_folder(spec.run_dir),
             python=spec.cluster.python,
             max_num_timeout=spec.cluster.max_requeues,
         )
@@ -72,7 +81,8 @@ class SlurmBackend:
         submitted = Path(job.paths.submission_file)
         return str(job.job_id), submitted.read_text() if submitted.exists() else script
 
-    def query(self, job_ids: list[str]) -> QueryResult:
+    def query(self, jobs: Mapping[str, str]) -> QueryResult:
+        job_ids = list(jobs)
         if not job_ids:
             return QueryResult({}, "sacct")
         history, why = slurm_cli.sacct(job_ids)
@@ -95,10 +105,51 @@ class SlurmBackend:
         )
         return res.returncode == 0
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, run_dir: str) -> None:
         res = slurm_cli.run(["scancel", job_id])
         if res.returncode != 0:
             raise OlmoctlError(f"scancel {job_id} failed: {res.stderr.strip()}")
+
+    def prefetch(self, want: Prefetch) -> None:
+        return None  # the files are here: read when asked
+
+    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
+        return jobfiles.slurm_rank_logs(self.files, run_dir, job_id)
+
+    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
+        return Path(jobfiles.batch_path(run_dir, job_id))
+
+    def recover_job_id(self, run_dir: str) -> str | None:
+        ids = jobfiles.submitted_job_ids(self.files, run_dir)
+        return ids[-1] if ids else None
+
+    # job arrays: sbatch/scontrol/scancel on the whole array, submitit's pickle per task
+    def submit_array(self, script_path: str) -> str:
+        """Submit held: no task starts before every point is recorded and its pickle
+        written; release_array() lets them go."""
+        res = slurm_cli.run(["sbatch", "--parsable", "--hold", script_path])
+        if res.returncode != 0:
+            why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise OlmoctlError(f"sbatch failed: {why}")
+        return res.stdout.strip().split(";")[0]
+
+    def submit_array_task(
+        self, spec: RunSpec, script: str, array_id: str, index: int
+    ) -> tuple[str, str]:
+        """Task `index` runs submitit's job command like a single job: it loads the
+        ARRAY_TASK pickle, as submitit itself names an array task's."""
+        job_id = f"{array_id}_{index}"
+        jobfiles.write_submitted_pickle(spec, job_id)
+        return job_id, script
+
+    def release_array(self, array_id: str) -> None:
+        res = slurm_cli.run(["scontrol", "release", array_id])
+        if res.returncode != 0:
+            raise OlmoctlError(f"scontrol release {array_id} failed: {res.stderr.strip()}")
+
+    def cancel_array(self, array_id: str) -> None:
+        with contextlib.suppress(OlmoctlError):
+            slurm_cli.run(["scancel", array_id])
 
 
 def _minutes(time: str) -> int:

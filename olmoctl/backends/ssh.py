@@ -10,10 +10,13 @@ fabric and paramiko are imported only when a connection is opened (startup stays
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from olmoctl.backends import jobfiles
 from olmoctl.backends import prefetch as pf
-from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
 from olmoctl.backends.ssh_link import Link, link_for
 from olmoctl.backends.ssh_protocol import CACHE_TTL_S, decode_bytes, decode_jobs, decode_query
 from olmoctl.errors import OlmoctlError, UsageError
@@ -41,6 +44,9 @@ def remote_home(ssh: SSHConfig) -> str:
 # -- the backend ----------------------------------------------------------------------------
 class SSHBackend:
     """The Backend protocol plus run-directory files (`files`), all on the login node."""
+
+    supports_arrays = False  # the array flow writes pickles and sbatches here, not remotely
+    batch_script = True  # the login node submits through Slurm
 
     def __init__(self, ssh: SSHConfig, link: Link) -> None:
         self.ssh = ssh
@@ -84,6 +90,9 @@ class SSHBackend:
         self._pending.clear()
 
     # Backend protocol
+    def job_command(self, spec: RunSpec) -> str:
+        return jobfiles.submitit_command(spec)
+
     def check_reachable(self, spec: RunSpec) -> None:
         if spec.cluster.scheduler != "slurm":
             raise UsageError(
@@ -108,8 +117,8 @@ class SSHBackend:
         now = time.monotonic()
         self._cache = {pf.Call(op, args).key(): (now, value) for op, args, value in answer}
 
-    def query(self, job_ids: list[str]) -> QueryResult:
-        return decode_query(self._ask(pf.query(job_ids)))
+    def query(self, jobs: Mapping[str, str]) -> QueryResult:
+        return decode_query(self._ask(pf.query(list(jobs))))
 
     def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
         return decode_jobs(self._ask(pf.queued(job_ids))) if job_ids else {}
@@ -121,13 +130,37 @@ class SSHBackend:
         self.forget()
         return bool(self.call1("exclude_pending", job_id=job_id, nodes=nodes))
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, run_dir: str) -> None:
         self.forget()
         self.call1("cancel", job_id=job_id)
 
+    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
+        return jobfiles.slurm_rank_logs(self.files, run_dir, job_id)
+
+    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
+        return Path(jobfiles.batch_path(run_dir, job_id))
+
+    def recover_job_id(self, run_dir: str) -> str | None:
+        ids = jobfiles.submitted_job_ids(self.files, run_dir)
+        return ids[-1] if ids else None
+
+    def submit_array(self, script_path: str) -> str:
+        raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
+
+    def submit_array_task(
+        self, spec: RunSpec, script: str, array_id: str, index: int
+    ) -> tuple[str, str]:
+        raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
+
+    def release_array(self, array_id: str) -> None:
+        raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
+
+    def cancel_array(self, array_id: str) -> None:
+        return None  # there are none to cancel
+
 
 class RemoteFiles:
-    """core.runfiles.RunFiles on the login node's filesystem."""
+    """backends.files.RunFiles on the login node's filesystem."""
 
     remote = True
 

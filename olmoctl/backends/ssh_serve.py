@@ -120,7 +120,7 @@ class LoginNode:
         return [job_id, submitted]
 
     def query(self, job_ids: list[str]) -> dict[str, Any]:
-        return encode_query(self.slurm.query(job_ids))
+        return encode_query(self.slurm.query(dict.fromkeys(job_ids, "")))  # run dirs: unused
 
     def queued(self, job_ids: list[str]) -> dict[str, Any]:
         return encode_jobs(self.slurm.queued(job_ids))
@@ -132,7 +132,7 @@ class LoginNode:
         return bool(self.slurm.exclude_pending(job_id, nodes))
 
     def cancel(self, job_id: str) -> None:
-        self.slurm.cancel(job_id)
+        self.slurm.cancel(job_id, "")  # Slurm needs no run dir
 
     # files
     def write_run_dir(self, run_dir: str, files: dict[str, list[Any]], new_run: bool) -> bool:

@@ -28,26 +28,26 @@ def logs(
     """Print the job's output, per rank, with a header for each rank."""
     from rich.console import Console
 
-    from olmoctl.backends.base import backend_for
+    from olmoctl.backends.registry import backend_for
     from olmoctl.core import logs as core
     from olmoctl.core import status
     from olmoctl.core.launch import find_run, spec_of
-    from olmoctl.core.runfiles import files_of
     from olmoctl.errors import UsageError
     from olmoctl.store import Store
 
     store = Store()
     row = find_run(store, run)
     chosen = core.pick_attempt(store, run, attempt)
-    fs = files_of(backend_for(spec_of(row)))  # this machine, or a remote cluster's login node
+    backend = backend_for(spec_of(row))
+    fs = backend.files  # this machine, or a remote cluster's login node
     follower = core.Follower(fs)
     last_header: list[object] = [None]
 
     def files() -> dict[object, object]:
         if batch:
-            f = core.batch_file(row, chosen)
+            f = core.batch_file(backend, row, chosen)
             return {"batch": f} if f else {}
-        found = core.rank_files(row, chosen, fs)
+        found = core.rank_files(backend, row, chosen)
         if rank is not None:
             return {rank: found[rank]} if rank in found else {}
         return dict(found)

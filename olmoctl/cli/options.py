@@ -67,3 +67,7 @@ ATTEMPT_HELP = "Attempt number (default: last)."
 def attempt(help: str = ATTEMPT_HELP) -> typer.models.OptionInfo:
     """`--attempt K`: attempts are numbered from 1."""
     return typer.Option(None, "--attempt", help=help, callback=bounded("--attempt", 1))
+
+
+# What `status` says on a store without runs (runs_cmds says it without loading the table code).
+NO_RUNS = "no runs yet: olmoctl launch RECIPE --cluster CLUSTER"

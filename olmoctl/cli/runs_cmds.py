@@ -140,7 +140,12 @@ def status(
     run: str | None = typer.Argument(None, help="A run name: show it in detail."),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
     cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
-    since: str | None = typer.Option(None, "--since", help="Only runs created since: 2h, 3d, 30m."),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only runs created since: 2h, 3d, 30m.",
+        callback=lambda v: _check_since(v),  # refused before anything else runs
+    ),
     sweep: str | None = typer.Option(None, "--sweep", help="A sweep's points, best loss first."),
     show_all: bool = typer.Option(
         False, "--all", help=f"Every run in the table (default: {TABLE_ROWS}, unfinished first)."
@@ -148,11 +153,19 @@ def status(
     as_json: bool = options.JSON,
 ) -> None:
     """Every run at a glance (one sacct call for all), or one run in detail."""
-    from olmoctl.cli import status_view
-    from olmoctl.core import status as core
+    from olmoctl import paths
+    from olmoctl.store.peek import has_runs
+
+    if run is None and sweep is None and not has_runs(paths.state_dir() / paths.DB_NAME):
+        # Nothing to show: create nothing, load neither the store's rows nor the table code.
+        typer.echo("[]" if as_json else options.NO_RUNS)
+        return
     from olmoctl.store import Store
 
     store = Store()
+    from olmoctl.cli import status_view
+    from olmoctl.core import status as core
+
     if run is not None:
         from olmoctl.core.launch import find_run  # catalog, render: not for the table
 
@@ -211,6 +224,12 @@ def cancel(
 
 
 SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run
+
+
+def _check_since(text: str | None) -> str | None:
+    if text is not None:
+        _duration(text)
+    return text
 
 
 def _duration(text: str) -> float:

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from olmoctl.cli import options
+
 _STYLE = {
     "COMPLETED": "green",
     "RUNNING": "cyan",
@@ -66,7 +68,7 @@ def most_relevant(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 def table(rows: list[dict[str, Any]]) -> None:
     console = _console()
     if not rows:
-        console.print("no runs yet: olmoctl launch RECIPE --cluster CLUSTER")
+        console.print(options.NO_RUNS)
         return
     t = Table(title="olmoctl runs")
     for col in (

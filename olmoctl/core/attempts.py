@@ -10,7 +10,6 @@ from typing import Any
 from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core.runfiles import files_of
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
 from olmoctl.store import Attempt, AttemptState, Run, Tx
 
@@ -104,8 +103,8 @@ def classify_ended(
     hang: bool = False,
 ) -> cl.Verdict:
     """Classify an attempt that ended, record the verdict and blame nodes (node health).
-    Files are read where the backend's run directories are (core.runfiles)."""
-    fs = files_of(backend)
+    Files are read where the backend's run directories are (backend.files)."""
+    fs = backend.files
     events = ev.read_events(run.run_dir, fs=fs)
     seg = segment(events, attempt.job_id, attempt.restart_index)
     exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from olmoctl.backends.base import backend_for
+from olmoctl.backends.registry import backend_for
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.errors import UsageError
 from olmoctl.store import AttemptState, Store
@@ -17,11 +17,7 @@ def cancel(run_name: str, store: Store | None = None) -> str:
         raise UsageError(f"run {run_name!r} has no live job to cancel (it is {state})")
     spec = spec_of(run)
     backend = backend_for(spec)
-    if spec.cluster.scheduler == "local":
-        from olmoctl.backends.local import register_folder
-
-        register_folder(last.job_id, f"{spec.run_dir}/submitit")
-    backend.cancel(last.job_id)
+    backend.cancel(last.job_id, spec.run_dir)
     with store.tx() as tx:
         tx.update_attempt(last.id, state=AttemptState.CANCELLED, reason="cancelled by user")
         tx.set_run_state(run_name, AttemptState.CANCELLED)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olmoctl.core.runfiles import LOCAL, RunFiles
+from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.schemas.contract import EVENTS_FILE
 from olmoctl.schemas.events import (
     CheckpointSaved,

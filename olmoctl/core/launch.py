@@ -10,10 +10,12 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from olmoctl.backends.base import Backend, backend_for
+from olmoctl.backends.base import Backend
+from olmoctl.backends.files import LOCAL, RunFiles
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import record
 from olmoctl.core.render import render
-from olmoctl.core.runfiles import LOCAL, RunFiles, files_of, run_dir_files
+from olmoctl.core.runfiles import run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
@@ -79,11 +81,19 @@ def write_run_dir(
 
 
 def submit_attempt(
-    store: Store, spec: RunSpec, backend: Backend | None = None, *, new_run: bool
+    store: Store,
+    spec: RunSpec,
+    backend: Backend | None = None,
+    *,
+    new_run: bool,
+    array_task: tuple[str, int] | None = None,
 ) -> Launched:
-    """Record, submit, and link the job id; undo the record if submission fails."""
+    """Record, submit, and link the job id; undo the record if submission fails.
+    array_task (array id, index): the "submission" is that task of a held job array (the
+    sweep checked the backend once for the whole array)."""
     backend = backend or backend_for(spec)
-    backend.check_reachable(spec)
+    if array_task is None:
+        backend.check_reachable(spec)
     script = render(spec)
     now = time.time()
     with store.tx() as tx:
@@ -98,12 +108,15 @@ def submit_attempt(
             script=script,
         )
         tx.set_run_state(spec.name, AttemptState.SUBMITTING)
-    fs = files_of(backend)
+    fs = backend.files
     created_dir = False
     try:
         created_dir = write_run_dir(spec, script, attempt_no, fs, new_run=new_run)
         record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
-        job_id, submitted = backend.submit(spec, script)
+        if array_task is None:
+            job_id, submitted = backend.submit(spec, script)
+        else:
+            job_id, submitted = backend.submit_array_task(spec, script, *array_task)
     except BaseException:
         with store.tx() as tx:
             if new_run:

@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from olmoctl.core.launch import spec_of
-from olmoctl.core.runfiles import LOCAL, RunFiles
+from olmoctl.backends.base import Backend
+from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.errors import UsageError
-from olmoctl.schemas import contract as rd
 from olmoctl.store import Attempt, Run, Store
 
-_RANK = re.compile(r"-rank(\d+)\.out$")
 
-
-def rank_log_glob(run_dir: str, job_id: str) -> tuple[str, str]:
-    """(folder, glob pattern) of a Slurm job's per-rank output files."""
-    return str(Path(run_dir) / rd.LOGS_DIR), rd.rank_log_name(job_id, "*")
-
-
-def batch_path(run_dir: str, job_id: str) -> str:
-    return str(Path(run_dir) / rd.LOGS_DIR / rd.batch_log_name(job_id))
-
-
-def rank_files(run: Run, attempt: Attempt, fs: RunFiles | None = None) -> dict[int, Path]:
-    """rank -> output file of one attempt (Slurm: logs/JOB-rankR.out; local: submitit's);
-    `fs`: where the run directory is (default: this machine)."""
-    fs = fs or LOCAL
-    spec = spec_of(run)
+def rank_files(backend: Backend, run: Run, attempt: Attempt) -> dict[int, Path]:
+    """rank -> output file of one attempt, wherever its backend puts them (Slurm:
+    logs/JOB-rankR.out; local: submitit's per-task logs; remote: on the login node)."""
     job = attempt.job_id
-    if not job:
-        return {}
-    if spec.cluster.scheduler == "local":
-        folder = str(Path(spec.run_dir) / "submitit")
-        found = [Path(p) for p in fs.glob(folder, f"{job}_*_log.out")]
-        return {int(p.name.split("_")[1]): p for p in found}
-    out = {}
-    for p in map(Path, fs.glob(*rank_log_glob(spec.run_dir, job))):
-        m = _RANK.search(p.name)
-        if m:
-            out[int(m.group(1))] = p
-    return out
+    return backend.rank_logs(run.run_dir, job) if job else {}
 
 
-def batch_file(run: Run, attempt: Attempt) -> Path | None:
-    spec = spec_of(run)
-    if spec.cluster.scheduler == "local" or not attempt.job_id:
-        return None
-    return Path(batch_path(spec.run_dir, attempt.job_id))
+def batch_file(backend: Backend, run: Run, attempt: Attempt) -> Path | None:
+    """The batch script's own output of one attempt (None where there is none)."""
+    job = attempt.job_id
+    return backend.batch_log(run.run_dir, job) if job else None
 
 
 def pick_attempt(store: Store, run_name: str, attempt_no: int | None) -> Attempt:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import backend_for, backend_key
+from olmoctl.backends.base import Backend
+from olmoctl.backends.files import RunFiles
+from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
-from olmoctl.core.runfiles import LOCAL, RunFiles, files_of
 from olmoctl.errors import OlmoctlError
 from olmoctl.store import Attempt, AttemptState, Run, Store
 
@@ -35,10 +35,13 @@ def _scheduler_of(store: Store, run_name: str) -> str:
     return backend_key(row.spec_data["cluster"])
 
 
+def _backend(run: Run) -> Backend:
+    return backend_for(backend_key(run.spec_data["cluster"]))
+
+
 def _files(run: Run) -> RunFiles:
     """Where the run's directory is: this machine, or the login node of a remote cluster."""
-    key = backend_key(run.spec_data["cluster"])
-    return files_of(backend_for(key)) if key.startswith("ssh:") else LOCAL
+    return _backend(run).files
 
 
 def _run(store: Store, name: str) -> Run:
@@ -84,26 +87,20 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
 def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refresh) -> None:
     """One scheduler's live attempts: one query, sync incarnations, classify endings."""
     backend = backend_for(sched)
-    if sched == "local":
-        from olmoctl.backends.local import register_folder
+    from olmoctl.core.status_reads import status_reads
 
-        for a in attempts:
-            run = _run(store, a.run_name)
-            register_folder(a.job_id, f"{run.run_dir}/submitit")
-    job_ids = sorted({a.job_id for a in attempts if a.job_id})
-    prefetch = getattr(backend, "prefetch", None)
-    if prefetch is not None:  # a remote cluster: what follows is read in one round trip
-        from olmoctl.core.status_reads import status_reads
-
-        dirs = {a.run_name: _run(store, a.run_name).run_dir for a in attempts}
-        jobs = {  # every attempt that may be classified below: its logs come along
-            b.job_id: dirs[name]
-            for name in dirs
-            for b in store.attempts(name)
-            if b.job_id and b.klass is None
-        }
-        prefetch(status_reads(job_ids, jobs, sorted(set(dirs.values()))))
-    result = backend.query(job_ids)
+    dirs = {n: _run(store, n).run_dir for n in sorted({a.run_name for a in attempts})}
+    job_dirs = {a.job_id: dirs[a.run_name] for a in attempts if a.job_id}
+    job_ids = sorted(job_dirs)
+    to_classify = {  # every attempt that may be classified below: a remote backend reads its logs
+        b.job_id: dirs[name]
+        for name in dirs
+        for b in store.attempts(name)
+        if b.job_id and b.klass is None
+    }
+    # A remote backend reads all of what follows in one round trip; elsewhere a no-op.
+    backend.prefetch(status_reads(job_ids, to_classify, sorted(set(dirs.values()))))
+    result = backend.query({j: job_dirs[j] for j in job_ids})
     out.queries += 1
     out.sources.append(result.source)
     if result.note:
@@ -122,7 +119,7 @@ def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refre
     _classify_ended(store, backend, {a.run_name for a in attempts})
 
 
-def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:
+def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None:
     from olmoctl.core import logs
 
     for name in sorted(run_names):
@@ -141,8 +138,8 @@ def _classify_ended(store: Store, backend: Any, run_names: set[str]) -> None:
                     run,
                     a,
                     backend,
-                    rank_files=logs.rank_files(run, a, files_of(backend)),
-                    batch_log=logs.batch_file(run, a),
+                    rank_files=logs.rank_files(backend, run, a),
+                    batch_log=logs.batch_file(backend, run, a),
                 )
 
 
@@ -152,15 +149,10 @@ def _recover_submitting(store: Store, attempts: list[Attempt]) -> None:
         if now - (a.submitted_at or 0) < SUBMIT_GRACE_S:
             continue
         run = store.get_run(a.run_name)
-        folder = f"{run.run_dir}/submitit" if run else None
-        ids = (
-            sorted(Path(p).name.split("_")[0] for p in _files(run).glob(folder, "*_submitted.pkl"))
-            if folder
-            else []
-        )
+        job_id = _backend(run).recover_job_id(run.run_dir) if run else None
         with store.tx() as tx:
-            if ids:
-                tx.update_attempt(a.id, job_id=ids[-1], state=AttemptState.PENDING)
+            if job_id:
+                tx.update_attempt(a.id, job_id=job_id, state=AttemptState.PENDING)
             else:
                 tx.update_attempt(
                     a.id,

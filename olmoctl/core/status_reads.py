@@ -5,17 +5,18 @@ it later, so its answer is found by construction:
   query / queued        status._refresh_group (MAYBE_REQUEUED)
   events tail           events.read_events (events_path, TAIL_BYTES)
   checkpoints           events.complete_checkpoints
-  logs of an ending     logs.rank_files, logs.batch_file, attempts.classify_ended
+  logs of an ending     backend.rank_logs / batch_log (Slurm's layout: backends.jobfiles),
+                        attempts.classify_ended
                         (classify.TAIL_BYTES, BATCH_LOG_SUFFICES, ASK_NODES_AFTER)
 """
 
 from __future__ import annotations
 
+from olmoctl.backends import jobfiles
 from olmoctl.backends import prefetch as pf
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core import logs
 from olmoctl.store import LIVE_STATES
 
 
@@ -33,8 +34,8 @@ def status_reads(
         attempts=[
             pf.AttemptLogs(
                 job_id=job,
-                batch=pf.read_tail(logs.batch_path(run_dir, job), cl.TAIL_BYTES),
-                ranks=pf.glob(*logs.rank_log_glob(run_dir, job)),
+                batch=pf.read_tail(jobfiles.batch_path(run_dir, job), cl.TAIL_BYTES),
+                ranks=pf.glob(*jobfiles.rank_log_glob(run_dir, job)),
                 nbytes=cl.TAIL_BYTES,
             )
             for job, run_dir in sorted(to_classify.items())

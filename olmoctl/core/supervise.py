@@ -9,14 +9,13 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from olmoctl.backends.base import backend_for
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.core import status
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
-from olmoctl.core.runfiles import files_of
 from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError
 from olmoctl.store import WAITING, Attempt, AttemptState, Run, Store
@@ -76,7 +75,7 @@ def resume(
     new_spec = SpecConfig.from_spec(
         spec, same_run=True, nodes=nodes, overrides=overrides, exclude_nodes=bad
     ).build()
-    ckpts = ev.complete_checkpoints(spec.run_dir, files_of(backend))
+    ckpts = ev.complete_checkpoints(spec.run_dir, backend.files)
     torn = [step for step, _, complete in ckpts if not complete]
     done = submit_attempt(store, new_spec, backend, new_run=False)
     with store.tx() as tx:
@@ -122,7 +121,7 @@ def hung(store: Store, run: Run) -> float | None:
     if last is None or last.state != AttemptState.RUNNING:
         return None
     spec = spec_of(run)
-    events = ev.read_events(run.run_dir, fs=files_of(backend_for(spec)))
+    events = ev.read_events(run.run_dir, fs=backend_for(spec).files)
     seg = att.segment(events, last.job_id, last.restart_index)
     progress = att.last_progress(seg) or last.started_at
     if progress is None:
@@ -158,7 +157,7 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             continue
         idle = hung(store, run)
         if idle is not None:
-            backend_for(spec_of(run)).cancel(last.job_id)
+            backend_for(spec_of(run)).cancel(last.job_id, run.run_dir)
             with store.tx() as tx:
                 tx.update_attempt(last.id, state=AttemptState.CANCELLED)
                 a = tx.last_attempt(name)

@@ -7,20 +7,53 @@ store imports nothing from olmoctl.core, olmoctl.cli or olmoctl.backends.
     runs.py, attempts.py, sweeps.py, nodes.py, watch.py, records.py: the statements
 """
 
-from olmoctl.store.db import Store, Tx
-from olmoctl.store.models import (
-    ATTEMPT_FIELDS,
-    LIVE_STATES,
-    WAITING,
-    Attempt,
-    AttemptState,
-    Checkpoint,
-    NodeHealth,
-    Run,
-    Sweep,
-)
-from olmoctl.store.records import RecordIndex
-from olmoctl.store.schema import DB_NAME, MIGRATIONS
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use (PEP 562), so `olmoctl.store.peek` costs no more than sqlite3.
+_WHERE = {
+    "Store": "db",
+    "Tx": "db",
+    "ATTEMPT_FIELDS": "models",
+    "LIVE_STATES": "models",
+    "WAITING": "models",
+    "Attempt": "models",
+    "AttemptState": "models",
+    "Checkpoint": "models",
+    "NodeHealth": "models",
+    "Run": "models",
+    "Sweep": "models",
+    "RecordIndex": "records",
+    "DB_NAME": "schema",
+    "MIGRATIONS": "schema",
+}
+
+if TYPE_CHECKING:
+    from olmoctl.store.db import Store, Tx
+    from olmoctl.store.models import (
+        ATTEMPT_FIELDS,
+        LIVE_STATES,
+        WAITING,
+        Attempt,
+        AttemptState,
+        Checkpoint,
+        NodeHealth,
+        Run,
+        Sweep,
+    )
+    from olmoctl.store.records import RecordIndex
+    from olmoctl.store.schema import DB_NAME, MIGRATIONS
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'olmoctl.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"olmoctl.store.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ATTEMPT_FIELDS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-DB_NAME = "olmoctl.sqlite3"
+from olmoctl.paths import DB_NAME  # noqa: F401  (paths: `status` checks it without the store)
 
 # Forward migrations: entry i brings the schema from version i to i + 1. Never edit one
 # that has shipped; append a new one.

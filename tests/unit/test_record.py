@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from olmoctl import provenance
+from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import launch, record, repro
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
 from olmoctl.train.tokenize import tokenize_documents, write_tokens
 
 
-class FakeBackend:
+class FakeBackend(SlurmBackend):
     def __init__(self) -> None:
         self.next_id = 100
 

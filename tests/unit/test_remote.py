@@ -97,7 +97,7 @@ class _RefusingSlurm:
     def __init__(self, calls: list[str]) -> None:
         self.calls = calls
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, run_dir: str) -> None:
         self.calls.append(f"cancel {job_id}")
         raise OlmoctlError(f"scancel {job_id} failed: no such job")
 
@@ -293,7 +293,7 @@ def test_ssh_modules_import_no_fabric() -> None:
     code = (
         "import sys\n"
         "import olmoctl.backends.ssh, olmoctl.backends.ssh_serve, olmoctl.cli.remote_cmd\n"
-        "import olmoctl.core.runfiles, olmoctl.core.status_reads\n"
+        "import olmoctl.core.runfiles, olmoctl.backends.files, olmoctl.core.status_reads\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('fabric', 'paramiko')]\n"
         "assert not heavy, heavy\n"
     )
@@ -301,7 +301,7 @@ def test_ssh_modules_import_no_fabric() -> None:
 
 
 def test_backend_for_gives_one_backend_per_login_node(user_env, tmp_path: Path) -> None:
-    from olmoctl.backends.base import backend_for, backend_key
+    from olmoctl.backends.registry import backend_for, backend_key
 
     cluster = {"scheduler": "slurm", "ssh": CONFIG.model_dump(mode="json")}
     key = backend_key(cluster)
@@ -339,7 +339,8 @@ class _FakeSlurm:
         self.asked.append("submit")
         return str(12 + sum(a == "submit" for a in self.asked) - 1), script
 
-    def query(self, job_ids: list[str]) -> QueryResult:
+    def query(self, jobs: dict[str, str]) -> QueryResult:
+        job_ids = list(jobs)
         self.asked.append(f"query {job_ids}")
         ended = {
             "12": JobInfo("12", "FAILED", "n1", 1.0, 2.0, "1:0"),

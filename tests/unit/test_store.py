@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import launch, status
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.store import MIGRATIONS, AttemptState, Store
@@ -66,8 +67,9 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert numbers == list(range(1, 81))
 
 
-class FakeBackend:
-    """A stand-in scheduler for unit tests (the real Slurm is in tests/integration)."""
+class FakeBackend(SlurmBackend):
+    """A stand-in scheduler for unit tests (the real Slurm is in tests/integration): Slurm's
+    file layout, no Slurm calls."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
@@ -97,7 +99,7 @@ class FakeBackend:
     def exclude_pending(self, job_id, nodes) -> bool:
         return False
 
-    def cancel(self, job_id) -> None:
+    def cancel(self, job_id, run_dir) -> None:
         return None
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.backends.slurm import SlurmBackend
 from olmoctl.core import sweep
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.store import Store
@@ -19,7 +20,9 @@ def _def(tmp_path: Path, **kw) -> sweep.Definition:
     return sweep.definition(recipe="tiny", cluster="dev", overrides=overrides, **kw)
 
 
-class FakeBackend:
+class FakeBackend(SlurmBackend):
+    """Slurm's file layout and job arrays, no Slurm calls."""
+
     def __init__(self, fail_after: int | None = None) -> None:
         self.submitted: list[str] = []
         self.cancelled: list[str] = []
@@ -39,32 +42,35 @@ class FakeBackend:
     def query(self, job_ids):
         return QueryResult({j: JobInfo(j, "RUNNING") for j in job_ids}, "sacct")
 
-    def cancel(self, job_id) -> None:
+    def cancel(self, job_id, run_dir) -> None:
         self.cancelled.append(job_id)
 
 
-class FakeArrays:
+class FakeArrays(FakeBackend):
     def __init__(self, fail_on: int | None = None) -> None:
+        super().__init__()
         self.scripts: list[str] = []
         self.released: list[str] = []
         self.cancelled: list[str] = []
         self.jobs: list[tuple[str, str]] = []
         self.fail_on = fail_on
 
-    def submit(self, script_path: str) -> str:
+    def submit_array(self, script_path: str) -> str:
         if self.fail_on is not None and len(self.scripts) == self.fail_on:
             raise OlmoctlError("sbatch failed: array boom")
         self.scripts.append(Path(script_path).read_text())
         return str(500 + len(self.scripts))
 
-    def release(self, job_id: str) -> None:
-        self.released.append(job_id)
+    def release_array(self, array_id: str) -> None:
+        self.released.append(array_id)
 
-    def cancel(self, job_id: str) -> None:
-        self.cancelled.append(job_id)
+    def cancel_array(self, array_id: str) -> None:
+        self.cancelled.append(array_id)
 
-    def write_job(self, spec, job_id: str) -> None:
+    def submit_array_task(self, spec, script, array_id: str, index: int):
+        job_id = f"{array_id}_{index}"
         self.jobs.append((spec.name, job_id))
+        return job_id, script
 
 
 def _set_states(store: Store, states: dict[str, str]):
@@ -234,7 +240,7 @@ def test_single_node_points_go_as_held_arrays_within_max_array_size(user_env, tm
     plan = sweep.plan(store, d)
     assert plan.mode == "array" and plan.name == "tiny-sweep"
     arrays = FakeArrays()
-    done = sweep.create(store, plan, backend=FakeBackend(), arrays=arrays)
+    done = sweep.create(store, plan, backend=arrays)
     assert done.arrays == ["501", "502", "503"] and arrays.released == done.arrays
     assert [p["job_id"] for p in done.points] == ["501_0", "501_1", "502_0", "502_1", "503_0"]
     assert "#SBATCH --array=0-1%2" not in arrays.scripts[0]  # 2 points, 2 at once: no %
@@ -263,7 +269,7 @@ def test_a_failed_array_submission_leaves_nothing(user_env, tmp_path) -> None:
     d = _def(tmp_path, grid=["optim.lr=1e-3,2e-3,3e-3"], overrides=["cluster.max_array_size=2"])
     arrays = FakeArrays(fail_on=1)
     with pytest.raises(OlmoctlError, match="array boom"):
-        sweep.create(store, sweep.plan(store, d), backend=FakeBackend(), arrays=arrays)
+        sweep.create(store, sweep.plan(store, d), backend=arrays)
     assert arrays.cancelled == ["501"]
     assert store.run_names() == []
     assert store.connect().execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0

@@ -17,7 +17,7 @@ progress (create, advance, cancel), views (status table, dry run). The names bel
 package's API: callers import `olmoctl.core.sweep` and use them from here.
 """
 
-from olmoctl.core.sweep.arrays import SlurmArrays, chunks, render_array, sweep_dir
+from olmoctl.core.sweep.arrays import chunks, render_array, sweep_dir
 from olmoctl.core.sweep.points import Plan, Point, plan, shape
 from olmoctl.core.sweep.progress import Created, Progress, advance, cancel, create
 from olmoctl.core.sweep.rows import WAITING, get, point_names
@@ -48,7 +48,6 @@ __all__ = [
     "Point",
     "Progress",
     "Sample",
-    "SlurmArrays",
     "SweepFile",
     "advance",
     "cancel",

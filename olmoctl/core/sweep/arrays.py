@@ -1,17 +1,15 @@
-"""Slurm job arrays for a sweep: the array script (task i runs point i's own attempt script),
-sbatch/release/cancel of whole arrays, and submitting a plan's points as held arrays."""
+"""Job arrays for a sweep: the array script (task i runs point i's own attempt script), and
+submitting a plan's points as held arrays. Submitting, holding and releasing them, and what
+a task loads, are the backend's (Backend.submit_array & co, backends/slurm.py)."""
 
 from __future__ import annotations
 
-import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from olmoctl import __version__
+from olmoctl.backends.base import Backend
 from olmoctl.core import launch as launch_mod
-from olmoctl.core.render import spec_path
 from olmoctl.core.sweep.points import Plan, Point, shape
 from olmoctl.errors import OlmoctlError
 from olmoctl.fileio import atomic_write
@@ -74,80 +72,14 @@ def render_array(
     return "\n".join(lines)
 
 
-@dataclass
-class SlurmArrays:
-    """sbatch/scontrol/scancel for whole arrays (each point's record still goes through
-    launch.submit_attempt, see _ArrayTask)."""
-
-    def submit(self, script_path: str) -> str:
-        """Submit held: no task starts before every point is recorded and its pickle
-        written; release() lets them go."""
-        from olmoctl.backends import slurm_cli
-
-        res = slurm_cli.run(["sbatch", "--parsable", "--hold", script_path])
-        if res.returncode != 0:
-            why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
-            raise OlmoctlError(f"sbatch failed: {why}")
-        return res.stdout.strip().split(";")[0]
-
-    def release(self, job_id: str) -> None:
-        from olmoctl.backends import slurm_cli
-
-        res = slurm_cli.run(["scontrol", "release", job_id])
-        if res.returncode != 0:
-            raise OlmoctlError(f"scontrol release {job_id} failed: {res.stderr.strip()}")
-
-    def cancel(self, job_id: str) -> None:
-        from olmoctl.backends import slurm_cli
-
-        slurm_cli.run(["scancel", job_id])
-
-    def write_job(self, spec: RunSpec, job_id: str) -> None:
-        """The pickle submitit's job side (`python -m submitit.core._submit FOLDER`) loads:
-        FOLDER/<array>_<task>_submitted.pkl, as submitit itself names an array task's."""
-        from submitit.helpers import DelayedSubmission
-
-        from olmoctl.train.submit_entry import TrainJob
-
-        folder = Path(spec.run_dir) / "submitit"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{job_id}_submitted.pkl.tmp"
-        DelayedSubmission(TrainJob(), spec_path(spec)).dump(tmp)
-        os.replace(tmp, folder / f"{job_id}_submitted.pkl")
-
-
-@dataclass
-class _ArrayTask:
-    """A Backend for launch.submit_attempt whose "submission" is task `index` of an array
-    already submitted (held): it writes the task's pickle and hands back `ARRAY_INDEX`."""
-
-    arrays: SlurmArrays
-    array_id: str
-    index: int
-
-    def check_reachable(self, spec: RunSpec) -> None:
-        return None  # checked once for the whole sweep
-
-    def submit(self, spec: RunSpec, script: str) -> tuple[str, str]:
-        job_id = f"{self.array_id}_{self.index}"
-        self.arrays.write_job(spec, job_id)
-        return job_id, script
-
-    def query(self, job_ids: list[str]) -> Any:  # pragma: no cover - never called
-        raise NotImplementedError
-
-    def cancel(self, job_id: str) -> None:  # pragma: no cover - never called
-        raise NotImplementedError
-
-
 def _next_attempt(store: Store, name: str) -> int:
     return len(store.attempts(name)) + 1
 
 
-def submit_arrays(store: Store, p: Plan, arrays: SlurmArrays, submitted: list[str]) -> None:
+def submit_arrays(store: Store, p: Plan, backend: Backend, submitted: list[str]) -> None:
     """Per chunk: submit its array held, note it on the sweep's row, record every point's
-    attempt as task i (launch.submit_attempt), then release it. `submitted` collects the
-    array ids so that create() can cancel them if a later step fails."""
+    attempt as task i (launch.submit_attempt with array_task), then release it. `submitted`
+    collects the array ids so that create() can cancel them if a later step fails."""
     spec0 = p.points[0].spec
     sdir = sweep_dir(spec0, p.name)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -159,16 +91,16 @@ def submit_arrays(store: Store, p: Plan, arrays: SlurmArrays, submitted: list[st
         )
         path = sdir / f"array-{k}.sh"
         atomic_write(path, text, mode=0o755)
-        job = arrays.submit(str(path))
+        job = backend.submit_array(str(path))
         submitted.append(job)
         with store.tx() as tx:
             entry = {"array": job, "script": str(path), "points": [x.name for x in chunk]}
             tx.add_sweep_job(p.name, entry)
         for i, (x, no) in enumerate(zip(chunk, nos, strict=True)):
             done = launch_mod.submit_attempt(
-                store, x.spec, _ArrayTask(arrays, job, i), new_run=False
+                store, x.spec, backend, new_run=False, array_task=(job, i)
             )
             if done.attempt_no != no:
                 raise OlmoctlError(f"{x.name}: attempt {done.attempt_no} is not the expected {no}")
-        arrays.release(job)
+        backend.release_array(job)
         after = job

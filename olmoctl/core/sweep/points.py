@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import catalog
 from olmoctl.core.names import Taken
 from olmoctl.core.render import render
@@ -46,8 +47,9 @@ class Plan:
 
 
 def shape(spec: RunSpec) -> tuple[str, ...]:
-    """What Slurm sees of a point: its #SBATCH lines, less its name and output file."""
-    if spec.cluster.scheduler != "slurm":
+    """What the scheduler sees of a point: its #SBATCH lines, less its name and output file
+    (a backend without batch scripts: its kind, nodes and time)."""
+    if not backend_for(spec).batch_script:
         return (spec.cluster.scheduler, f"nodes={spec.nodes}", spec.time)
     return tuple(
         line
@@ -97,14 +99,15 @@ def plan(store: Store, d: Definition) -> Plan:
         points.append(Point(i, p, spec))
     max_parallel = d.max_parallel or len(points)
     one_shape = len({shape(pt.spec) for pt in points}) == 1
-    fits = first.cluster.scheduler == "slurm" and d.nodes == 1 and one_shape
+    arrays = backend_for(first).supports_arrays
+    fits = arrays and d.nodes == 1 and one_shape
     if d.array and not fits:
         why = (
             "its points span several nodes"
             if d.nodes > 1
             else "its points differ in their #SBATCH lines"
-            if first.cluster.scheduler == "slurm"
-            else f"cluster {first.cluster.name!r} is not Slurm"
+            if arrays
+            else f"cluster {first.cluster.name!r} cannot run job arrays"
         )
         raise UsageError(f"--array: this sweep cannot be one job array: {why}")
     mode = "array" if fits and d.array is not False else "jobs"

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import Backend, backend_for
+from olmoctl.backends.base import Backend
+from olmoctl.backends.registry import backend_for
 from olmoctl.core import launch as launch_mod
-from olmoctl.core.sweep.arrays import SlurmArrays, submit_arrays, sweep_dir
+from olmoctl.core.sweep.arrays import submit_arrays, sweep_dir
 from olmoctl.core.sweep.points import Plan
 from olmoctl.core.sweep.rows import get
 from olmoctl.errors import OlmoctlError
@@ -62,7 +63,6 @@ def create(
     p: Plan,
     *,
     backend: Backend | None = None,
-    arrays: SlurmArrays | None = None,
 ) -> Created:
     """Record the sweep and its points, and submit what may start now (returns at once).
     Any failure cancels what was submitted and removes every record and directory."""
@@ -77,19 +77,19 @@ def create(
     submitted_arrays: list[str] = []
     try:
         if p.mode == "array":
-            arrays = arrays or SlurmArrays()
-            submit_arrays(store, p, arrays, submitted_arrays)
+            submit_arrays(store, p, backend, submitted_arrays)
         else:
             advance(store, p.name, refresh_first=False, backend=backend)
     except BaseException:
         for job in submitted_arrays:
-            (arrays or SlurmArrays()).cancel(job)
+            backend.cancel_array(job)
         if p.mode == "jobs":
+            name_dir = {x.name: x.spec.run_dir for x in p.points}
             for name in get(store, p.name).point_names:
                 last = store.last_attempt(name)
                 if last is not None and last.job_id:
                     with contextlib.suppress(OlmoctlError):
-                        backend.cancel(last.job_id)
+                        backend.cancel(last.job_id, name_dir[name])
         _undo(store, p, created)
         raise
     last = {x.name: store.last_attempt(x.name) for x in p.points}

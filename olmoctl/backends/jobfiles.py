@@ -1,0 +1,104 @@
+"""Where a job's files are and what each rank runs: the command in the batch script's slot,
+submitit's folder in the run directory (its pickle and log names come from submitit's own
+JobPaths), and Slurm's log files. Paths are computed here; reading them is `files`' job
+(this machine or a remote login node)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+from olmoctl.backends.files import RunFiles
+from olmoctl.schemas import RunSpec
+from olmoctl.schemas import contract as rd
+
+SUBMITIT_DIR = "submitit"  # RUN_DIR/submitit: submitit's pickles and (local) logs
+_RANK = re.compile(r"-rank(\d+)\.out$")
+
+
+def spec_path(spec: RunSpec) -> str:
+    return f"{spec.run_dir}/{rd.SPEC_FILE}"
+
+
+def log_dir(run_dir: str) -> str:
+    return f"{run_dir}/{rd.LOGS_DIR}"
+
+
+def submitit_folder(run_dir: str) -> str:
+    return f"{run_dir}/{SUBMITIT_DIR}"
+
+
+def train_command(spec: RunSpec) -> str:
+    """The plain job command: every rank runs the trainer on the run's spec."""
+    return shlex.join([spec.cluster.python, "-u", "-m", "olmoctl.train", spec_path(spec)])
+
+
+def submitit_command(spec: RunSpec) -> str:
+    """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
+    folder = shlex.quote(submitit_folder(spec.run_dir))
+    return " ".join([spec.cluster.python, "-u -m submitit.core._submit", folder])
+
+
+def _submitit_name(attr: str, job_id: str, task: str = "0") -> str:
+    """One of submitit's file names (JobPaths' templates, %j job id, %t task) for `job_id`;
+    `task` may be a glob."""
+    from submitit.core.utils import JobPaths
+
+    template: Path = getattr(JobPaths("."), attr)  # no job id: the template itself
+    return template.name.replace("%j", job_id).replace("%t", task)
+
+
+def submitted_job_ids(fs: RunFiles, run_dir: str) -> list[str]:
+    """Job ids that submitit pickled a submission for in this run's folder, sorted (the
+    newest last): what a launch that crashed before recording its job id left behind."""
+    pattern = _submitit_name("submitted_pickle", "*")
+    found = fs.glob(submitit_folder(run_dir), pattern)
+    return sorted(Path(p).name.split("_")[0] for p in found)
+
+
+def write_submitted_pickle(spec: RunSpec, job_id: str) -> None:
+    """The pickle submitit's job side (`python -m submitit.core._submit FOLDER`) loads for
+    `job_id` (an array task's is ARRAY_TASK), written atomically: olmoctl.train's entry."""
+    from submitit.core.utils import JobPaths
+    from submitit.helpers import DelayedSubmission
+
+    from olmoctl.train.submit_entry import TrainJob
+
+    path = JobPaths(submitit_folder(spec.run_dir), job_id=job_id).submitted_pickle
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    DelayedSubmission(TrainJob(), spec_path(spec)).dump(tmp)
+    os.replace(tmp, path)
+
+
+def result_pickle(run_dir: str, job_id: str) -> Path:
+    """submitit's result of task 0 of a job (written when the job function returns)."""
+    return Path(submitit_folder(run_dir)) / _submitit_name("result_pickle", job_id)
+
+
+def submitit_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:
+    """rank -> submitit's stdout file of each task (the local backend's per-rank logs)."""
+    found = map(Path, fs.glob(submitit_folder(run_dir), _submitit_name("stdout", job_id, "*")))
+    return {int(p.name.split("_")[1]): p for p in found}
+
+
+# -- Slurm's own files (the batch script's --output and srun's per-rank --output) ------------
+def rank_log_glob(run_dir: str, job_id: str) -> tuple[str, str]:
+    """(folder, glob pattern) of a Slurm job's per-rank output files."""
+    return log_dir(run_dir), rd.rank_log_name(job_id, "*")
+
+
+def batch_path(run_dir: str, job_id: str) -> str:
+    return f"{log_dir(run_dir)}/{rd.batch_log_name(job_id)}"
+
+
+def slurm_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:
+    """rank -> logs/JOB-rankR.out of a Slurm job."""
+    out = {}
+    for p in map(Path, fs.glob(*rank_log_glob(run_dir, job_id))):
+        m = _RANK.search(p.name)
+        if m:
+            out[int(m.group(1))] = p
+    return out

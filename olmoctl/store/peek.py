@@ -1,0 +1,30 @@
+"""A read-only look at the store that neither creates nor migrates it, for commands that
+only need to know whether there is anything to show (`status` on a store without runs loads
+none of the store's row types or the scheduler code)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def has_runs(db: Path) -> bool:
+    """True when the store file at `db` may hold runs: it exists and its runs table is not
+    empty. Any doubt (a locked, foreign or damaged file) answers True, so the caller opens
+    the store properly and reports what is wrong."""
+    if not db.exists():
+        # No store: no runs, unless the path could never hold one (a file where a folder
+        # should be), which opening the store reports.
+        there = db.parent
+        while not there.exists() and there != there.parent:
+            there = there.parent
+        return not there.is_dir()
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            row = conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
+    return row is not None
