@@ -22,7 +22,6 @@ def plan(
         None,
         "--mfu",
         help="Model FLOPs utilisation in (0, 1] (default: observed, else 0.40).",
-        callback=options.bounded("--mfu", 0, 1, above=True),
     ),
     as_json: bool = options.JSON,
     simulate: bool = typer.Option(
@@ -32,7 +31,7 @@ def plan(
         32,
         "--seeds",
         help="Simulated runs per setting (--simulate).",
-        callback=options.bounded("--seeds", 1, 10_000),
+        callback=options.bounded("--seeds", 2, 10_000),
     ),
     plot: Path | None = typer.Option(
         None,

@@ -136,6 +136,12 @@ def _wait(store: Any, name: str, as_json: bool) -> None:
         raise typer.Exit(code)
 
 
+def _check_since(text: str | None) -> str | None:
+    if text is not None:
+        _duration(text)
+    return text
+
+
 def status(
     run: str | None = typer.Argument(None, help="A run name: show it in detail."),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
@@ -144,7 +150,7 @@ def status(
         None,
         "--since",
         help="Only runs created since: 2h, 3d, 30m.",
-        callback=lambda v: _check_since(v),  # refused before anything else runs
+        callback=_check_since,  # refused before anything else runs
     ),
     sweep: str | None = typer.Option(None, "--sweep", help="A sweep's points, best loss first."),
     show_all: bool = typer.Option(
@@ -224,12 +230,6 @@ def cancel(
 
 
 SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run
-
-
-def _check_since(text: str | None) -> str | None:
-    if text is not None:
-        _duration(text)
-    return text
 
 
 def _duration(text: str) -> float:
