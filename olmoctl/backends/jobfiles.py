@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from pathlib import Path
 
 from olmoctl.backends.files import RunFiles
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.shellquote import quote
 
 SUBMITIT_DIR = "submitit"  # RUN_DIR/submitit: submitit's pickles and (local) logs
 _RANK = re.compile(r"-rank(\d+)\.out$")
@@ -30,15 +30,22 @@ def submitit_folder(run_dir: str) -> str:
     return f"{run_dir}/{SUBMITIT_DIR}"
 
 
+def python_command(spec: RunSpec) -> str:
+    """The cluster's python as shell text (one quoted word), the same in every command;
+    submitit is given this as its `python`, which it pastes into its command as is."""
+    return quote(spec.cluster.python)
+
+
 def train_command(spec: RunSpec) -> str:
     """The plain job command: every rank runs the trainer on the run's spec."""
-    return shlex.join([spec.cluster.python, "-u", "-m", "olmoctl.train", spec_path(spec)])
+    args = ["-u", "-m", "olmoctl.train", spec_path(spec)]
+    return " ".join([python_command(spec), *map(quote, args)])
 
 
 def submitit_command(spec: RunSpec) -> str:
     """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
-    folder = shlex.quote(submitit_folder(spec.run_dir))
-    return " ".join([spec.cluster.python, "-u -m submitit.core._submit", folder])
+    folder = quote(submitit_folder(spec.run_dir))
+    return " ".join([python_command(spec), "-u -m submitit.core._submit", folder])
 
 
 def _submitit_name(attr: str, job_id: str, task: str = "0") -> str:

@@ -14,6 +14,7 @@ from olmoctl.backends.files import LOCAL
 from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.shellsafe import check_host, check_job_id
 
 # sinfo answers in milliseconds when the controller is up; a broken setup can hang on DNS.
 REACH_TIMEOUT_S = 15
@@ -65,7 +66,7 @@ class SlurmBackend:
 
         executor = _Executor(
             folder=jobfiles.submitit_folder(spec.run_dir),
-            python=spec.cluster.python,
+            python=jobfiles.python_command(spec),  # shell text: submitit pastes it as is
             max_num_timeout=spec.cluster.max_requeues,
         )
         executor.update_parameters(
@@ -100,6 +101,12 @@ class SlurmBackend:
         return slurm_cli.node_states(nodes)
 
     def exclude_pending(self, job_id: str, nodes: list[str]) -> bool:
+        try:  # argv, not shell, but a comma, '=' or space would steer scontrol elsewhere
+            check_job_id(job_id, "job id")
+            for node in nodes:
+                check_host(node)
+        except ValueError as e:
+            raise OlmoctlError(f"scontrol update: {e}") from None
         res = slurm_cli.run(
             ["scontrol", "update", f"JobId={job_id}", f"ExcNodeList={','.join(nodes)}"]
         )

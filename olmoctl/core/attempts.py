@@ -11,6 +11,7 @@ from olmoctl.backends.base import Backend, JobInfo
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
+from olmoctl.schemas.shellsafe import is_host
 from olmoctl.store import Attempt, AttemptState, Run, Tx
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
@@ -139,6 +140,7 @@ def classify_ended(
         last_step=max(steps) if steps else None,
     )
     if verdict.klass == cl.NODE_FAIL:
-        for node in verdict.nodes:
+        # Only real host names are kept: they go into later scripts' --exclude=.
+        for node in filter(is_host, verdict.nodes):
             tx.node_failure(attempt.cluster, node, verdict.reason)
     return verdict

@@ -19,7 +19,7 @@ from olmoctl.core.runfiles import run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
-from olmoctl.schemas.errors import suggest
+from olmoctl.schemas.errors import suggest, validate
 from olmoctl.store import AttemptState, Run, Store
 
 
@@ -62,7 +62,9 @@ def prepare(
         exclude_nodes = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
         if exclude_nodes:
             config = config.replace(exclude_nodes=exclude_nodes)
-            spec = spec.model_copy(update={"exclude_nodes": exclude_nodes})
+            # Validated again (not model_copy): the names come from the store.
+            data = {**spec.model_dump(), "exclude_nodes": exclude_nodes}
+            spec = validate(RunSpec, data, "node health in the state store")
     return for_new_run(store, config, spec, existing_ok=existing_ok)
 
 

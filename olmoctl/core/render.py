@@ -5,7 +5,6 @@ Slurm batch script, the run's backend says (job_command, batch_script)."""
 
 from __future__ import annotations
 
-import shlex
 from functools import lru_cache
 
 import jinja2
@@ -15,6 +14,7 @@ from olmoctl.backends.jobfiles import spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
 
 __all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
 
@@ -27,9 +27,12 @@ def _env() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(paths.data_dir("templates"))),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # shell, not HTML: quoting is explicit through the q filter
+        autoescape=False,  # shell, not HTML: every value goes through one of these filters
     )
-    env.filters["q"] = lambda v: shlex.quote(str(v))
+    env.filters["q"] = quote  # one shell word, literal
+    env.filters["qx"] = quote_expandable  # double-quoted, only $NAME/${NAME} expand
+    env.filters["word"] = sbatch_word  # #SBATCH lines and the header: a bare safe word
+    env.filters["ident"] = shell_name  # a variable name (export NAME=)
     return env
 
 

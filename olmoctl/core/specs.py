@@ -26,11 +26,13 @@ from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
 from olmoctl.schemas.bounds import time_problem
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
+from olmoctl.schemas.shellsafe import check_host, check_user, inline
 
 if TYPE_CHECKING:
     from olmoctl.store import Store
 
 ACCOUNT_ENV_VARS = ("OLMOCTL_ACCOUNT", "SBATCH_ACCOUNT")
+_USER_ENV_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")  # getpass.getuser()'s order
 RECORDED = "recorded spec"  # where a recorded run's recipe and cluster come from, in errors
 
 
@@ -102,7 +104,7 @@ class SpecConfig:
         validate(ClusterProfile, self.cluster, self.cluster_origin)
         overrides = list(self.overrides)
         r_data, c_data = ov.apply(dict(self.recipe), dict(self.cluster), overrides)
-        where = "-o " + " -o ".join(overrides) if overrides else None
+        where = overrides_where(overrides) or None
         recipe = validate(Recipe, r_data, where or self.recipe_origin)
         if fill_account:
             _fill_account(c_data, self.cluster_ref)
@@ -124,8 +126,10 @@ class SpecConfig:
                 "(starting with a letter or digit)"
             )
         for node in self.exclude_nodes:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+", node):
-                raise UsageError(f"node name {node!r} is not valid")
+            try:
+                check_host(node, "node name")
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         if self.time is not None and (problem := time_problem(self.time)) is not None:
             raise UsageError(f"--time {self.time!r} {problem}")
         if self.new_run:
@@ -142,6 +146,11 @@ class SpecConfig:
             "run_dir": run_dir,
         }
         return validate(RunSpec, data)
+
+
+def overrides_where(overrides: list[str]) -> str:
+    """`-o A -o B` as an error names them, on one line (see shellsafe.inline)."""
+    return " ".join(f"-o {inline(o)}" for o in overrides)
 
 
 def resolve(recipe_ref: str, cluster_ref: str, **fields: Any) -> RunSpec:
@@ -191,20 +200,33 @@ def _expand(value: str, account: str | None, user: str) -> str:
     return value
 
 
+def _user(cluster: ClusterProfile) -> str:
+    """Who {user} is: ssh.user, else getpass's answer ($LOGNAME, $USER, $LNAME, $USERNAME,
+    then the password database), checked as a user name: it lands in paths in the script."""
+    if cluster.ssh and cluster.ssh.user:
+        return cluster.ssh.user
+    source = next((f"${v}" for v in _USER_ENV_VARS if os.environ.get(v)), "the password database")
+    user = getpass.getuser()
+    try:
+        return check_user(user, f"user name from {source}")
+    except ValueError as e:
+        raise UsageError(f"{{user}} in cluster {cluster.name!r}: {e}") from None
+
+
 def _expand_paths(cluster: ClusterProfile) -> ClusterProfile:
-    """{user}, {account} and `~` in the run/data roots and the container, filled in."""
-    user = (cluster.ssh.user if cluster.ssh and cluster.ssh.user else None) or getpass.getuser()
+    """{user}, {account} and `~` in the run/data roots and the container, filled in, and
+    the profile validated again with them (a home or user name is input too)."""
+    user = _user(cluster)
     updates: dict[str, Any] = {
         "runs_root": _expand(cluster.runs_root, cluster.account, user),
         "data_root": _expand(cluster.data_root, cluster.account, user),
     }
     if cluster.container is not None:
-        updates["container"] = cluster.container.model_copy(
-            update={
-                "image": _expand(cluster.container.image, cluster.account, user),
-                "binds": [_expand(b, cluster.account, user) for b in cluster.container.binds],
-            }
-        )
+        updates["container"] = {
+            **cluster.container.model_dump(),
+            "image": _expand(cluster.container.image, cluster.account, user),
+            "binds": [_expand(b, cluster.account, user) for b in cluster.container.binds],
+        }
     if cluster.ssh is None:
         updates["runs_root"] = os.path.expanduser(updates["runs_root"])
         updates["data_root"] = os.path.expanduser(updates["data_root"])
@@ -216,4 +238,5 @@ def _expand_paths(cluster: ClusterProfile) -> ClusterProfile:
         for k in ("runs_root", "data_root"):
             if updates[k] == "~" or updates[k].startswith("~/"):
                 updates[k] = home.rstrip("/") + updates[k][1:]
-    return cluster.model_copy(update=updates)
+    where = f"cluster {cluster.name!r} with {{user}}, {{account}} and ~ filled in"
+    return validate(ClusterProfile, {**cluster.model_dump(), **updates}, where, ov.CLUSTER_PREFIX)

@@ -2,55 +2,39 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from olmoctl.schemas.base import SAFE_TOKEN, Schema
-from olmoctl.schemas.bounds import DAY_S, NAME_MAX, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.base import Schema
+from olmoctl.schemas.bounds import DAY_S, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
 TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
-# Environment values are rendered inside double quotes so `$VAR` / `${VAR}` expand at job
-# time; anything that could end the quotes or run a command is refused.
-_UNSAFE_IN_DQUOTES = re.compile(r'["`\\]|\$\(')
+# Environment variable names (the shell's, checked by the one validator, shellsafe).
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def check_dquote_safe(value: str, where: str) -> str:
-    if _UNSAFE_IN_DQUOTES.search(value) or "\n" in value:
-        raise ValueError(
-            f"{where}: {value!r} contains a quote, backslash, backtick, newline or $( "
-            "which cannot be placed safely in the batch script"
-        )
-    return value
 
 
 class ContainerConfig(Schema):
     runtime: Literal["singularity", "apptainer"] = "singularity"
-    image: str
-    # Bind mounts, "src" or "src:dst"; may use $VARS that exist on the compute node.
-    binds: list[str] = Field(default_factory=list)
-    exec_args: list[str] = Field(default_factory=list)
-
-    @field_validator("image", "binds", "exec_args")
-    @classmethod
-    def _safe(cls, v: str | list[str]) -> str | list[str]:
-        for item in [v] if isinstance(v, str) else v:
-            check_dquote_safe(item, "container")
-        return v
+    # Each may use $NAME / ${NAME} of the compute node's environment, nothing else.
+    image: Expandable
+    # Bind mounts, "src" or "src:dst".
+    binds: list[Expandable] = Field(default_factory=list)
+    exec_args: list[Expandable] = Field(default_factory=list)
 
 
 class SSHConfig(Schema):
     host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$")
     port: Int = Field(default=22, gt=0, lt=65536)
-    identity_file: str | None = None
+    identity_file: Text | None = None
     # Host keys are checked against this file (default ~/.ssh/known_hosts), never added.
-    known_hosts: str | None = None
-    # How olmoctl runs on the login node (inside a venv, a container...).
-    remote_olmoctl: str = "olmoctl"
+    known_hosts: Text | None = None
+    # How olmoctl runs on the login node (inside a venv, a container...): a shell command
+    # there by design (docs/remote.md), never part of a batch script.
+    remote_olmoctl: Text = "olmoctl"
 
 
 class EnergyConfig(Schema):
@@ -71,19 +55,19 @@ class EnergyConfig(Schema):
 
 
 class ClusterProfile(Schema):
-    name: str = Field(pattern=SAFE_TOKEN, max_length=NAME_MAX)
-    description: str = ""
+    name: Name
+    description: Text = ""
     scheduler: Literal["slurm", "local"] = "slurm"
     vendor: Literal["nvidia", "amd", "cpu"]
-    gpu_type: str = ""
+    gpu_type: Text = ""
     # Peak dense bf16 throughput of one device (one GCD on MI250X), for `plan`.
     peak_tflops_bf16: Float = Field(default=0.0, ge=0, le=1e6)
     gpu_memory_gb: Float = Field(default=0.0, ge=0, le=1e6)
 
-    partition: str | None = Field(default=None, pattern=SAFE_TOKEN)
-    account: str | None = Field(default=None, pattern=SAFE_TOKEN)
+    partition: Name | None = None
+    account: Name | None = None
     account_required: bool = False
-    qos: str | None = Field(default=None, pattern=SAFE_TOKEN)
+    qos: Name | None = None
 
     gpus_per_node: Int = Field(default=0, ge=0, le=1024)
     tasks_per_node: Int = Field(default=1, gt=0, le=1024)
@@ -99,18 +83,21 @@ class ClusterProfile(Schema):
     signal_before_s: Int = Field(default=120, ge=0, le=65535)  # sbatch --signal's limit
     # srun --cpu-bind value, e.g. LUMI's per-GCD masks.
     cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$")
-    srun_args: list[str] = Field(default_factory=list)
-    sbatch_args: list[str] = Field(default_factory=list)
+    srun_args: list[Word] = Field(default_factory=list)
+    sbatch_args: list[Word] = Field(default_factory=list)
 
     distributed_backend: Literal["nccl", "gloo"] = "nccl"
     container: ContainerConfig | None = None
-    modules: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    python: str = "python"
+    modules: list[Word] = Field(default_factory=list)
+    # Values may use $NAME / ${NAME} (e.g. OMP_NUM_THREADS: $SLURM_CPUS_PER_TASK), nothing else.
+    env: dict[str, Expandable] = Field(default_factory=dict)
+    # The python command on the nodes: one word (a name on PATH or a path), quoted the same
+    # in every script branch.
+    python: Word = "python"
 
     # Filesystem roots on the cluster's shared filesystem.
-    runs_root: str
-    data_root: str = ""
+    runs_root: Expandable
+    data_root: Expandable = ""
 
     # Failure handling (olmoctl watch / resume). A RUNNING job with no training progress
     # for hang_timeout_s is a hang; a node with node_failure_threshold failures is excluded
@@ -123,27 +110,12 @@ class ClusterProfile(Schema):
     ssh: SSHConfig | None = None
     energy: EnergyConfig = EnergyConfig()
 
-    @field_validator("modules", "srun_args", "sbatch_args")
-    @classmethod
-    def _tokens(cls, v: list[str]) -> list[str]:
-        for item in v:
-            if not re.fullmatch(r"[A-Za-z0-9_.,:=/+@%-]+", item):
-                raise ValueError(f"{item!r} may only hold letters, digits and _.,:=/+@%-")
-        return v
-
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for key, value in v.items():
-            if not re.fullmatch(ENV_NAME, key):
-                raise ValueError(f"env: {key!r} is not a valid variable name")
-            check_dquote_safe(value, f"env.{key}")
+        for key in v:
+            check_env_name(key, "env: variable name")
         return v
-
-    @field_validator("python", "runs_root", "data_root")
-    @classmethod
-    def _paths(cls, v: str) -> str:
-        return check_dquote_safe(v, "path")
 
     @property
     def max_time_s(self) -> int:

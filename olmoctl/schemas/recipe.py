@@ -13,12 +13,12 @@ from olmoctl.schemas.bounds import (
     DAY_S,
     DIM_MAX,
     INT64_MAX,
-    NAME_MAX,
     STEPS_MAX,
     TOKENS_MAX,
     Float,
     Int,
 )
+from olmoctl.schemas.shellsafe import Name, Text
 
 # Adam's betas: each in [0, 1); 1 never forgets and divides by zero in the bias correction.
 Beta = Annotated[Float, Field(ge=0, lt=1)]
@@ -151,15 +151,15 @@ class CheckpointConfig(Schema):
 class DataConfig(Schema):
     # Token files (flat uint16/uint32 memmaps, OLMo/Dolma .npy or raw). Relative paths are
     # resolved against the cluster profile's data root.
-    paths: list[str] = Field(default_factory=list)
+    paths: list[Text] = Field(default_factory=list)
     dtype: Literal["uint16", "uint32"] = "uint16"
     # Build a small corpus at job start when paths is empty (tiny recipe only).
     synthetic: bool = False
 
 
 class Recipe(Schema):
-    name: str = Field(max_length=NAME_MAX)
-    description: str = ""
+    name: Name  # in the batch script's header and the default run name
+    description: Text = ""
     model: ModelConfig
     optim: OptimConfig
     schedule: ScheduleConfig = ScheduleConfig()

@@ -8,6 +8,7 @@ from olmoctl.schemas.base import Schema
 from olmoctl.schemas.bounds import Int, SlurmTime
 from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
 from olmoctl.schemas.recipe import Recipe
+from olmoctl.schemas.shellsafe import Host
 
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -22,7 +23,8 @@ class RunSpec(Schema):
     time: SlurmTime = Field(pattern=TIME_RE)
     # The -o overrides as the user typed them, in order (recorded for reproducibility).
     overrides: list[str] = Field(default_factory=list)
-    exclude_nodes: list[str] = Field(default_factory=list)
+    # Slurm host names (#SBATCH --exclude=), read back from the store's node health.
+    exclude_nodes: list[Host] = Field(default_factory=list)
     # Absolute, and plain characters only: it lands in #SBATCH lines, which are not shell.
     run_dir: str = Field(pattern=r"^/[A-Za-z0-9_./+@-]*$")
 

@@ -58,7 +58,10 @@ def _one_line_error(res) -> str:
             "cluster.partition: 'dev`id`' is not allowed",
         ),
         (["tiny", "-c", "dev", "-o", 'cluster.env.FOO=a"b'], "env.FOO"),
-        (["tiny", "-c", "dev", "-o", "cluster.env.FOO=$(reboot)"], "cannot be placed safely"),
+        (
+            ["tiny", "-c", "dev", "-o", "cluster.env.FOO=$(reboot)"],
+            "cluster.env.FOO: '$(reboot)' is not allowed here: '$' outside a $NAME or ${NAME}",
+        ),
         (
             ["tiny", "-c", "dev", "-o", "model.n_heads=3"],
             "model.d_model (64) must be divisible by model.n_heads (3)",

@@ -4,7 +4,6 @@ a task loads, are the backend's (Backend.submit_array & co, backends/slurm.py)."
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from olmoctl import __version__
@@ -14,6 +13,8 @@ from olmoctl.core.sweep.points import Plan, Point, shape
 from olmoctl.errors import OlmoctlError
 from olmoctl.fileio import atomic_write
 from olmoctl.schemas import RunSpec
+from olmoctl.shellquote import quote
+from olmoctl.shellquote import sbatch_word as word
 from olmoctl.store import Store
 
 
@@ -34,27 +35,30 @@ def render_array(
     out_dir: str,
     after: str | None = None,
 ) -> str:
-    """A job array whose task i runs point i's own rendered script (pure)."""
+    """A job array whose task i runs point i's own rendered script (pure). Every value goes
+    through the one quoting family (olmoctl.shellquote): `word` in #SBATCH lines and
+    comments (refused unless it needs no quoting), `quote` in shell text."""
     spec0 = points[0].spec
     n = len(points)
-    limit = f"%{max_parallel}" if max_parallel < n else ""
+    limit = f"%{int(max_parallel)}" if max_parallel < n else ""
+    first, last = word(points[0].name), word(points[-1].name)
     lines = [
         "#!/bin/bash",
-        f"# Rendered by olmoctl {__version__} for sweep {sweep}: a job array of {n} points "
-        f"({points[0].name} .. {points[-1].name}).",
+        f"# Rendered by olmoctl {word(__version__)} for sweep {word(sweep)}: a job array of "
+        f"{n} points ({first} .. {last}).",
         "# Task i runs its point's own script (RUN_DIR/scripts/attempt-N.sh), whose #SBATCH",
         "# lines all points share and are repeated here. Submitted held (--hold) and released",
         "# once every point is recorded.",
-        f"#SBATCH --job-name={sweep}",
+        f"#SBATCH --job-name={word(sweep)}",
         f"#SBATCH --array=0-{n - 1}{limit}",
         *shape(spec0),
-        f"#SBATCH --output={out_dir}/array-%A_%a.out",
+        f"#SBATCH --output={word(out_dir)}/array-%A_%a.out",
     ]
     if after:
-        lines.append(f"#SBATCH --dependency=afterany:{after}")
+        lines.append(f"#SBATCH --dependency=afterany:{word(after)}")
     lines += ["", "set -euo pipefail", 'case "${SLURM_ARRAY_TASK_ID:?not an array task}" in']
     for i, (p, no) in enumerate(zip(points, attempt_nos, strict=True)):
-        lines.append(f"  {i}) run_dir={shlex.quote(p.spec.run_dir)}; attempt={no} ;;")
+        lines.append(f"  {i}) run_dir={quote(p.spec.run_dir)}; attempt={int(no)} ;;")
     lines += [
         '  *) echo "olmoctl: no sweep point for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;',
         "esac",

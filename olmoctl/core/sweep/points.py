@@ -9,11 +9,12 @@ from olmoctl.backends.registry import backend_for
 from olmoctl.core import catalog
 from olmoctl.core.names import Taken
 from olmoctl.core.render import render
-from olmoctl.core.specs import SpecConfig
+from olmoctl.core.specs import SpecConfig, overrides_where
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
+from olmoctl.schemas.shellsafe import inline
 from olmoctl.store import Store
 
 _SHAPE_SKIP = ("--job-name=", "--output=")
@@ -92,9 +93,8 @@ def plan(store: Store, d: Definition) -> Plan:
         try:
             spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
         except UsageError as e:
-            where = "-o " + " -o ".join(overrides) + ": "
-            msg = str(e).removeprefix(where)
-            shown = ", ".join(f"{k}={v}" for k, v in p.items())
+            msg = str(e).removeprefix(overrides_where(overrides) + ": ")
+            shown = inline(", ".join(f"{k}={v}" for k, v in p.items()))
             raise UsageError(f"sweep point {i} ({shown}) is invalid: {msg}") from None
         points.append(Point(i, p, spec))
     max_parallel = d.max_parallel or len(points)

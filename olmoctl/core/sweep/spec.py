@@ -17,6 +17,7 @@ from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError
 from olmoctl.schemas.bounds import INT64_MAX, STR_MAX, Int
 from olmoctl.schemas.errors import one_line
+from olmoctl.schemas.shellsafe import check_name
 
 MAX_POINTS = 10_000
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
@@ -235,6 +236,11 @@ def definition(
         seed=seed if seed is not None else (f.seed or 0),
         samples={**file_samples, **parse_samples(list(samples or []))},
     )
+    if d.name is not None:
+        try:  # the array's job name and comment, and the points' run names NAME-i
+            check_name(d.name)
+        except ValueError as e:
+            raise UsageError(f"sweep --name: {e}") from None
     if d.max_parallel is not None and d.max_parallel < 1:
         raise UsageError(f"--max-parallel must be at least 1, got {d.max_parallel}")
     if d.random is not None and d.random < 1:
