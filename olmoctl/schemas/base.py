@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from olmoctl.schemas.bounds import STR_MAX
-
 
 class Schema(BaseModel):
-    # No inf/nan in any float (they pass every range check and fail far later), no string
-    # longer than STR_MAX; ints use bounds.Int (int64, never a boolean).
+    # No inf/nan in any float (they pass every range check and fail far later); ints use
+    # bounds.Int (int64, never a boolean); strings are bounded by their shellsafe kind.
     model_config = ConfigDict(
-        extra="forbid",
-        validate_assignment=True,
-        frozen=False,
-        allow_inf_nan=False,
-        str_max_length=STR_MAX,
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
     )
 
 

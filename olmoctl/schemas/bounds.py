@@ -2,7 +2,8 @@
 
 Floats are finite (Schema's config refuses inf/nan, "1e309" included); ints fit int64 (what
 SQLite stores and torch takes) and are never a YAML boolean (`n_layers: true` is not 1);
-strings are length-bounded (Schema's config; names tighter). Fields add their own ranges.
+strings are length-bounded by their kind (schemas/shellsafe.py; STR_MAX, like its MAX_TEXT).
+Fields add their own ranges.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 INT64_MAX = 2**63 - 1
 STR_MAX = 4096  # any string a profile or recipe holds (PATH_MAX)
-NAME_MAX = 64  # a recipe's or profile's name (run names are 64 at most too)
 # Budgets and shapes far above any real run, far below overflow anywhere downstream.
 STEPS_MAX = 10**12
 TOKENS_MAX = 10**18

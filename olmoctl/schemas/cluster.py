@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from olmoctl.schemas.base import Schema
-from olmoctl.schemas.bounds import DAY_S, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.bounds import DAY_S, STR_MAX, Float, Int, SlurmTime, parse_time
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
@@ -26,8 +26,8 @@ class ContainerConfig(Schema):
 
 
 class SSHConfig(Schema):
-    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$")
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=253)  # DNS's limit
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", max_length=32)
     port: Int = Field(default=22, gt=0, lt=65536)
     identity_file: Text | None = None
     # Host keys are checked against this file (default ~/.ssh/known_hosts), never added.
@@ -82,7 +82,7 @@ class ClusterProfile(Schema):
     # Seconds before the time limit at which Slurm sends USR2 so the job can checkpoint.
     signal_before_s: Int = Field(default=120, ge=0, le=65535)  # sbatch --signal's limit
     # srun --cpu-bind value, e.g. LUMI's per-GCD masks.
-    cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$")
+    cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$", max_length=STR_MAX)
     srun_args: list[Word] = Field(default_factory=list)
     sbatch_args: list[Word] = Field(default_factory=list)
 

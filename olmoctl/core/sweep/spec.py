@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError
-from olmoctl.schemas.bounds import INT64_MAX, STR_MAX, Int
+from olmoctl.schemas.bounds import INT64_MAX, Int
 from olmoctl.schemas.errors import one_line
 from olmoctl.schemas.shellsafe import check_name
 
@@ -153,7 +153,7 @@ def parse_samples(items: list[str]) -> dict[str, Sample]:
 class SweepFile(BaseModel):
     """A sweep file: the same content as the flags (`grid`/`sample` map keys to values)."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=STR_MAX)
+    model_config = ConfigDict(extra="forbid")
     recipe: str | None = None
     cluster: str | None = None
     name: str | None = None
