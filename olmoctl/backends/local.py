@@ -8,6 +8,7 @@ import contextlib
 import os
 import pickle
 import signal
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -32,6 +33,31 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# How long `cancel` lets submitit's controller stop its tasks before killing what is left.
+CANCEL_GRACE_S = 15.0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The pids below `pid` (Linux /proc; empty elsewhere or once it has gone)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
 
 
 class LocalBackend:
@@ -95,8 +121,19 @@ class LocalBackend:
         mark = _cancelled_mark(run_dir, job_id)
         if mark.parent.is_dir():
             mark.touch()
+        pid = int(job_id)
+        tree = _descendants(pid)  # read now: once the controller is gone they are orphans
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(job_id), signal.SIGINT)
+            os.kill(pid, signal.SIGINT)  # submitit's controller stops its tasks (SIGINT, KILL)
+        # A controller interrupted at a bad moment (starting a task, under heavy load) can
+        # leave tasks behind: whatever still lives after a grace period is killed.
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while time.monotonic() < deadline and any(_alive(p) for p in [pid, *tree]):
+            time.sleep(0.1)
+        for p in [pid, *tree, *_descendants(pid)]:
+            if _alive(p):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(p, signal.SIGKILL)
 
     def prefetch(self, want: Prefetch) -> None:
         return None

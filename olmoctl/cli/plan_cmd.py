@@ -47,12 +47,18 @@ def plan(
     if mfu is not None:
         check_mfu(mfu)
     r, c = plan_inputs.load(recipe, cluster, override)
-    result = make_plan(r, c, nodes, mfu=mfu, observed=plan_inputs.observed(r.name, c.name))
+    obs = plan_inputs.observed(r.name, c.name)
+    if obs.problem:
+        typer.echo(f"note: {obs.problem}; planned without observed figures", err=True)
+    result = make_plan(r, c, nodes, mfu=mfu, observed=obs)
     sim = None
     if simulate or plot is not None:
         from olmoctl.core import simulate as sim_mod
 
         if plot is not None:
+            from olmoctl.fileio import check_target
+
+            check_target(plot, "--plot")  # a device, FIFO or link: refused before the work
             sim_mod.require_matplotlib()
         sim = sim_mod.simulate(result, seeds=seeds)
         if plot is not None:

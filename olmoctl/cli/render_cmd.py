@@ -54,20 +54,21 @@ def render(
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
     from olmoctl.core.specs import resolve
-    from olmoctl.store import Store
+    from olmoctl.store import Store, StoreBusy, StoreError
 
-    store: Store | None = Store()
-    try:
-        store.connect()
-    except UsageError:  # no usable state store: no node exclusions or taken names to know
-        store = None
-    if store is None:
-        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
-    else:  # what launch would submit now: its run name and the cluster's node exclusions
+    if out is not None:  # refuse a device, FIFO, link... before any work
+        from olmoctl.fileio import check_target
+
+        check_target(out, "--out")
+    try:  # what launch would submit now: its run name and the cluster's node exclusions
+        # (read only: a store that does not exist is not created)
         spec = prepare(
-            store, recipe, cluster, nodes=nodes, name=name, time_limit=time,
+            Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time,
             overrides=override, existing_ok=True,
         )  # fmt: skip
+    except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
+        typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
+        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)
@@ -75,7 +76,7 @@ def render(
     from olmoctl.fileio import atomic_write
 
     try:
-        atomic_write(out, text, mode=0o755)
+        atomic_write(out, text, mode=0o755, label="--out")
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write: {e.strerror}") from None
     typer.echo(f"wrote {out}", err=True)

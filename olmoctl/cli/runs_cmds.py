@@ -54,7 +54,8 @@ def launch(
     from olmoctl.store import Store
 
     store = Store()
-    store.connect()  # a state dir that is not writable fails here, before anything else
+    store.connect()  # a damaged store fails here, before anything else (creates nothing)
+    store.check_writable()  # and so does a state dir where the run could not be recorded
     spec = core.prepare(
         store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit, overrides=override
     )
@@ -93,6 +94,7 @@ def _launch_from(
 
     store = Store()
     store.connect()
+    store.check_writable()
     plan = repro.plan_from(store, source, name=name, overrides=overrides, time=time_limit)
     for d in plan.differences:
         typer.echo(f"warning: differs from {source}: {d}", err=True)
@@ -195,6 +197,13 @@ def status(
         "since": time.time() - _duration(since) if since else None,
     }
     rows = core.overview(store, **filters)
+    for r in rows:  # one damaged row is one bad line, not a broken table
+        if r.get("damaged") and not any(n.startswith(f"run {r['name']!r}:") for n in info.notes):
+            typer.echo(
+                f"note: run {r['name']!r}: its row in the state store is damaged "
+                f"({r['damaged']}); shown with what could be read",
+                err=True,
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -77,6 +77,7 @@ def sweep(
 
     store = Store()
     store.connect()
+    store.check_writable()
     if continue_sweep is not None:
         given = [recipe, cluster, file, random_count, nodes, max_parallel, name, array]
         if any(v is not None for v in given) or grid or sample or override or dry_run:

@@ -85,25 +85,23 @@ def build(store: Store, run: str) -> dict[str, Any]:
 
 
 def plot_losses(losses: list[tuple[int, float]], path: Path, title: str) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        raise OlmoctlError("the loss plot needs matplotlib: pip install 'olmoctl[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from olmoctl.core.figures import have_matplotlib, pyplot, save_png
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    xs, ys = [s for s, _ in losses], [v for _, v in losses]
-    ax.plot(xs, ys, color="tab:blue", lw=1.5, marker="." if len(xs) <= 200 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    if not have_matplotlib():
+        raise OlmoctlError("the loss plot needs matplotlib: pip install 'olmoctl[plot]'")
+    with pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        xs, ys = [s for s, _ in losses], [v for _, v in losses]
+        ax.plot(xs, ys, color="tab:blue", lw=1.5, marker="." if len(xs) <= 200 else None)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        try:
+            save_png(fig, path)
+        finally:
+            plt.close(fig)
 
 
 def _ts(t: float | None) -> str:

@@ -23,8 +23,10 @@ def excluded(store: Store, cluster: str, threshold: int) -> list[str]:
 
 
 def clear(store: Store, node: str, cluster: str | None = None) -> int:
-    with store.tx() as tx:
-        n = tx.clear_node(node, cluster)
+    n = 0
+    if store.exists():  # nothing to forget in a store that does not exist: create none
+        with store.tx() as tx:
+            n = tx.clear_node(node, cluster)
     if n == 0:
         known = sorted({r.node for r in store.nodes(cluster)})
         raise UsageError(

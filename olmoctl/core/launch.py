@@ -19,8 +19,8 @@ from olmoctl.core.runfiles import run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
-from olmoctl.schemas.errors import suggest, validate
-from olmoctl.store import AttemptState, Run, Store
+from olmoctl.schemas.errors import one_line, suggest, validate
+from olmoctl.store import AttemptState, DamagedRow, Run, Store
 
 
 @dataclass
@@ -129,6 +129,8 @@ def submit_attempt(
         if new_run and created_dir:
             with contextlib.suppress(Exception):  # keep the error that got us here
                 fs.remove_run_dir(spec.run_dir)
+        if new_run:
+            store.discard_if_new()  # a first launch that failed leaves no state dir
         raise
     with store.tx() as tx:
         tx.set_submitted(spec.name, attempt_no, job_id, submitted)
@@ -142,8 +144,16 @@ def find_run(store: Store, name: str) -> Run:
         names = store.run_names()
         hint = suggest(name, names) if names else "; no runs recorded yet"
         raise UsageError(f"no run named {name!r}{hint}")
+    if row.damage:
+        raise DamagedRow(name, row.damage)
     return row
 
 
 def spec_of(run: Run) -> RunSpec:
-    return RunSpec.model_validate(run.spec_data)
+    """The run's recorded spec; DamagedRow (one line) if it no longer validates."""
+    from pydantic import ValidationError
+
+    try:
+        return RunSpec.model_validate(run.spec_data)
+    except ValidationError as e:
+        raise DamagedRow(run.name, f"spec_json: {one_line(e, RunSpec)}") from None

@@ -20,6 +20,7 @@ class Observed:
     mfu: float | None = None  # median MFU of earlier runs of this recipe on this cluster
     node_mtbf_hours: float | None = None  # node-hours run / node failures seen
     source: str = "none"  # e.g. "store: 5 runs, 212 node-days"
+    problem: str | None = None  # why the store could not be read (plan goes on without)
 
 
 def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observed:
@@ -27,17 +28,21 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
     has nothing to say; a missing store is not created)."""
     import statistics
 
-    from olmoctl.store import Store
+    from olmoctl.store import Store, StoreBusy, StoreError
 
     store = Store(state_dir)
-    if not store.path.exists():
+    if not store.exists():
         return Observed()
-    mfus = []
-    for run in store.runs(cluster=cluster):
-        mfu = run.summary.get("mfu")
-        if run.recipe == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
-            mfus.append(float(mfu))
-    rows = store.ended_attempts(cluster)
+    try:
+        mfus = []
+        for run in store.runs(cluster=cluster):
+            mfu = run.summary.get("mfu")
+            if run.recipe == recipe and isinstance(mfu, (int, float)) and 0 < mfu <= 1:
+                mfus.append(float(mfu))
+        rows = store.ended_attempts(cluster)
+    except (StoreError, StoreBusy) as e:  # plan needs no store: plan without observations
+        store.close()
+        return Observed(problem=str(e))
     node_hours = (
         sum(r.nodes * max(0.0, (r.ended_at or 0.0) - (r.started_at or 0.0)) for r in rows) / 3600
     )

@@ -50,7 +50,7 @@ from olmoctl.schemas.contract import (
 )
 from olmoctl.schemas.events import Started
 from olmoctl.schemas.record import Record
-from olmoctl.store import RecordIndex, Run, Store, Tx
+from olmoctl.store import DamagedRow, RecordIndex, Run, Store, Tx
 
 # Comparing and fingerprinting live in record_compare and record_fingerprint; their names
 # are re-exported so that callers keep using `record.X` for everything about records.
@@ -214,7 +214,14 @@ def _env_of(started: Started) -> dict[str, Any]:
 def refresh(store: Store, row: Run) -> dict[str, Any]:
     """Bring the record up to date with the store (attempts) and the run directory (the
     job's `started` events, global_indices.npy); save it if anything changed."""
-    spec = RunSpec.model_validate(row.spec_data)
+    from pydantic import ValidationError
+
+    from olmoctl.schemas.errors import one_line
+
+    try:
+        spec = RunSpec.model_validate(row.spec_data)  # DamagedRow (one line) if not JSON
+    except ValidationError as e:  # as launch.spec_of (which imports this module)
+        raise DamagedRow(row.name, f"spec_json: {one_line(e, RunSpec)}") from None
     rec = stored(store, spec.name) or (read_file(spec.run_dir) if local(spec) else None)
     if rec is None:  # a run from before records existed: what can still be known
         rec = new_record(spec)

@@ -153,19 +153,23 @@ def simulate(plan: Plan, *, seeds: int = 32, seed: int = 0) -> dict[str, Any]:
 
 
 def require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise OlmoctlError("--plot needs matplotlib: pip install 'olmoctl[plot]'") from None
+    from olmoctl.core.figures import have_matplotlib
+
+    if not have_matplotlib():
+        raise OlmoctlError("--plot needs matplotlib: pip install 'olmoctl[plot]'")
 
 
 def plot(sim: dict[str, Any], path: str, title: str) -> None:
     """Goodput against the checkpoint interval (PNG)."""
     require_matplotlib()
-    import matplotlib
+    from olmoctl.core.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with pyplot() as plt:
+        _draw(plt, sim, path, title)
+
+
+def _draw(plt: Any, sim: dict[str, Any], path: str, title: str) -> None:
+    from olmoctl.core.figures import save_png
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for mode, color in (("sync", "tab:blue"), ("async", "tab:orange")):
@@ -183,7 +187,7 @@ def plot(sim: dict[str, Any], path: str, title: str) -> None:
     ax.legend()
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
+        save_png(fig, path, label="--plot")
     except OSError as e:
         raise UsageError(f"--plot {path}: cannot write: {e.strerror}") from None
     finally:

@@ -14,7 +14,7 @@ from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.errors import OlmoctlError
-from olmoctl.store import Attempt, AttemptState, Run, Store
+from olmoctl.store import Attempt, AttemptState, DamagedRow, Run, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
 SUBMIT_GRACE_S = 120
@@ -55,16 +55,35 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     them (plus, only when a job may have been requeued, one squeue call), then classify
     attempts that ended and flag runs that stopped making progress."""
     out = Refresh()
+    damaged: set[str] = set()  # runs whose row cannot be used: noted, left as they are
+
+    def usable(name: str, use: Any) -> bool:
+        try:
+            use()
+            return True
+        except DamagedRow as e:
+            if run_names is not None:
+                raise  # asked about this run: say why we cannot answer
+            if name not in damaged:
+                damaged.add(name)
+                out.notes.append(str(e))
+            return False
+
     submitting = store.submitting_attempts()
-    _recover_submitting(store, submitting)
+    _recover_submitting(
+        store,
+        [a for a in submitting if usable(a.run_name, lambda n=a.run_name: _files_of_run(store, n))],
+    )
     live = [a for a in store.live_attempts() if run_names is None or a.run_name in run_names]
     by_sched: dict[str, list[Attempt]] = defaultdict(list)
     keys: dict[str, str] = {}  # run -> backend key, one store read per run
     for a in live:
-        if a.job_id:
-            name = a.run_name
-            if name not in keys:
-                keys[name] = _scheduler_of(store, name)
+        name = a.run_name
+        if a.job_id and name not in damaged:
+            if name not in keys and not usable(
+                name, lambda n=name: keys.__setitem__(n, _scheduler_of(store, n))
+            ):
+                continue
             by_sched[keys[name]].append(a)
     unreachable: set[str] = set()
     for sched, attempts in by_sched.items():
@@ -80,8 +99,16 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     # Only runs that were unfinished can have changed: a store of 1,000 finished runs costs
     # no more than one of 10 (their summaries were written when they ended).
     touched = {a.run_name for a in live} | {a.run_name for a in submitting}
-    _update_runs(store, sorted((touched | set(run_names or [])) - unreachable))
+    names = sorted((touched | set(run_names or [])) - unreachable - damaged)
+    _update_runs(store, [n for n in names if usable(n, lambda n=n: _files_of_run(store, n))])
     return out
+
+
+def _files_of_run(store: Store, name: str) -> None:
+    """Raises DamagedRow if the run's recorded spec cannot say where its files are."""
+    run = store.get_run(name)
+    if run is not None:
+        _files(run)
 
 
 def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refresh) -> None:
@@ -224,11 +251,14 @@ def _row(run: Run, last: Attempt | None, n_attempts: int, now: float) -> dict[st
         "heartbeat_age_s": round(now - hb, 1) if hb else None,
         "created_at": run.created_at,
         "sweep": run.sweep,
+        **({"damaged": run.damage} if run.damage else {}),
     }
 
 
 def detail(store: Store, name: str) -> dict[str, Any]:
-    run = _run(store, name)
+    from olmoctl.core.launch import find_run
+
+    run = find_run(store, name)  # DamagedRow (one line) for a damaged row
     from olmoctl.core.goodput import goodput
 
     events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))

@@ -18,7 +18,7 @@ from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError
-from olmoctl.store import WAITING, Attempt, AttemptState, Run, Store
+from olmoctl.store import WAITING, Attempt, AttemptState, DamagedRow, Run, Store
 
 
 def log_action(store: Store, run: str | None, action: str, detail: str = "") -> None:
@@ -110,6 +110,8 @@ def take_lease(store: Store, run: str, owner: str, ttl: float) -> bool:
 
 
 def release_leases(store: Store, owner: str) -> None:
+    if not store.exists():  # watching an empty store took no lease: create none
+        return
     with store.tx() as tx:
         tx.release_leases(owner)
 
@@ -153,6 +155,8 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
         last = store.last_attempt(name)
         if last is None:
             continue
+        if runs is None and _damaged(run):
+            continue  # one damaged row: that run is left alone, the others are watched
         if not take_lease(store, name, owner, policy.lease_s):
             continue
         idle = hung(store, run)
@@ -203,6 +207,14 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
         )
         done.append(f"{name}: resumed after {klass} as job {res.job_id}")
     return done
+
+
+def _damaged(run: Run) -> bool:
+    try:
+        spec_of(run)
+    except DamagedRow:
+        return True
+    return run.damage is not None
 
 
 def _advance_sweeps(store: Store, owner: str, policy: WatchPolicy) -> list[str]:

@@ -1,7 +1,9 @@
 """The state store (SQLite): the only place that speaks SQL. Layer: core -> store; the
 store imports nothing from olmoctl.core, olmoctl.cli or olmoctl.backends.
 
-    db.py        Store (connection, WAL, migrations, 0600/0700) and Tx (one transaction)
+    db.py        Store (connection, WAL, migrations; created on the first change) and Tx
+    place.py     the state dir and db file checked before use (0700/0600, no links)
+    guard.py     the connection whose sqlite errors become one line (errors.py)
     schema.py    the migrations (append-only)
     models.py    the rows it returns (Run, Attempt, ...) and AttemptState
     runs.py, attempts.py, sweeps.py, nodes.py, watch.py, records.py: the statements
@@ -16,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "Store": "db",
     "Tx": "db",
+    "DamagedRow": "errors",
+    "StoreBusy": "errors",
+    "StoreError": "errors",
     "ATTEMPT_FIELDS": "models",
     "LIVE_STATES": "models",
     "WAITING": "models",
@@ -32,6 +37,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from olmoctl.store.db import Store, Tx
+    from olmoctl.store.errors import DamagedRow, StoreBusy, StoreError
     from olmoctl.store.models import (
         ATTEMPT_FIELDS,
         LIVE_STATES,
@@ -64,10 +70,13 @@ __all__ = [
     "Attempt",
     "AttemptState",
     "Checkpoint",
+    "DamagedRow",
     "NodeHealth",
     "RecordIndex",
     "Run",
     "Store",
+    "StoreBusy",
+    "StoreError",
     "Sweep",
     "Tx",
 ]

@@ -3,6 +3,10 @@
 JSON columns that every caller decodes (a run's summary, an attempt's evidence, a sweep's
 definition, points and jobs) arrive decoded; a run's spec stays text, since only some
 callers need the RunSpec (core.launch.spec_of validates it).
+
+A row is read tolerantly: one damaged row (bad JSON, a wrong type written by hand or by a
+broken tool) must not hide every other run. A Run says what is wrong in `damage`; its
+spec is checked when used (spec_data raises DamagedRow, one line).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from olmoctl.store.errors import DamagedRow
 
 
 class AttemptState(StrEnum):
@@ -106,8 +112,39 @@ ATTEMPT_FIELDS = (
 )
 
 
-def _json(text: str | None, empty: Any) -> Any:
-    return json.loads(text) if text else empty
+def _json(text: Any, empty: Any, problems: list[str] | None = None, col: str = "") -> Any:
+    """A JSON column, decoded; `empty` (and a note in `problems`) if it is not JSON of
+    the expected kind."""
+    if not text:
+        return empty
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        value = None
+    if isinstance(value, type(empty)):
+        return value
+    if problems is not None:
+        problems.append(f"{col} is not a JSON {type(empty).__name__}")
+    return empty
+
+
+# Summary values that status does arithmetic or formatting on.
+_SUMMARY_NUMBERS = (
+    "step", "loss", "best_loss", "tokens_per_s", "mfu", "heartbeat_ts", "last_checkpoint"
+)  # fmt: skip
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _col(r: sqlite3.Row, col: str, ok: Any, default: Any, problems: list[str]) -> Any:
+    """Column COL if `ok(value)`, else `default` and a note."""
+    value = r[col]
+    if ok(value):
+        return value
+    problems.append(f"{col} is {type(value).__name__}")
+    return default
 
 
 @dataclass(frozen=True)
@@ -125,27 +162,49 @@ class Run:
     updated_at: float
     summary: dict[str, Any]  # events folded in by status (step, loss, best_loss...)
 
+    damage: str | None = None  # what is wrong with this row, if anything
+
     @classmethod
     def of(cls, r: sqlite3.Row) -> Run:
+        bad: list[str] = []
+
+        def text(col: str) -> str:
+            return str(_col(r, col, lambda v: isinstance(v, str), "?", bad))
+
+        def num(col: str) -> Any:
+            return _col(r, col, _number, 0, bad)
+
+        summary = _json(r["summary_json"], {}, bad, "summary_json")
+        for k in _SUMMARY_NUMBERS:
+            if summary.get(k) is not None and not _number(summary[k]):
+                bad.append(f"summary {k} is not a number")
+                summary = {**summary, k: None}
         return cls(
-            name=r["name"],
-            recipe=r["recipe"],
-            cluster=r["cluster"],
-            nodes=r["nodes"],
-            state=r["state"],
-            run_dir=r["run_dir"],
-            spec_json=r["spec_json"],
-            total_steps=r["total_steps"],
-            sweep=r["sweep"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            summary=_json(r["summary_json"], {}),
+            name=str(r["name"]),
+            recipe=text("recipe"),
+            cluster=text("cluster"),
+            nodes=num("nodes"),
+            state=text("state"),
+            run_dir=text("run_dir"),
+            spec_json=text("spec_json"),
+            total_steps=num("total_steps"),
+            sweep=_col(r, "sweep", lambda v: v is None or isinstance(v, str), None, bad),
+            created_at=num("created_at"),
+            updated_at=num("updated_at"),
+            summary=summary,
+            damage="; ".join(bad) or None,
         )
 
     @property
     def spec_data(self) -> dict[str, Any]:
-        """The spec as plain JSON data (cheaper than validating a RunSpec)."""
-        data: dict[str, Any] = json.loads(self.spec_json)
+        """The spec as plain JSON data (cheaper than validating a RunSpec); DamagedRow
+        (one line) if the stored text is not a JSON object."""
+        problems: list[str] = []
+        data: dict[str, Any] = _json(self.spec_json, {}, problems, "spec_json")
+        if not problems and not isinstance(data.get("cluster"), dict):
+            problems.append("spec_json has no cluster")
+        if problems:
+            raise DamagedRow(self.name, problems[0])
         return data
 
 
@@ -186,7 +245,7 @@ class Attempt:
             submitted_at=r["submitted_at"],
             started_at=r["started_at"],
             ended_at=r["ended_at"],
-            state=AttemptState(r["state"]),
+            state=AttemptState(str(r["state"])),
             exit_code=r["exit_code"],
             reason=r["reason"],
             first_step=r["first_step"],
@@ -262,7 +321,7 @@ class Sweep:
             max_parallel=r["max_parallel"],
             mode=r["mode"],
             definition=_json(r["definition_json"], {}),
-            points=_json(r["points_json"], []),
+            points=[p for p in _json(r["points_json"], []) if isinstance(p, dict)],
             jobs=_json(r["jobs_json"], []),
             created_at=r["created_at"],
         )

@@ -11,7 +11,17 @@ from pathlib import Path
 def has_runs(db: Path) -> bool:
     """True when the store file at `db` may hold runs: it exists and its runs table is not
     empty. Any doubt (a locked, foreign or damaged file) answers True, so the caller opens
-    the store properly and reports what is wrong."""
+    the store properly and reports what is wrong. A state directory or database file that
+    is not safe to use (writable by others, a link...) is refused here too (StoreError)."""
+    from olmoctl.store import place
+    from olmoctl.store.errors import StoreError
+    from olmoctl.store.schema import MIGRATIONS
+
+    try:
+        if place.check_dir(db.parent):
+            place.check_db(db)
+    except StoreError:
+        return True  # the caller opens the store and says what is wrong
     if not db.exists():
         # No store: no runs, unless the path could never hold one (a file where a folder
         # should be), which opening the store reports.
@@ -22,6 +32,8 @@ def has_runs(db: Path) -> bool:
     try:
         conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
         try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+                return True  # a newer schema (refused) or an older one (migrated)
             row = conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone()
         finally:
             conn.close()

@@ -33,7 +33,10 @@ class Faults:
         if self.spec.get("pause_after_step") != step:
             return
         gate = Path(self.spec["gate"])
-        Path(f"{gate}.waiting.{rank}").write_text(str(os.getpid()))
+        # Written whole, then renamed: the test reads the pid as soon as the name appears.
+        tmp = Path(f"{gate}.partial-waiting.{rank}")  # not matched by `GATE.waiting.*`
+        tmp.write_text(str(os.getpid()))
+        os.replace(tmp, f"{gate}.waiting.{rank}")
         while not gate.exists():
             time.sleep(0.01)
 

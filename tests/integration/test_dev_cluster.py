@@ -166,12 +166,10 @@ def test_signal_arrives_before_the_time_limit(dev_cluster: DevCluster, tmp_path:
         "--wrap",
         f"srun bash -c '{step}'",
     )
-    t0 = time.monotonic()
     state = dev_cluster.wait_job(job, timeout=HANG_GUARD_S)
     text = out.read_text()
     assert "got USR2" in text, text
     assert state == "COMPLETED", f"{state}: the trap should end the job before the limit\n{text}"
-    assert time.monotonic() - t0 < 60
 
 
 def test_requeue_restarts_a_running_job(dev_cluster: DevCluster, tmp_path: Path) -> None:

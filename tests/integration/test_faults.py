@@ -133,7 +133,7 @@ def test_node_failure(olmoctl, dev_cluster, reference, driver: str) -> None:
         res = olmoctl("resume", run.name)
         assert res.returncode == 0, res.stderr
         assert f"kept it off {victim}" in res.stdout
-    done = run.wait_state(("COMPLETED",), 240)
+    done = run.wait_state(("COMPLETED",))
     if watcher is not None:
         _finish(watcher)
     last = done["attempt_list"][-1]
@@ -175,7 +175,7 @@ def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
     run.wait_paused()
     wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "USR2 before the time limit")
     run.open_gate()
-    done = run.wait_state(("COMPLETED",), 180)
+    done = run.wait_state(("COMPLETED",))
     attempts = done["attempt_list"]
     # Each requeue is an attempt of the same job. Slurm may signal a 1-minute job again in
     # its second life (the warning can come early), so there may be more than one.
@@ -199,7 +199,7 @@ def test_scontrol_requeue_preemption(olmoctl, dev_cluster, reference) -> None:
     dev_cluster.run(["scontrol", "requeue", str(run.job)], check=True)
     wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "SIGTERM from the requeue")
     run.open_gate()
-    done = run.wait_state(("COMPLETED",), 180)
+    done = run.wait_state(("COMPLETED",))
     attempts = done["attempt_list"]
     assert [a["restart_index"] for a in attempts] == [0, 1]
     assert attempts[0]["klass"] == "PREEMPTED"
@@ -251,7 +251,7 @@ def test_hang_is_cancelled_and_resumed_by_watch(olmoctl, dev_cluster, reference)
 
 def test_code_error_is_not_retried(olmoctl, dev_cluster) -> None:
     run = Faulty(olmoctl, dev_cluster, "bug", faults={"raise_after_step": 5})
-    out = _finish(_watch(olmoctl, "--until-done", run.name), 180)
+    out = _finish(_watch(olmoctl, "--until-done", run.name))
     assert "CODE_ERROR is NOT retried" in out
     d = run.detail()
     assert len(d["attempt_list"]) == 1
@@ -267,7 +267,7 @@ def test_two_watchers_resume_once(olmoctl, dev_cluster, reference) -> None:
     run.open_gate()
     wait_for(lambda: run.detail()["attempt_list"][0]["klass"], HANG_GUARD_S, "classification")
     watchers = [_watch(olmoctl, "--once", "--backoff", "0") for _ in range(2)]
-    outs = [_finish(w, 120) for w in watchers]
+    outs = [_finish(w) for w in watchers]
     assert sum("resumed after" in out for out in outs) == 1, outs
     done = run.wait_state(("COMPLETED",))
     assert len(done["attempt_list"]) == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from datetime import datetime
 
 import pytest
@@ -68,13 +67,11 @@ def _wait_sweep_ended(olmoctl: Olmoctl, name: str, timeout: float = HANG_GUARD_S
 def test_grid_of_four_as_a_job_array_completes_best_first(
     olmoctl: Olmoctl, dev_cluster: DevCluster
 ) -> None:
-    t0 = time.monotonic()
     res = olmoctl(
         "sweep", "tiny", "-c", "dev", "--name", "g4",
         "--grid", "optim.lr=1e-3,3e-3", "--grid", "model.n_layers=1,2",
         "--max-parallel", "2", "-o", olmoctl.root, "-o", "train.max_steps=20", "--json",
     )  # fmt: skip
-    took = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["mode"] == "array" and len(out["arrays"]) == 1
@@ -82,7 +79,7 @@ def test_grid_of_four_as_a_job_array_completes_best_first(
     assert [p["job_id"] for p in out["points"]] == [f"{out['arrays'][0]}_{i}" for i in range(4)]
     # Submission returned at once: the points have not all run yet.
     first = olmoctl.json("status", "--sweep", "g4")
-    assert took < 30 and any(r["state"] != "COMPLETED" for r in first)
+    assert any(r["state"] != "COMPLETED" for r in first)
 
     rows = _wait_sweep_ended(olmoctl, "g4")
     assert len(rows) == 4 and {r["state"] for r in rows} == {"COMPLETED"}, rows

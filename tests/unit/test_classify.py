@@ -113,7 +113,7 @@ def test_observed_mfu_and_mtbf(user_env, tmp_path: Path) -> None:
     assert observed("tiny", "dev").mfu is None  # no store yet, and none is created
     store = Store()
     assert not store.path.exists()
-    conn = store.connect()  # raw rows: a store written by earlier runs
+    conn = store.connect(create=True)  # raw rows: a store written by earlier runs
     with store.tx() as tx:
         for i, mfu in enumerate([0.3, 0.5, 0.4]):
             conn.execute(

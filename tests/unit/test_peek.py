@@ -16,13 +16,13 @@ def test_no_store_has_no_runs_and_stays_absent(tmp_path: Path) -> None:
 
 
 def test_empty_store_has_no_runs(tmp_path: Path) -> None:
-    Store(tmp_path).connect()
+    Store(tmp_path).connect(create=True)
     assert has_runs(tmp_path / DB_NAME) is False
 
 
 def test_store_with_a_run(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.connect()
+    store.connect(create=True)
     store.close()
     import sqlite3
 

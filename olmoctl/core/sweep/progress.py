@@ -91,6 +91,7 @@ def create(
                     with contextlib.suppress(OlmoctlError):
                         backend.cancel(last.job_id, name_dir[name])
         _undo(store, p, created)
+        store.discard_if_new()  # the first thing ever recorded: no empty store left behind
         raise
     last = {x.name: store.last_attempt(x.name) for x in p.points}
     jobs = {n: (a.job_id if a is not None else None) for n, a in last.items()}
