@@ -7,6 +7,7 @@ import time
 
 import typer
 
+from olmoctl.cli import options
 from olmoctl.errors import shown
 
 POLL_S = 1.0
@@ -14,8 +15,14 @@ POLL_S = 1.0
 
 def logs(
     run: str = typer.Argument(..., help="The run."),
-    attempt: int | None = typer.Option(None, "--attempt", help="Attempt number (default: last)."),
-    rank: int | None = typer.Option(None, "--rank", "-r", help="Only this rank (default: all)."),
+    attempt: int | None = options.attempt(),
+    rank: int | None = typer.Option(
+        None,
+        "--rank",
+        "-r",
+        help="Only this rank (default: all).",
+        callback=options.bounded("--rank", 0, 100_000_000),
+    ),
     follow: bool = typer.Option(False, "--follow", "-f", help="Follow until the job ends."),
     batch: bool = typer.Option(False, "--batch", help="The batch script's own output instead."),
 ) -> None:

@@ -14,6 +14,7 @@ import typer
 from olmoctl import __version__
 from olmoctl.cli import (
     catalog_cmds,
+    exits,
     logs_cmd,
     plan_cmd,
     remote_cmd,
@@ -35,6 +36,7 @@ app = typer.Typer(
     # more than the rest of startup together.
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exits.EPILOG,
 )
 
 
@@ -70,22 +72,45 @@ remote_cmd.register(app)  # hidden: `_remote`, the login node's half of an ssh c
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command and exit with its status (the table in cli/exits.py)."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command's exit status. With standalone_mode=False, typer turns a `typer.Exit(N)`
+    (and Ctrl-C, as 130) into a returned N instead of exiting: that value is the status."""
     try:
-        app(args=argv, prog_name="olmoctl", standalone_mode=False)
+        rv = app(args=argv, prog_name="olmoctl", standalone_mode=False)
     except OlmoctlError as e:
         print(f"olmoctl: error: {flat(str(e))}", file=sys.stderr)  # one line, always
-        sys.exit(e.exit_code)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("olmoctl: interrupted", file=sys.stderr)
-        sys.exit(130)
+        rv = exits.INTERRUPTED
     except typer.Exit as e:
-        sys.exit(e.exit_code)
+        rv = e.exit_code
     except Exception as e:
-        # Click's own usage errors (typer may vendor click, so match by shape, not by class).
-        show = getattr(e, "show", None)
-        if callable(show) and isinstance(getattr(e, "exit_code", None), int):
-            show()
-            sys.exit(e.exit_code)  # type: ignore[attr-defined]
-        if type(e).__name__ == "Abort":
-            sys.exit(1)
-        raise
+        return _click_error(e)
+    # Commands return None; an int is an exit status (typer's returned typer.Exit code).
+    code = rv if isinstance(rv, int) and not isinstance(rv, bool) else exits.OK
+    if code == exits.INTERRUPTED:
+        print("olmoctl: interrupted", file=sys.stderr)
+    return code
+
+
+def _click_error(e: Exception) -> int:
+    """Click's own errors (typer vendors click, so matched by shape, not by class): a usage
+    error as one line naming the command (bare `olmoctl` still prints its help)."""
+    code = getattr(e, "exit_code", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and callable(getattr(e, "show", None)):
+        e.show()  # type: ignore[attr-defined]
+        return code if isinstance(code, int) else exits.BAD_INPUT
+    fmt = getattr(e, "format_message", None)
+    if callable(fmt) and isinstance(code, int):
+        ctx = getattr(e, "ctx", None)
+        path = getattr(ctx, "command_path", "olmoctl") or "olmoctl"
+        msg = " ".join(str(fmt()).split())  # click may wrap its message over lines
+        print(f"olmoctl: error: {msg} (see '{path} -h')", file=sys.stderr)
+        return code
+    if type(e).__name__ == "Abort":
+        return exits.FAILED
+    raise e

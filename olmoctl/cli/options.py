@@ -1,8 +1,51 @@
-"""Options shared by several commands, so every command spells them the same way."""
+"""Options shared by several commands, so every command spells them the same way; and the
+range check every count, size and time option goes through (`bounded`)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
 import typer
+
+from olmoctl.errors import UsageError
+
+N = TypeVar("N", int, float)
+
+# The same limits as schemas/bounds.py and core/sweep/spec.py (not imported from there: the
+# CLI's startup imports no pydantic; tests/unit/test_exits.py checks they agree).
+NODES_MAX = 1_000_000
+INT64_MAX = 2**63 - 1
+MAX_POINTS = 10_000
+DAY_S = 86_400.0
+
+
+def bounded(
+    flag: str, low: float | None = None, high: float | None = None, *, above: bool = False
+) -> Callable[[N | None], N | None]:
+    """A typer callback refusing a value of `flag` outside [low, high] (above `low` when
+    `above`), or a float that is inf/nan: one line, exit 2, before the command runs."""
+
+    def check(value: N | None) -> N | None:
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+        if low is not None and (value <= low if above else value < low):
+            word = "above" if above else "at least"
+            raise UsageError(f"{flag} must be {word} {_num(low)}, got {_num(value)}")
+        if high is not None and value > high:
+            raise UsageError(f"{flag} must be at most {_num(high)}, got {_num(value)}")
+        return value
+
+    return check
+
+
+def _num(x: float) -> str:
+    # 1000000, not 1e+06; 0.5 as 0.5
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e20 else f"{x:g}"
+
 
 OVERRIDE = typer.Option(
     [],
@@ -12,10 +55,19 @@ OVERRIDE = typer.Option(
     help="Override a recipe key (optim.lr=3e-4) or a cluster key (cluster.account=X). Repeatable.",
 )
 CLUSTER = typer.Option(..., "--cluster", "-c", help="Cluster profile name or path to a YAML file.")
-NODES = typer.Option(1, "--nodes", "-N", help="Number of nodes.")
+NODES = typer.Option(
+    1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
+)
 NAME = typer.Option(None, "--name", help="Run name (default: RECIPE-CLUSTER).")
 TIME = typer.Option(None, "--time", "-t", help="Time limit HH:MM:SS (default: the profile's).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ATTEMPT_HELP = "Attempt number (default: last)."
+
+
+def attempt(help: str = ATTEMPT_HELP) -> typer.models.OptionInfo:
+    """`--attempt K`: attempts are numbered from 1."""
+    return typer.Option(None, "--attempt", help=help, callback=bounded("--attempt", 1))
+
 
 # What `status` says on a store without runs (runs_cmds says it without loading the table code).
 NO_RUNS = "no runs yet: olmoctl launch RECIPE --cluster CLUSTER"

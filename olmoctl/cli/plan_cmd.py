@@ -19,13 +19,20 @@ def plan(
     nodes: int = options.NODES,
     override: list[str] = options.OVERRIDE,
     mfu: float | None = typer.Option(
-        None, "--mfu", help="Model FLOPs utilisation in (0, 1] (default: observed, else 0.40)."
+        None,
+        "--mfu",
+        help="Model FLOPs utilisation in (0, 1] (default: observed, else 0.40).",
     ),
     as_json: bool = options.JSON,
     simulate: bool = typer.Option(
         False, "--simulate", help="Monte-Carlo goodput with failures, restarts and saves."
     ),
-    seeds: int = typer.Option(32, "--seeds", help="Simulated runs per setting (--simulate)."),
+    seeds: int = typer.Option(
+        32,
+        "--seeds",
+        help="Simulated runs per setting (--simulate).",
+        callback=options.bounded("--seeds", 2, 10_000),
+    ),
     plot: Path | None = typer.Option(
         None,
         "--plot",
@@ -37,10 +44,6 @@ def plan(
     from olmoctl.core.plan import make_plan
     from olmoctl.core.plan_inputs import check_mfu
 
-    if nodes < 1:
-        from olmoctl.errors import UsageError
-
-        raise UsageError(f"--nodes must be at least 1, got {nodes}")
     if mfu is not None:
         check_mfu(mfu)
     r, c = plan_inputs.load(recipe, cluster, override)

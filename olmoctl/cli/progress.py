@@ -6,15 +6,16 @@ import time
 
 from rich.console import Console
 
-from olmoctl.store import AttemptState, Store
+from olmoctl.store import Attempt, Store
 
 POLL_S = 2.0
 
 
 def wait_for_run(
     store: Store, name: str, *, quiet: bool = False, timeout: float | None = None
-) -> str:
-    """Poll until the run's last attempt leaves the live states; returns the final state."""
+) -> Attempt | None:
+    """Poll until the run's last attempt leaves the live states; returns that attempt
+    (cli.exits.of_run_end turns it into the exit status)."""
     from olmoctl.core import status as core
 
     console = Console(stderr=True, quiet=quiet)
@@ -23,11 +24,11 @@ def wait_for_run(
         while True:
             core.refresh(store, run_names=[name])
             last = store.last_attempt(name)
-            state = last.state if last else AttemptState.UNKNOWN
-            if last is not None and not last.is_live:  # no attempt yet: UNKNOWN, wait
-                return state
+            if last is not None and not last.is_live:  # no attempt yet: wait
+                return last
+            state = last.state if last else "UNKNOWN"
             reason = f" ({last.reason})" if last and last.reason else ""
             spinner.update(f"{name}: job {last.job_id if last else '?'} {state}{reason}")
             if deadline is not None and time.monotonic() > deadline:
-                return state
+                return last
             time.sleep(POLL_S)

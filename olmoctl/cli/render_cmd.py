@@ -29,7 +29,7 @@ def render(
     diff: str | None = typer.Option(
         None, "--diff", metavar="RUN", help="Diff RUN's attempt script against a render now."
     ),
-    attempt: int | None = typer.Option(None, "--attempt", help="With --diff: attempt K."),
+    attempt: int | None = options.attempt("With --diff: attempt K."),
     diff_cluster: tuple[str, str] | None = typer.Option(
         None, "--diff-cluster", metavar="A B", help="Diff RECIPE's scripts on clusters A and B."
     ),

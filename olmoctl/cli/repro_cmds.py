@@ -70,7 +70,7 @@ def show(
     run: str = typer.Argument(..., help="The run."),
     config: bool = typer.Option(False, "--config", help="The resolved config (YAML)."),
     script: bool = typer.Option(False, "--script", help="The exact script an attempt submitted."),
-    attempt: int | None = typer.Option(None, "--attempt", help="With --script: attempt K."),
+    attempt: int | None = options.attempt("With --script: attempt K."),
     env: bool = typer.Option(False, "--env", help="Code, Python/torch/CUDA/ROCm, devices."),
     as_json: bool = options.JSON,
 ) -> None:

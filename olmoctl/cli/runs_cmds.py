@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import typer
 
@@ -68,11 +69,7 @@ def launch(
     else:
         typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
     if wait:
-        from olmoctl.cli.progress import wait_for_run
-
-        state = wait_for_run(store, spec.name, quiet=as_json)
-        if state != "COMPLETED":
-            raise typer.Exit(1)
+        _wait(store, spec.name, as_json)
 
 
 # A table of 1,000 runs helps no one (and costs seconds to draw): show the ones that matter.
@@ -124,17 +121,39 @@ def _launch_from(
     else:
         typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
     if wait:
-        from olmoctl.cli.progress import wait_for_run
+        _wait(store, spec.name, as_json)
 
-        if wait_for_run(store, spec.name, quiet=as_json) != "COMPLETED":
-            raise typer.Exit(1)
+
+def _wait(store: Any, name: str, as_json: bool) -> None:
+    """`--wait`: until the run ends; anything but COMPLETED exits non-zero (cli/exits.py)."""
+    from olmoctl.cli import exits
+    from olmoctl.cli.progress import wait_for_run
+
+    last = wait_for_run(store, name, quiet=as_json)
+    code = exits.of_run_end(last)
+    if code != exits.OK:
+        if not as_json:
+            outcome = (last.klass or last.state) if last else "no attempt"
+            typer.echo(f"{name}: ended {outcome} (exit status {code})", err=True)
+        raise typer.Exit(code)
+
+
+def _check_since(text: str | None) -> str | None:
+    if text is not None:
+        _duration(text)
+    return text
 
 
 def status(
     run: str | None = typer.Argument(None, help="A run name: show it in detail."),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
     cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
-    since: str | None = typer.Option(None, "--since", help="Only runs created since: 2h, 3d, 30m."),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only runs created since: 2h, 3d, 30m.",
+        callback=_check_since,  # refused before anything else runs
+    ),
     sweep: str | None = typer.Option(None, "--sweep", help="A sweep's points, best loss first."),
     show_all: bool = typer.Option(
         False, "--all", help=f"Every run in the table (default: {TABLE_ROWS}, unfinished first)."
@@ -229,14 +248,24 @@ def cancel(
         typer.echo(f"{run}: cancelled job {job_id}")
 
 
+SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run
+
+
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     try:
-        return float(text[:-1]) * units[text[-1]]
+        seconds = float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
         raise UsageError(
             f"--since {shown(text)}: use a number and a unit, e.g. 30m, 2h, 3d"
         ) from None
+    # float() takes nan, inf and 1e400 (inf): none is a duration, nor is a negative one.
+    if not 0 < seconds <= SINCE_MAX_S:
+        raise UsageError(
+            f"--since {shown(text)}: give a duration above 0 and at most 100 years, "
+            "e.g. 30m, 2h, 3d"
+        )
+    return seconds
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,13 @@ from olmoctl.cli import options
 
 def resume(
     run: str = typer.Argument(..., help="The run to resume."),
-    nodes: int | None = typer.Option(None, "--nodes", "-N", help="New node count."),
+    nodes: int | None = typer.Option(
+        None,
+        "--nodes",
+        "-N",
+        help="New node count.",
+        callback=options.bounded("--nodes", 1, options.NODES_MAX),
+    ),
     override: list[str] = options.OVERRIDE,
     as_json: bool = options.JSON,
 ) -> None:
@@ -42,9 +48,24 @@ def resume(
 
 def watch(
     runs: list[str] = typer.Argument(None, help="Runs to watch (default: all)."),
-    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls."),
-    max_retries: int = typer.Option(5, "--max-retries", help="Infrastructure retries per run."),
-    backoff: float = typer.Option(30.0, "--backoff", help="First retry delay (doubles)."),
+    interval: float = typer.Option(
+        30.0,
+        "--interval",
+        help="Seconds between polls.",
+        callback=options.bounded("--interval", 0, options.DAY_S, above=True),
+    ),
+    max_retries: int = typer.Option(
+        5,
+        "--max-retries",
+        help="Infrastructure retries per run.",
+        callback=options.bounded("--max-retries", 0, 1000),
+    ),
+    backoff: float = typer.Option(
+        30.0,
+        "--backoff",
+        help="First retry delay (doubles).",
+        callback=options.bounded("--backoff", 0, options.DAY_S),
+    ),
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
     until_done: bool = typer.Option(
         False, "--until-done", help="Exit when every watched run is finished or needs a human."

@@ -20,9 +20,18 @@ def sweep(
         [], "--grid", metavar="KEY=V1,V2", help="Grid values of one key. Repeatable: cartesian."
     ),
     random_count: int | None = typer.Option(
-        None, "--random", metavar="N", help="Draw N random points from the --sample keys."
+        None,
+        "--random",
+        metavar="N",
+        help="Draw N random points from the --sample keys.",
+        callback=options.bounded("--random", 1, options.MAX_POINTS),
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of --random (default 0)."),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        help="Seed of --random (default 0).",
+        callback=options.bounded("--seed", 0, options.INT64_MAX),
+    ),
     sample: list[str] = typer.Option(
         [],
         "--sample",
@@ -32,9 +41,19 @@ def sweep(
     file: str | None = typer.Option(
         None, "--file", "-f", help="A sweep YAML file (flags given here override it)."
     ),
-    nodes: int | None = typer.Option(None, "--nodes", "-N", help="Nodes per point (default 1)."),
+    nodes: int | None = typer.Option(
+        None,
+        "--nodes",
+        "-N",
+        help="Nodes per point (default 1).",
+        callback=options.bounded("--nodes", 1, options.NODES_MAX),
+    ),
     max_parallel: int | None = typer.Option(
-        None, "--max-parallel", "-P", help="At most this many points at once (default: all)."
+        None,
+        "--max-parallel",
+        "-P",
+        help="At most this many points at once (default: all).",
+        callback=options.bounded("--max-parallel", 1, options.MAX_POINTS),
     ),
     name: str | None = typer.Option(None, "--name", help="Sweep name; points are NAME-0..n."),
     time_limit: str | None = options.TIME,

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from olmoctl.core.yamlio import loads
 from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas import ClusterProfile, Recipe
-from olmoctl.schemas.bounded import VALUE, InputTooLarge, check_value_size, load_yaml
+from olmoctl.schemas.bounded import NotYAML, check_value_size
 from olmoctl.schemas.errors import model_paths, submodel, suggest
 
 CLUSTER_PREFIX = "cluster."
@@ -75,10 +76,8 @@ def _convert(annotation: Any, raw: str, key: str) -> Any:
         return None
     if _is_structured(annotation):
         try:
-            return load_yaml(raw, f"-o {key}", VALUE)
-        except InputTooLarge:
-            raise
-        except UsageError:
+            return loads(raw, f"-o {key}")
+        except NotYAML:
             return raw  # not YAML: the schema says what it wanted instead
     return raw
 

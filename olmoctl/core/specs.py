@@ -23,7 +23,7 @@ from olmoctl.core import overrides as ov
 from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
-from olmoctl.schemas.cluster import TIME_RE
+from olmoctl.schemas.bounds import time_problem
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
 from olmoctl.schemas.shellsafe import check_host, check_name, check_user, inline
@@ -130,10 +130,8 @@ class SpecConfig:
                 check_host(node, "node name")
             except ValueError as e:
                 raise UsageError(str(e)) from None
-        if self.time is not None and not re.fullmatch(TIME_RE, self.time):
-            raise UsageError(
-                f"--time {shown(self.time)} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
-            )
+        if self.time is not None and (problem := time_problem(self.time)) is not None:
+            raise UsageError(f"--time {shown(self.time)} {problem}")
         if self.new_run:
             cluster = _expand_paths(cluster)
         run_dir = self.run_dir or f"{cluster.runs_root.rstrip('/')}/{name}"

@@ -1,4 +1,5 @@
-"""Common base for every schema: unknown keys are errors, values are checked on assignment."""
+"""Common base for every schema: unknown keys are errors, values are checked on assignment,
+numbers are finite and strings bounded (schemas/bounds.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # No inf/nan in any float (they pass every range check and fail far later); ints use
+    # bounds.Int (int64, never a boolean); strings are bounded by their shellsafe kind.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
 
 
 # Values that land in a batch script unquoted by design (names, accounts, partitions):

@@ -26,7 +26,11 @@ MiB = 1 << 20
 
 
 class InputTooLarge(UsageError):
-    """Over a size, depth or expansion limit (a YAML syntax error is a plain UsageError)."""
+    """Over a size, depth or expansion limit."""
+
+
+class NotYAML(UsageError):
+    """The text is not YAML at all (a syntax error): an -o value is then kept as text."""
 
 
 @dataclass(frozen=True)
@@ -161,12 +165,12 @@ def load_yaml(
     try:
         ld = bounded(text)  # the reader refuses control characters here already
     except yaml.YAMLError as e:
-        raise UsageError(_yaml_problem(e, where)) from None
+        raise NotYAML(_yaml_problem(e, where)) from None
     try:
         try:
             node = ld.get_single_node()
         except yaml.YAMLError as e:
-            raise UsageError(_yaml_problem(e, where)) from None
+            raise NotYAML(_yaml_problem(e, where)) from None
         except _TooDeep as e:
             at = f"{where}:{e.line}"
             raise InputTooLarge(f"{at}: nested more than {limits.depth} levels deep") from None
@@ -180,11 +184,13 @@ def load_yaml(
                 "values; write the data out instead"
             ) from None
         except ValueError as e:
-            raise UsageError(f"{where}: {e}") from None
+            raise InputTooLarge(f"{where}: {e}") from None
         try:
             return ld.construct_document(node)
         except yaml.YAMLError as e:
-            raise UsageError(_yaml_problem(e, where)) from None
+            # A loader's own refusals (fatal: a duplicate key) are not "not YAML".
+            kind = UsageError if getattr(e, "fatal", False) else NotYAML
+            raise kind(_yaml_problem(e, where)) from None
         except ValueError as e:  # e.g. an integer of more than 4300 digits
             raise UsageError(f"{where}: {shown(str(e), 200)}") from None
     finally:

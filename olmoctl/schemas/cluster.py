@@ -8,22 +8,13 @@ from pydantic import Field, field_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.bounds import DAY_S, STR_MAX, Float, Int, SlurmTime, parse_time
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
 TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
 # Environment variable names (the shell's, checked by the one validator, shellsafe).
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def parse_time(value: str) -> int:
-    """Slurm time string -> seconds."""
-    days = 0
-    if "-" in value:
-        d, value = value.split("-", 1)
-        days = int(d)
-    h, m, s = (int(x) for x in value.split(":"))
-    return ((days * 24 + h) * 60 + m) * 60 + s
 
 
 class ContainerConfig(Schema):
@@ -36,9 +27,9 @@ class ContainerConfig(Schema):
 
 
 class SSHConfig(Schema):
-    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$")
-    port: int = Field(default=22, gt=0, lt=65536)
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=253)  # DNS's limit
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", max_length=32)
+    port: Int = Field(default=22, gt=0, lt=65536)
     identity_file: Text | None = None
     # Host keys are checked against this file (default ~/.ssh/known_hosts), never added.
     known_hosts: Text | None = None
@@ -50,18 +41,18 @@ class SSHConfig(Schema):
 class EnergyConfig(Schema):
     """For `olmoctl plan`: power, efficiency and carbon of the site."""
 
-    node_power_kw: float = Field(default=3.0, gt=0)
-    pue: float = Field(default=1.1, ge=1)
-    carbon_kg_per_kwh: float = Field(default=0.4, ge=0)
-    node_mtbf_hours: float = Field(default=50_000.0, gt=0)
-    fs_write_gbps: float = Field(default=10.0, gt=0)  # GB/s, aggregate for one job
+    node_power_kw: Float = Field(default=3.0, gt=0, le=1000)
+    pue: Float = Field(default=1.1, ge=1, le=10)
+    carbon_kg_per_kwh: Float = Field(default=0.4, ge=0, le=10)
+    node_mtbf_hours: Float = Field(default=50_000.0, ge=0.01, le=1e9)
+    fs_write_gbps: Float = Field(default=10.0, ge=1e-3, le=1e6)  # GB/s, aggregate for one job
     # Reads of a checkpoint on restart, GB/s; None: the same as fs_write_gbps.
-    fs_read_gbps: float | None = Field(default=None, gt=0)
+    fs_read_gbps: Float | None = Field(default=None, ge=1e-3, le=1e6)
     # After a node dies: seconds until the job is declared failed, seconds queued before
     # the next attempt starts, seconds from its start to the first step (before the load).
-    detect_s: float = Field(default=300.0, ge=0)
-    queue_wait_s: float = Field(default=600.0, ge=0)
-    restart_s: float = Field(default=180.0, ge=0)
+    detect_s: Float = Field(default=300.0, ge=0, le=30 * DAY_S)
+    queue_wait_s: Float = Field(default=600.0, ge=0, le=30 * DAY_S)
+    restart_s: Float = Field(default=180.0, ge=0, le=30 * DAY_S)
 
 
 class ClusterProfile(Schema):
@@ -71,28 +62,28 @@ class ClusterProfile(Schema):
     vendor: Literal["nvidia", "amd", "cpu"]
     gpu_type: Text = ""
     # Peak dense bf16 throughput of one device (one GCD on MI250X), for `plan`.
-    peak_tflops_bf16: float = Field(default=0.0, ge=0)
-    gpu_memory_gb: float = Field(default=0.0, ge=0)
+    peak_tflops_bf16: Float = Field(default=0.0, ge=0, le=1e6)
+    gpu_memory_gb: Float = Field(default=0.0, ge=0, le=1e6)
 
     partition: Name | None = None
     account: Name | None = None
     account_required: bool = False
     qos: Name | None = None
 
-    gpus_per_node: int = Field(default=0, ge=0)
-    tasks_per_node: int = Field(default=1, gt=0)
-    cpus_per_task: int = Field(default=1, gt=0)
+    gpus_per_node: Int = Field(default=0, ge=0, le=1024)
+    tasks_per_node: Int = Field(default=1, gt=0, le=1024)
+    cpus_per_task: Int = Field(default=1, gt=0, le=65536)
     # Slurm --mem value ("0" = all of the node's memory); None leaves it to the site.
     mem: str | None = Field(default=None, pattern=r"^\d+[KMGT]?$")
-    max_nodes: int = Field(default=1, gt=0)
-    max_time: str = Field(default="24:00:00", pattern=TIME_RE)
-    default_time: str = Field(default="01:00:00", pattern=TIME_RE)
-    max_array_size: int = Field(default=1000, gt=0)
+    max_nodes: Int = Field(default=1, gt=0, le=1_000_000)
+    max_time: SlurmTime = Field(default="24:00:00", pattern=TIME_RE)
+    default_time: SlurmTime = Field(default="01:00:00", pattern=TIME_RE)
+    max_array_size: Int = Field(default=1000, gt=0, le=4_000_001)  # Slurm's MaxArraySize cap
     exclusive: bool = False
     # Seconds before the time limit at which Slurm sends USR2 so the job can checkpoint.
-    signal_before_s: int = Field(default=120, ge=0)
+    signal_before_s: Int = Field(default=120, ge=0, le=65535)  # sbatch --signal's limit
     # srun --cpu-bind value, e.g. LUMI's per-GCD masks.
-    cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$")
+    cpu_bind: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:,x]+$", max_length=STR_MAX)
     srun_args: list[Word] = Field(default_factory=list)
     sbatch_args: list[Word] = Field(default_factory=list)
 
@@ -113,9 +104,9 @@ class ClusterProfile(Schema):
     # for hang_timeout_s is a hang; a node with node_failure_threshold failures is excluded
     # from later attempts on this cluster; max_requeues bounds time-limit/preemption
     # requeues of one job (submitit's max_num_timeout).
-    hang_timeout_s: int = Field(default=1800, gt=0)
-    node_failure_threshold: int = Field(default=1, gt=0)
-    max_requeues: int = Field(default=3, ge=0)
+    hang_timeout_s: Int = Field(default=1800, gt=0, le=30 * DAY_S)
+    node_failure_threshold: Int = Field(default=1, gt=0, le=1_000_000)
+    max_requeues: Int = Field(default=3, ge=0, le=1000)
 
     ssh: SSHConfig | None = None
     energy: EnergyConfig = EnergyConfig()

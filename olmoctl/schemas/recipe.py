@@ -4,30 +4,42 @@ data."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.bounds import (
+    DAY_S,
+    DIM_MAX,
+    INT64_MAX,
+    STEPS_MAX,
+    TOKENS_MAX,
+    Float,
+    Int,
+)
 from olmoctl.schemas.shellsafe import Name, Text
+
+# Adam's betas: each in [0, 1); 1 never forgets and divides by zero in the bias correction.
+Beta = Annotated[Float, Field(ge=0, lt=1)]
 
 
 class ModelConfig(Schema):
     """The OLMo architecture: pre-norm, non-parametric LayerNorm, SwiGLU, RoPE, no biases."""
 
-    d_model: int = Field(gt=0)
-    n_layers: int = Field(gt=0)
-    n_heads: int = Field(gt=0)
+    d_model: Int = Field(gt=0, le=DIM_MAX)
+    n_layers: Int = Field(gt=0, le=100_000)
+    n_heads: Int = Field(gt=0, le=DIM_MAX)
     # Inner width of the SwiGLU MLP (the width after the gate; OLMo's mlp_hidden_size / 2).
-    mlp_hidden: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
+    mlp_hidden: Int = Field(gt=0, le=DIM_MAX)
+    vocab_size: Int = Field(gt=0, le=2**32)  # uint32 token ids at most
     # Embedding rows, padded up from vocab_size for throughput (OLMo: 50280 -> 50304).
-    embedding_size: int = Field(gt=0)
-    max_seq_len: int = Field(gt=0)
+    embedding_size: Int = Field(gt=0, le=2**32)
+    max_seq_len: Int = Field(gt=0, le=DIM_MAX)
     weight_tying: bool = False
-    rope_theta: float = Field(default=10_000.0, gt=0)
-    layer_norm_eps: float = Field(default=1e-5, gt=0)
-    init_std: float = Field(default=0.02, gt=0)
+    rope_theta: Float = Field(default=10_000.0, gt=0, le=1e12)
+    layer_norm_eps: Float = Field(default=1e-5, gt=0, le=1)
+    init_std: Float = Field(default=0.02, gt=0, le=10)
 
     @model_validator(mode="after")
     def _check_shape(self) -> ModelConfig:
@@ -70,35 +82,35 @@ class ModelConfig(Schema):
 
 class OptimConfig(Schema):
     name: Literal["adamw"] = "adamw"
-    lr: float = Field(gt=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = Field(default=1e-5, gt=0)
-    weight_decay: float = Field(default=0.1, ge=0)
-    grad_clip: float = Field(default=1.0, ge=0)  # 0 turns clipping off
+    lr: Float = Field(gt=0, le=1)
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
+    eps: Float = Field(default=1e-5, gt=0, le=1)
+    weight_decay: Float = Field(default=0.1, ge=0, le=1e3)
+    grad_clip: Float = Field(default=1.0, ge=0, le=1e9)  # 0 turns clipping off
 
 
 class ScheduleConfig(Schema):
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: Int = Field(default=0, ge=0, le=STEPS_MAX)
     decay: Literal["linear", "cosine", "constant"] = "linear"
     # The learning rate decays to lr * final_lr_ratio (OLMo: to a tenth of the peak).
-    final_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    final_lr_ratio: Float = Field(default=0.1, ge=0, le=1)
 
 
 class TrainConfig(Schema):
-    seq_len: int = Field(gt=0)
+    seq_len: Int = Field(gt=0, le=DIM_MAX)
     # Instances (sequences) per optimizer step, across the whole job.
-    global_batch_size: int = Field(gt=0)
+    global_batch_size: Int = Field(gt=0, le=DIM_MAX)
     # Instances per device per forward/backward; the rest is gradient accumulation.
-    micro_batch_size: int = Field(gt=0)
+    micro_batch_size: Int = Field(gt=0, le=DIM_MAX)
     # The budget: max_steps when set, else max_tokens / tokens per step (rounded up).
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_steps: int | None = Field(default=None, gt=0)
-    seed: int = Field(default=6198, ge=0)
+    max_tokens: Int | None = Field(default=None, gt=0, le=TOKENS_MAX)
+    max_steps: Int | None = Field(default=None, gt=0, le=STEPS_MAX)
+    seed: Int = Field(default=6198, ge=0, le=INT64_MAX)
     precision: Literal["bf16", "fp32"] = "bf16"
-    log_interval: int = Field(default=1, gt=0)
+    log_interval: Int = Field(default=1, gt=0, le=STEPS_MAX)
     # Rank 0 writes a heartbeat event this often, from a thread, even while a step or a
     # save is slow: the launcher calls a job hung when heartbeats stop.
-    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    heartbeat_interval_s: Float = Field(default=30.0, gt=0, le=DAY_S)
     # torch.compile each transformer block (GPU runs; off by default, CPU tests keep it off).
     compile: bool = False
 
@@ -124,7 +136,7 @@ class FSDPConfig(Schema):
     # full: shard over every rank; hybrid: shard within a group, replicate across groups.
     strategy: Literal["full", "hybrid"] = "full"
     # Ranks per shard group for hybrid; 0 means one group per node.
-    shard_group_size: int = Field(default=0, ge=0)
+    shard_group_size: Int = Field(default=0, ge=0, le=1_000_000)
     activation_checkpointing: bool = False
     # Mixed precision on GPU: params in bf16, gradients reduced in fp32. CPU runs fp32.
     param_dtype: Literal["bf16", "fp32"] = "bf16"
@@ -132,8 +144,8 @@ class FSDPConfig(Schema):
 
 
 class CheckpointConfig(Schema):
-    interval_steps: int = Field(default=1000, gt=0)
-    keep_last: int = Field(default=3, ge=1)
+    interval_steps: Int = Field(default=1000, gt=0, le=STEPS_MAX)
+    keep_last: Int = Field(default=3, ge=1, le=1_000_000)
 
 
 class DataConfig(Schema):

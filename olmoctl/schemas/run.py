@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.bounds import Int, SlurmTime
 from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
 from olmoctl.schemas.recipe import Recipe
 from olmoctl.schemas.shellsafe import Host
@@ -19,8 +20,8 @@ class RunSpec(Schema):
     name: str = Field(pattern=RUN_NAME)
     recipe: Recipe
     cluster: ClusterProfile
-    nodes: int = Field(gt=0)
-    time: str = Field(pattern=TIME_RE)
+    nodes: Int = Field(gt=0, le=1_000_000)
+    time: SlurmTime = Field(pattern=TIME_RE)
     # The -o overrides as the user typed them, in order (recorded for reproducibility).
     overrides: list[str] = Field(default_factory=list)
     # Slurm host names (#SBATCH --exclude=), read back from the store's node health.

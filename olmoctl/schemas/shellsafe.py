@@ -82,6 +82,8 @@ def check_word(value: str, what: str = "") -> str:
             f"{_subj(what, value)} is not allowed here: use one word of letters, digits and "
             "_@%+=:,./- (no spaces, quotes or shell characters: it lands in the batch script)"
         )
+    if len(value) > MAX_TEXT:  # bounded like Text (issue 14 item 13: every string bounded)
+        raise ValueError(f"{what or 'value'} is {len(value)} characters long; at most {MAX_TEXT}")
     return value
 
 

@@ -58,3 +58,23 @@ def _launch_status_logs_cancel(env: dict[str, str], root: str) -> None:
     wait_for(lambda: not Path(f"/proc/{pid}").exists()
              or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
              HANG_GUARD_S, "the local job's processes to exit")  # fmt: skip
+
+
+def test_wait_exit_status_is_the_runs_outcome(tmp_path: Path) -> None:
+    """`launch --wait`: 0 when the run COMPLETED, 1 when it failed (README's table)."""
+    env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"),
+               PATH=f"{VENV_BIN}:/usr/bin:/bin")  # fmt: skip
+    root = f"cluster.runs_root={tmp_path / 'runs'}"
+    try:
+        ok = _olmoctl(env, "launch", "tiny", "-c", "local", "--wait", "--name", "w-ok",
+                      "-o", root, "-o", "train.max_steps=3")  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        # Valid config, but its data file does not exist: the job itself fails.
+        bad = _olmoctl(env, "launch", "tiny", "-c", "local", "--wait", "--name", "w-bad",
+                       "-o", root, "-o", "train.max_steps=3",
+                       "-o", f"data.paths=[{tmp_path / 'missing.npy'}]")  # fmt: skip
+        assert bad.returncode == 1, bad.stderr
+        assert "w-bad: ended" in bad.stderr and "(exit status 1)" in bad.stderr
+    finally:
+        for name in ("w-ok", "w-bad"):
+            _olmoctl(env, "cancel", name)

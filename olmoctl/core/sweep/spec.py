@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas.bounded import check_value_size
+from olmoctl.schemas.bounds import INT64_MAX, Int
 from olmoctl.schemas.errors import one_line
 from olmoctl.schemas.shellsafe import check_name
 
@@ -131,6 +132,10 @@ def parse_sample(key: str, spec: str) -> Sample:
     except ValueError:
         num = "integers" if kind == "int" else "numbers"
         raise UsageError(f"{where}: expected {kind}:LOW:HIGH with {num}") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise UsageError(f"{where}: LOW and HIGH must be finite numbers")
+    if abs(low) > INT64_MAX or abs(high) > INT64_MAX:
+        raise UsageError(f"{where}: LOW and HIGH must be within +-{INT64_MAX}")
     if not low < high:
         raise UsageError(f"{where}: LOW must be below HIGH")
     if kind == "loguniform" and low <= 0:
@@ -155,14 +160,14 @@ class SweepFile(BaseModel):
     recipe: str | None = None
     cluster: str | None = None
     name: str | None = None
-    nodes: int | None = Field(default=None, gt=0)
+    nodes: Int | None = Field(default=None, gt=0, le=1_000_000)
     time: str | None = None
-    max_parallel: int | None = Field(default=None, gt=0)
+    max_parallel: Int | None = Field(default=None, gt=0, le=MAX_POINTS)
     array: bool | None = None
     overrides: dict[str, Any] | list[str] = Field(default_factory=list)
     grid: dict[str, list[Any] | str] = Field(default_factory=dict)
-    random: int | None = Field(default=None, gt=0)
-    seed: int | None = None
+    random: Int | None = Field(default=None, gt=0, le=MAX_POINTS)
+    seed: Int | None = Field(default=None, ge=0)
     sample: dict[str, str] = Field(default_factory=dict)
 
 

@@ -1,0 +1,79 @@
+"""Bounds every user-facing schema shares, so no value is accepted that fails later.
+
+Floats are finite (Schema's config refuses inf/nan, "1e309" included); ints fit int64 (what
+SQLite stores and torch takes) and are never a YAML boolean (`n_layers: true` is not 1);
+strings are length-bounded by their kind (schemas/shellsafe.py; STR_MAX, like its MAX_TEXT).
+Fields add their own ranges.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from olmoctl.errors import shown
+
+INT64_MAX = 2**63 - 1
+STR_MAX = 4096  # any string a profile or recipe holds (PATH_MAX)
+# Budgets and shapes far above any real run, far below overflow anywhere downstream.
+STEPS_MAX = 10**12
+TOKENS_MAX = 10**18
+DIM_MAX = 2**24  # widths, vocabulary, sequence length, batch sizes
+DAY_S = 86_400
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads True as 1 (and 1.0): a YAML `true` is a typo, not a count.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+# Every int and float field of the schemas uses these (tests walk the models to check).
+Int = Annotated[int, BeforeValidator(_not_bool), Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
+# --- Slurm time strings -------------------------------------------------------------------
+
+TIME_MAX_DAYS = 365
+
+
+def time_problem(value: str) -> str | None:
+    """Why `value` is not a Slurm time olmoctl accepts (HH:MM:SS or D-HH:MM:SS with minutes
+    and seconds below 60, hours below 24 after a day count, at most a year), or None."""
+    m = re.fullmatch(r"(?:(\d{1,3})-)?(\d{1,3}):(\d{2}):(\d{2})", value)
+    if m is None:
+        return "is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
+    hours, minutes, seconds = (int(g) for g in m.groups()[1:])
+    if minutes > 59 or seconds > 59:
+        return "has minutes or seconds above 59"
+    if m.group(1) is not None and hours > 23:
+        return "has hours above 23 after a day count (D-HH:MM:SS)"
+    if parse_time(value) > TIME_MAX_DAYS * DAY_S:
+        return f"is above the {TIME_MAX_DAYS} days olmoctl accepts"
+    if parse_time(value) == 0:
+        return "is zero; give a time limit above 00:00:00"
+    return None
+
+
+def parse_time(value: str) -> int:
+    """Slurm time string -> seconds."""
+    days = 0
+    if "-" in value:
+        d, value = value.split("-", 1)
+        days = int(d)
+    h, m, s = (int(x) for x in value.split(":"))
+    return ((days * 24 + h) * 60 + m) * 60 + s
+
+
+def _checked_time(value: str) -> str:
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(f"{shown(value)} {problem}")
+    return value
+
+
+SlurmTime = Annotated[str, AfterValidator(_checked_time)]
