@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from olmoctl.errors import UsageError
@@ -73,6 +72,8 @@ def atomic_write(
     path = Path(path)
     check_target(path, label)
     data = text.encode() if isinstance(text, str) else text
+    import tempfile  # here: startup is sacred, and only writers need it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-
-from platformdirs import user_config_path, user_state_path
 
 _PKG = Path(__file__).resolve().parent
 # The state store's file in the state dir (olmoctl.store opens it).
@@ -27,12 +26,27 @@ def data_dir(kind: str) -> Path:
 def user_dir(kind: str) -> Path:
     """The user's own `clusters` or `recipes` (~/.config/olmoctl/KIND on Linux)."""
     override = os.environ.get("OLMOCTL_CONFIG_DIR")
-    base = Path(override) if override else user_config_path("olmoctl")
-    return base / kind
+    if override:
+        return Path(override) / kind
+    return _xdg("XDG_CONFIG_HOME", ".config", "user_config_path") / kind
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit)
     env = os.environ.get("OLMOCTL_STATE_DIR")
-    return Path(env) if env else user_state_path("olmoctl")
+    if env:
+        return Path(env)
+    return _xdg("XDG_STATE_HOME", ".local/state", "user_state_path")
+
+
+def _xdg(var: str, default: str, platformdirs_fn: str) -> Path:
+    """The XDG folder for olmoctl on Linux (what platformdirs answers there, without its
+    import cost on every command); platformdirs elsewhere (macOS, Windows)."""
+    if sys.platform.startswith("linux"):
+        base = os.environ.get(var, "").strip()
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / default
+        return root / "olmoctl"
+    import platformdirs
+
+    return Path(getattr(platformdirs, platformdirs_fn)("olmoctl"))
