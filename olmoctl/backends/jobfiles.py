@@ -109,3 +109,20 @@ def slurm_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:
         if m:
             out[int(m.group(1))] = p
     return out
+
+
+class SlurmJobLogs:
+    """Where a Slurm job's logs and submitit's ids are, for every backend whose jobs Slurm
+    runs (here or behind ssh): `self.files` reads the run directory wherever it is."""
+
+    files: RunFiles
+
+    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
+        return slurm_rank_logs(self.files, run_dir, job_id)
+
+    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
+        return Path(batch_path(run_dir, job_id))
+
+    def recover_job_id(self, run_dir: str) -> str | None:
+        ids = submitted_job_ids(self.files, run_dir)
+        return ids[-1] if ids else None

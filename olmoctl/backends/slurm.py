@@ -20,7 +20,7 @@ from olmoctl.schemas.shellsafe import check_host, check_job_id
 REACH_TIMEOUT_S = 15
 
 
-class SlurmBackend:
+class SlurmBackend(jobfiles.SlurmJobLogs):
     files = LOCAL
     supports_arrays = True
     batch_script = True
@@ -123,16 +123,6 @@ class SlurmBackend:
 
     def prefetch(self, want: Prefetch) -> None:
         return None  # the files are here: read when asked
-
-    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
-        return jobfiles.slurm_rank_logs(self.files, run_dir, job_id)
-
-    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
-        return Path(jobfiles.batch_path(run_dir, job_id))
-
-    def recover_job_id(self, run_dir: str) -> str | None:
-        ids = jobfiles.submitted_job_ids(self.files, run_dir)
-        return ids[-1] if ids else None
 
     # job arrays: sbatch/scontrol/scancel on the whole array, submitit's pickle per task
     def submit_array(self, script_path: str) -> str:

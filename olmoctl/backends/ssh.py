@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from olmoctl.backends import jobfiles
@@ -42,7 +41,7 @@ def remote_home(ssh: SSHConfig) -> str:
 
 
 # -- the backend ----------------------------------------------------------------------------
-class SSHBackend:
+class SSHBackend(jobfiles.SlurmJobLogs):
     """The Backend protocol plus run-directory files (`files`), all on the login node."""
 
     supports_arrays = False  # the array flow writes pickles and sbatches here, not remotely
@@ -134,16 +133,6 @@ class SSHBackend:
     def cancel(self, job_id: str, run_dir: str) -> None:
         self.forget()
         self.call1("cancel", job_id=job_id)
-
-    def rank_logs(self, run_dir: str, job_id: str) -> dict[int, Path]:
-        return jobfiles.slurm_rank_logs(self.files, run_dir, job_id)
-
-    def batch_log(self, run_dir: str, job_id: str) -> Path | None:
-        return Path(jobfiles.batch_path(run_dir, job_id))
-
-    def recover_job_id(self, run_dir: str) -> str | None:
-        ids = jobfiles.submitted_job_ids(self.files, run_dir)
-        return ids[-1] if ids else None
 
     def submit_array(self, script_path: str) -> str:
         raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
