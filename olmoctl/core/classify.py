@@ -1,5 +1,6 @@
 """Why did an attempt end? Classify from Slurm's record, the rank logs and the events, and
-keep the evidence. Infrastructure classes are retried by `watch`; code errors and OOM never.
+keep the evidence. Infrastructure classes are retried by `watch`; code errors and OOM never;
+STORAGE (the checkpoint filesystem filled up during a save) only once there is room again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from olmoctl.schemas.events import Exiting, ExitReason
+from olmoctl.train.exit_codes import EXIT_STORAGE
 
 COMPLETED = "COMPLETED"
 TIMEOUT = "TIMEOUT"
@@ -21,6 +23,7 @@ COLLECTIVE = "COLLECTIVE"
 HANG = "HANG"
 OOM = "OOM"
 CODE_ERROR = "CODE_ERROR"
+STORAGE = "STORAGE"  # no space / quota during a checkpoint save (job exit EXIT_STORAGE)
 CANCELLED = "CANCELLED"
 UNKNOWN = "UNKNOWN"
 
@@ -36,6 +39,9 @@ COLLECTIVE_SIGNS = re.compile(
 )
 NODE_FAILURE_LINE = re.compile(r"Node failure on (\S+)")
 KILLED_TASK = re.compile(r"srun: error: (\S+): task (\d+): Killed")
+# The job's one line (olmoctl.train.storage.no_space_line).
+NO_SPACE_LINE = re.compile(r"no space left on \S.* while saving step \d+: needs ~[^\n]*")
+_NEEDS = re.compile(r"needs ~([\d.]+) (GB|MB)")
 OOM_SIGNS = re.compile(r"Out of memory|oom-kill|OOM Killed|CUDA out of memory|HIP out of memory")
 
 
@@ -140,10 +146,15 @@ def classify(
     if slurm_state == "CANCELLED":
         return Verdict(CANCELLED, "cancelled (not by olmoctl)", evidence=ev)
 
-    # FAILED and the rest: read the ranks. A rank killed by a signal first (its peers then
-    # fail in collectives, with tracebacks of their own), then collectives, then code.
-    killed = KILLED_TASK.findall(batch)
+    # FAILED and the rest: read the ranks. A full checkpoint filesystem first (every rank
+    # agrees on it and exits EXIT_STORAGE), a rank killed by a signal (its peers then fail
+    # in collectives, with tracebacks of their own), then collectives, then code.
     logs = {r: tail(p) for r, p in sorted(rank_logs.items())}
+    storage = _no_space(exiting, logs)
+    if storage is not None:
+        ev["needed_bytes"] = needed_bytes(storage)
+        return Verdict(STORAGE, storage, evidence=ev)
+    killed = KILLED_TASK.findall(batch)
     for node, task in killed:
         rank = int(task)
         if _traceback_tail(logs.get(rank, "")) is None:
@@ -168,6 +179,23 @@ def classify(
     if exiting and exiting.reason == ExitReason.ERROR:
         return Verdict(CODE_ERROR, exiting.error or "the job reported an error", evidence=ev)
     return Verdict(UNKNOWN, f"{slurm_state} exit {exit_code}", evidence=ev)
+
+
+def _no_space(exiting: Exiting | None, logs: dict[int, str]) -> str | None:
+    """The job's no-space line when the attempt ended on a full checkpoint filesystem."""
+    if exiting is not None and exiting.exit_status == EXIT_STORAGE:
+        return exiting.error or "no space left while saving a checkpoint"
+    for text in logs.values():
+        m = NO_SPACE_LINE.search(text)
+        if m:
+            return m.group(0)
+    return None
+
+
+def needed_bytes(line: str) -> int | None:
+    """The size a no-space line says the checkpoint needs ("needs ~1.4 GB")."""
+    m = _NEEDS.search(line)
+    return int(float(m.group(1)) * (1e9 if m.group(2) == "GB" else 1e6)) if m else None
 
 
 def _is_bad_input(text: str) -> bool:

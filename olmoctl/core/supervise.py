@@ -1,6 +1,7 @@
 """resume and watch: act on each run's state by class. Infrastructure failures are resumed
 (with backoff and a budget) from the newest complete checkpoint, bad nodes excluded; code
-errors and OOM never. Two watchers never act on the same run (a lease in the store)."""
+errors and OOM never; a full checkpoint filesystem (STORAGE) once there is room again
+(core/space.py). Two watchers never act on the same run (a lease in the store)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from olmoctl.core import events as ev
 from olmoctl.core import status
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
+from olmoctl.core.space import room_for
 from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError, shown
 from olmoctl.store import WAITING, Attempt, AttemptState, DamagedRow, Run, Store
@@ -136,7 +138,7 @@ def _retries(store: Store, name: str) -> int:
     """Consecutive infrastructure endings since the last attempt that made progress."""
     n = 0
     for a in reversed(store.attempts(name)):
-        if a.klass in cl.INFRA:
+        if a.klass in cl.INFRA or a.klass == cl.STORAGE:
             n += 1
         else:
             break
@@ -187,7 +189,12 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             if _once(store, name, f"not-retried:{last.id}", f"{klass}: {last.reason}"):
                 done.append(f"{name}: {klass} is NOT retried: {last.reason}")
             continue
-        if klass not in cl.INFRA:
+        if klass == cl.STORAGE and not _has_room(run, last):
+            key, why = f"no-space:{last.id}", f"{klass}: {last.reason}"
+            if _once(store, name, key, why):
+                done.append(f"{name}: {klass} is NOT retried until space exists: {last.reason}")
+            continue
+        if klass not in cl.INFRA and klass != cl.STORAGE:
             continue
         retries = _retries(store, name)
         if retries > policy.max_retries:
@@ -207,6 +214,12 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
         )
         done.append(f"{name}: resumed after {klass} as job {res.job_id}")
     return done
+
+
+def _has_room(run: Run, last: Attempt) -> bool:
+    """A STORAGE ending: does the checkpoint filesystem now have the space it needed?"""
+    remote = backend_for(spec_of(run)).files.remote
+    return bool(room_for(run.run_dir, last.evidence.get("needed_bytes"), remote))
 
 
 def _damaged(run: Run) -> bool:
@@ -262,7 +275,10 @@ def all_settled(store: Store, runs: list[str] | None, max_retries: int) -> bool:
             continue
         if last.klass in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
             continue
-        if last.klass in cl.INFRA and _retries(store, run.name) > max_retries:
+        if last.klass == cl.STORAGE and not _has_room(run, last):
+            continue  # waits for a human to free space (or resume)
+        retry = last.klass in cl.INFRA or last.klass == cl.STORAGE
+        if retry and _retries(store, run.name) > max_retries:
             continue
         return False
     return True

@@ -70,6 +70,12 @@ def parse_step_dir(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_permanent_step(step: int, permanent_every: int) -> bool:
+    """A checkpoint kept for good (recipe checkpoint.permanent_interval_steps; 0 = none):
+    retention never deletes it. The job marks it in .complete; `olmoctl status` shows it."""
+    return permanent_every > 0 and step > 0 and step % permanent_every == 0
+
+
 def checkpoints_root(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINTS_DIR
 

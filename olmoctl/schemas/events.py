@@ -106,6 +106,9 @@ class CheckpointSaved(Event):
     path: str | None = None
     seconds: float | None = None
     bytes: int | None = None
+    stall_s: float | None = None  # training time the save cost (all of `seconds` when sync)
+    mode: str | None = None  # sync | async
+    permanent: bool | None = None  # kept for good by retention
 
 
 class Heartbeat(Event):

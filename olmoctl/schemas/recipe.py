@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from olmoctl.schemas.base import Schema
 from olmoctl.schemas.bounds import (
@@ -144,8 +144,23 @@ class FSDPConfig(Schema):
 
 
 class CheckpointConfig(Schema):
+    # `async` in recipes and overrides (a Python keyword, hence the alias); dumps say `async`.
+    model_config = ConfigDict(
+        **Schema.model_config, validate_by_name=True, validate_by_alias=True,
+        serialize_by_alias=True,
+    )  # fmt: skip
+
     interval_steps: Int = Field(default=1000, gt=0, le=STEPS_MAX)
+    # The newest ephemeral checkpoints kept; permanent ones are kept besides these.
     keep_last: Int = Field(default=3, ge=1, le=1_000_000)
+    # Every checkpoint whose step is a multiple of this is kept for good (0 = none), like
+    # OLMo's save_interval_unsharded next to save_interval.
+    permanent_interval_steps: Int = Field(default=0, ge=0, le=STEPS_MAX)
+    # Write in the background while training continues (None: on GPU yes, on CPU no: there
+    # the copy costs RAM and the writer competes with the compute for the same cores).
+    async_save: bool | None = Field(default=None, alias="async")
+    # DCP writer threads per rank (files per rank); more help on parallel filesystems.
+    writer_threads: Int = Field(default=4, ge=1, le=64)
 
 
 class DataConfig(Schema):

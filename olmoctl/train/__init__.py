@@ -9,6 +9,7 @@ from olmoctl.train.exit_codes import (
     EXIT_COMPLETED,
     EXIT_ERROR,
     EXIT_REQUEUE,
+    EXIT_STORAGE,
 )
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_REQUEUE"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_REQUEUE", "EXIT_STORAGE"]

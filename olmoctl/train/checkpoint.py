@@ -12,7 +12,9 @@ Layout (RUN_DIR/checkpoints/; names in olmoctl.schemas.contract, which the launc
 A save writes everything into .tmp-step_N, renames it to step_N (atomic), then writes
 .complete (itself via a temp file + rename) and fsyncs. Only folders with a parseable
 .complete and DCP's .metadata count as complete; torn ones are removed by the next save.
-The newest complete one is loaded; the last `keep_last` are kept (marker removed first).
+The newest complete one is loaded; retention (train/retention.py) keeps the last
+`keep_last` plus the permanent ones (marker removed first). The save itself, synchronous or
+in the background, is olmoctl.train.async_save.Saver; this module holds its steps.
 """
 
 from __future__ import annotations
@@ -145,53 +147,79 @@ def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def save(
+def tmp_dir(root: Path, step: int) -> Path:
+    return root / f"{CHECKPOINT_TMP_PREFIX}{step_dir_name(step)}"
+
+
+def begin(root: Path, step: int) -> Path:
+    """Rank 0, before any rank writes: torn leftovers go, a complete checkpoint of the same
+    step (a rerun) is replaced, and an empty .tmp-step_N is made. Returns that folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    remove_torn(root)
+    final = root / step_dir_name(step)
+    if final.exists():
+        _remove(final)
+    tmp = tmp_dir(root, step)
+    tmp.mkdir()
+    return tmp
+
+
+def write_rng(tmp: Path, rank: int, rng: dict[str, Any]) -> None:
+    """This rank's RNG states (captured when the save was asked for), fsync'd."""
+    rng_path = tmp / f"rng_{rank:05d}.pt"
+    with open(rng_path, "wb") as f:
+        torch.save(rng, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    return _rng_state(device)
+
+
+def commit(
     root: Path,
     step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
     *,
     trainer_state: dict[str, Any],
     marker: dict[str, Any],
-    keep_last: int,
-    device: torch.device,
     faults: Faults,
-) -> dict[str, Any]:
-    """Collective: every rank calls it. Returns {step, path, seconds, bytes} (bytes on rank 0)."""
-    t0 = time.monotonic()
-    rank = dist.get_rank()
+) -> int:
+    """Rank 0, after every rank's files are written and synced: trainer_state.json, the
+    atomic rename to step_N, then `.complete` (written last). Returns the checkpoint's bytes."""
+    tmp, final = tmp_dir(root, step), root / step_dir_name(step)
+    _write_atomic(tmp / TRAINER_STATE, json.dumps(trainer_state, indent=2) + "\n")
+    faults.stall_save(step, "before_rename", root)
+    _fsync_dir(tmp)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    faults.stall_save(step, "before_marker", root)
+    nbytes = _dir_bytes(final)
+    info = {**marker, "step": step, "bytes": nbytes, "saved_at": time.time()}
+    _write_atomic(final / COMPLETE_MARKER, json.dumps(info, indent=2) + "\n")
+    _fsync_dir(final)
+    return nbytes
+
+
+def discard(root: Path, step: int) -> None:
+    """Rank 0, after a failed save of `step`: its torn folder goes (renamed or not), so only
+    complete checkpoints remain and the space is given back."""
+    shutil.rmtree(tmp_dir(root, step), ignore_errors=True)
     final = root / step_dir_name(step)
-    tmp = root / f"{CHECKPOINT_TMP_PREFIX}{step_dir_name(step)}"
-    if rank == 0:
-        root.mkdir(parents=True, exist_ok=True)
-        remove_torn(root)
-        if final.exists():  # a complete one of the same step (a rerun): replace it
-            _remove(final)
-        tmp.mkdir()
-    dist.barrier()
-    model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp)
-    rng_path = tmp / f"rng_{rank:05d}.pt"
-    torch.save(_rng_state(device), rng_path)
-    with open(rng_path, "rb") as f:
-        os.fsync(f.fileno())
-    dist.barrier()
-    nbytes = 0
-    if rank == 0:
-        _write_atomic(tmp / TRAINER_STATE, json.dumps(trainer_state, indent=2) + "\n")
-        faults.stall_save(step, "before_rename", root)
-        _fsync_dir(tmp)
-        os.rename(tmp, final)
-        _fsync_dir(root)
-        faults.stall_save(step, "before_marker", root)
-        nbytes = _dir_bytes(final)
-        info = {**marker, "step": step, "bytes": nbytes, "saved_at": time.time()}
-        _write_atomic(final / COMPLETE_MARKER, json.dumps(info, indent=2) + "\n")
-        _fsync_dir(final)
-        for old in list_complete(root)[:-keep_last]:
-            _remove(old.path)
-    dist.barrier()
-    return {"step": step, "path": str(final), "seconds": time.monotonic() - t0, "bytes": nbytes}
+    if final.is_dir() and read_marker(final) is None:
+        shutil.rmtree(final, ignore_errors=True)
+
+
+def apply_retention(root: Path, keep_last: int, permanent_every: int) -> list[int]:
+    """Rank 0, on the checkpoint writer after a commit: delete the complete checkpoints
+    retention does not keep (marker first). Returns the steps removed."""
+    from olmoctl.train.retention import to_remove
+
+    found = {c.step: c for c in list_complete(root)}
+    gone = to_remove(found, keep_last, permanent_every)
+    for step in gone:
+        _remove(found[step].path)
+    return gone
 
 
 def check_compatible(info: CheckpointInfo, expected: dict[str, Any]) -> None:

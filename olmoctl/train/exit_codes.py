@@ -19,3 +19,8 @@ EXIT_BAD_INPUT = 2
 # the job stopped on purpose. Please requeue: the next attempt resumes from that checkpoint.
 # (A site may also name it in Slurm's RequeueExit=42.)
 EXIT_REQUEUE = 42
+# The checkpoint filesystem is full (or over quota): a save failed, its torn folder was
+# removed and the previous complete checkpoint is intact. One line on stderr says where,
+# how much is needed and how much is free. Not a code error; retrying helps only once space
+# exists (sysexits' EX_IOERR).
+EXIT_STORAGE = 74

@@ -5,9 +5,11 @@
     so where the flag is seen is deterministic).
 {"raise_after_step": 5}   every rank raises a RuntimeError ("deliberate fault") after
     optimizer step 5: a code error, for the failure-classification tests.
-{"stall_save_step": 20, "stall_at": "before_rename" | "before_marker"}   rank 0 stops in
-    the middle of that step's save and writes STALLED_FILE in the checkpoints folder
-    (the test then SIGKILLs it).
+{"stall_save_step": 20, "stall_at": "before_rename" | "before_marker" | "mid_write"}
+    rank 0 stops in the middle of that step's save and writes STALLED_FILE in the
+    checkpoints folder (the test then SIGKILLs it). mid_write: on the checkpoint writer
+    (the background thread of an async save, every rank), after DCP wrote the data and
+    before the RNG files and the commit; training goes on meanwhile when the save is async.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """One attempt of the job on this rank: config -> torch.distributed -> Trainer -> exit status.
 
 Errors: a UsageError (bad input) prints one line `olmoctl.train: error: ...` on stderr and
-gives EXIT_BAD_INPUT; anything else prints its traceback and gives EXIT_ERROR. Either way
-rank 0 writes an `exiting` event when the run directory is known.
+gives EXIT_BAD_INPUT; a full checkpoint filesystem (StorageFull) one line and EXIT_STORAGE;
+anything else prints its traceback and gives EXIT_ERROR. Either way rank 0 writes an
+`exiting` event when the run directory is known.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from olmoctl.errors import UsageError
 from olmoctl.schemas.events import Exiting, ExitReason
 from olmoctl.train.events import EventLog, Heartbeat
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR
+from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_STORAGE
 from olmoctl.train.faults import Faults
 from olmoctl.train.signals import StopFlag
+from olmoctl.train.storage import StorageFull
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,12 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
             Exiting(reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step)
         )
         return outcome
-    except UsageError as e:
+    except (UsageError, StorageFull) as e:
         step = trainer.step if trainer is not None else step
+        status = EXIT_STORAGE if isinstance(e, StorageFull) else EXIT_BAD_INPUT
         print(f"olmoctl.train: error: {e}", file=sys.stderr, flush=True)
-        events.emit(
-            Exiting(reason=ExitReason.ERROR, exit_status=EXIT_BAD_INPUT, step=step, error=str(e))
-        )
-        return Outcome(EXIT_BAD_INPUT, "error", step)
+        events.emit(Exiting(reason=ExitReason.ERROR, exit_status=status, step=step, error=str(e)))
+        return Outcome(status, "error", step)
     except Exception as e:
         step = trainer.step if trainer is not None else step
         traceback.print_exc()

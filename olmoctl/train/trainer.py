@@ -17,8 +17,9 @@ import torch.distributed as dist
 
 from olmoctl.errors import UsageError
 from olmoctl.schemas.contract import INDICES_FILE, SYNTHETIC_FILE, checkpoints_root
-from olmoctl.schemas.events import CheckpointSaved, Started, Step
+from olmoctl.schemas.events import Started, Step
 from olmoctl.train import checkpoint as ckpt
+from olmoctl.train.async_save import Saver
 from olmoctl.train.config import JobConfig
 from olmoctl.train.data import (
     BatchLoader,
@@ -160,6 +161,9 @@ class Trainer:
             self.step = int(state["step"])
             self.tokens_seen = int(state["tokens_seen"])
             log(f"resumed from {self.resume_from.path} at step {self.step}")
+        self.saver = Saver.for_recipe(
+            r.checkpoint, self.ckpt_root, self.device, self.faults, self.events.emit, log
+        )
 
     def started_event(self) -> Started:
         hosts: list[Any] = [None] * self.world
@@ -213,7 +217,7 @@ class Trainer:
         }
 
     # ---------------------------------------------------------------- loop
-    def save(self) -> dict[str, Any]:
+    def save(self) -> None:
         t = self.recipe.train
         state = {
             "step": self.step,
@@ -224,20 +228,7 @@ class Trainer:
             **{k: v for k, v in self.expected.items() if k != "model"},
         }
         marker = {**self.expected, "world_size": self.world, "job_id": self.denv.job_id}
-        info = ckpt.save(
-            self.ckpt_root,
-            self.step,
-            self.model,
-            self.optimizer,
-            trainer_state=state,
-            marker=marker,
-            keep_last=self.recipe.checkpoint.keep_last,
-            device=self.device,
-            faults=self.faults,
-        )
-        self.events.emit(CheckpointSaved(**info))
-        log(f"checkpoint step {self.step}: {info['path']} ({info['seconds']:.2f} s)")
-        return info
+        self.saver.save(self.step, self.model, self.optimizer, trainer_state=state, marker=marker)
 
     def run(self) -> Result:
         r, t = self.recipe, self.recipe.train
@@ -269,6 +260,7 @@ class Trainer:
                 loss.backward()
                 loss_sum += loss.detach()
             grad_norm = clip_grad_norm(model, r.optim.grad_clip)
+            self.saver.before_update()  # an async save's copy is done before params change
             opt.step()
             opt.zero_grad(set_to_none=True)
             self.step += 1
@@ -283,15 +275,17 @@ class Trainer:
                 bad = float(int(next_batch.max()) >= vocab)
             usr2 = float(self.stop.name == "SIGUSR2")
             term = float(self.stop.name == "SIGTERM")
-            # One small all-reduce per step: mean loss, bad next batch, signals on any rank.
+            save_failed = self.saver.poll()
+            # One small all-reduce per step: mean loss, bad next batch, signals on any rank,
+            # a failed background save on any rank.
+            flags = (bad, usr2, term, save_failed)
             stats = torch.stack(
-                [
-                    loss_sum.float(),
-                    *(torch.tensor(v, device=self.device) for v in (bad, usr2, term)),
-                ]
+                [loss_sum.float(), *(torch.tensor(v, device=self.device) for v in flags)]
             )
             dist.all_reduce(stats)
-            loss_v, any_bad, any_usr2, any_term = stats.tolist()
+            loss_v, any_bad, any_usr2, any_term, any_save_failed = stats.tolist()
+            if any_save_failed:
+                self.saver.wait()  # raises the save's error on every rank, at this step
             loss_v /= self.world
 
             if self.step % t.log_interval == 0 or self.step == total:
@@ -328,12 +322,14 @@ class Trainer:
                 self.on_signal(stop_sig)
                 if saved_at != self.step:
                     self.save()
+                self.saver.wait()  # the signal's save is complete before the exit
                 self.finished = True
                 return Result("preempted", EXIT_REQUEUE, self.step, stop_sig)
             if self.step % r.checkpoint.interval_steps == 0 or self.step == total:
                 self.save()
                 saved_at = self.step
                 interval_t0 = time.monotonic()
+        self.saver.wait()  # the final save is complete before the exit
         self.finished = True
         return Result("completed", EXIT_COMPLETED, self.step)
 
