@@ -145,7 +145,11 @@ def detail(d: dict[str, Any]) -> None:
     console.print(t)
     ckpts = d["checkpoints"]
     if ckpts:
-        parts = [f"{c['step']}{'' if c['complete'] else ' (torn)'}" for c in ckpts]
+        parts = [
+            f"{c['step']}{'' if c['complete'] else ' (torn)'}"
+            f"{' (permanent)' if c.get('permanent') else ''}"
+            for c in ckpts
+        ]
         console.print("checkpoints: " + ", ".join(parts))
     g = d.get("goodput") or {}
     if g.get("goodput") is not None:

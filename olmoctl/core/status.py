@@ -14,6 +14,7 @@ from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.errors import OlmoctlError, shown
+from olmoctl.schemas.contract import is_permanent_step
 from olmoctl.store import Attempt, AttemptState, DamagedRow, Run, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
@@ -262,6 +263,7 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     from olmoctl.core.goodput import goodput
 
     events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
+    every = _permanent_every(run)
     attempts = store.attempts(name)
     last = attempts[-1] if attempts else None
     return {
@@ -269,10 +271,23 @@ def detail(store: Store, name: str) -> dict[str, Any]:
         "run_dir": run.run_dir,
         "attempt_list": [{**a.fields(), "evidence": a.evidence} for a in attempts],
         "checkpoints": [
-            {"step": c.step, "path": c.path, "complete": c.complete}
+            {
+                "step": c.step,
+                "path": c.path,
+                "complete": c.complete,
+                "permanent": is_permanent_step(c.step, every),
+            }
             for c in store.checkpoints(name)
         ],
         "losses": ev.summarize(events).losses,
         "goodput": goodput(events, attempts, time.time()),
         "nodes_excluded": run.spec_data.get("exclude_nodes", []),
     }
+
+
+def _permanent_every(run: Run) -> int:
+    """The recipe's checkpoint.permanent_interval_steps (0: none, or an older spec)."""
+    recipe = run.spec_data.get("recipe")
+    ckpt = recipe.get("checkpoint") if isinstance(recipe, dict) else None
+    every = ckpt.get("permanent_interval_steps", 0) if isinstance(ckpt, dict) else 0
+    return every if isinstance(every, int) else 0

@@ -19,7 +19,7 @@ from olmoctl.train.events import EventLog, Heartbeat
 from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_STORAGE
 from olmoctl.train.faults import Faults
 from olmoctl.train.signals import StopFlag
-from olmoctl.train.storage import StorageFull
+from olmoctl.train.storage import SaveFailed, StorageFull
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     heartbeat: Heartbeat | None = None
     trainer = None
     step = 0
+    agreed = False
     try:
         job = load_job_config(config_path, run_dir)
         events = EventLog(job.run_dir, enabled=denv.rank == 0)
@@ -81,11 +82,13 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     except (UsageError, StorageFull) as e:
         step = trainer.step if trainer is not None else step
         status = EXIT_STORAGE if isinstance(e, StorageFull) else EXIT_BAD_INPUT
+        agreed = isinstance(e, StorageFull)  # every rank stopped at this step, none waits
         print(f"olmoctl.train: error: {e}", file=sys.stderr, flush=True)
         events.emit(Exiting(reason=ExitReason.ERROR, exit_status=status, step=step, error=str(e)))
         return Outcome(status, "error", step)
     except Exception as e:
         step = trainer.step if trainer is not None else step
+        agreed = isinstance(e, SaveFailed)  # a failed save stops every rank at one step
         traceback.print_exc()
         sys.stderr.flush()
         first = (str(e).strip().splitlines() or [""])[0]
@@ -105,7 +108,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         events.close()
         # After a failure, other ranks may be stuck in a collective: tearing the group down
         # could block (NCCL), so a multi-rank job just exits and srun/torchrun end the rest.
-        if denv.world_size == 1 or (trainer is not None and trainer.finished):
+        if denv.world_size == 1 or agreed or (trainer is not None and trainer.finished):
             distributed.shutdown()
         sys.stdout.flush()
 

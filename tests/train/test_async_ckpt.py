@@ -136,9 +136,7 @@ def test_sigkill_during_the_background_write_resumes_from_the_previous(
     evs = events(run_dir)
     started = [e for e in evs if e["event"] == "started"]
     assert [s["start_step"] for s in started] == [0, 5]
-    assert_same_losses(
-        losses(evs, after_last_start=True), losses(events(reference[world])), 6
-    )
+    assert_same_losses(losses(evs, after_last_start=True), losses(events(reference[world])), 6)
     assert [c.step for c in list_complete(root)] == [10, 15, 20]
     assert not any(p.name.startswith(CHECKPOINT_TMP_PREFIX) for p in root.iterdir())
 

@@ -1,0 +1,91 @@
+"""A full checkpoint filesystem as the launcher sees it: the STORAGE class, `watch` waiting
+for room before it resumes, and `status RUN` naming the permanent checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from olmoctl.core import classify as cl
+from olmoctl.core import launch, status, supervise
+from olmoctl.schemas.contract import is_permanent_step
+from olmoctl.schemas.events import Exiting
+from olmoctl.store import Store
+from olmoctl.train.exit_codes import EXIT_STORAGE
+from tests.unit.test_classify import _classify, _logs
+from tests.unit.test_supervise import run  # noqa: F401 - the fixture
+
+LINE = (
+    "no space left on /scratch (lustre) while saving step 20: needs ~14.2 GB, 3.1 GB free "
+    "(checkpoints in /scratch/u/r/checkpoints; the previous complete checkpoint is kept)"
+)
+
+
+def test_storage_is_its_own_class_from_the_event_or_the_logs(tmp_path: Path) -> None:
+    exiting = Exiting(reason="error", exit_status=EXIT_STORAGE, step=21, error=LINE)
+    v = _classify(exit_code="74:0", exiting=exiting)
+    assert (v.klass, v.reason) == (cl.STORAGE, LINE)
+    assert v.evidence["needed_bytes"] == 14_200_000_000
+    assert not v.infra
+    # No event (rank 0 died before writing it): the rank log's line says it.
+    logs = _logs(tmp_path, r1=f"step 20\nolmoctl.train: error: {LINE}\n")
+    v = _classify(exit_code="74:0", rank_logs=logs)
+    assert v.klass == cl.STORAGE and v.reason.startswith("no space left on /scratch")
+    assert cl.needed_bytes("needs ~3.5 MB, 0.1 MB free") == 3_500_000
+    # A code error that mentions space is still a code error.
+    tb = "Traceback (most recent call last):\n  File x\nValueError: no space left\n"
+    assert _classify(rank_logs=_logs(tmp_path, r0=tb)).klass == cl.CODE_ERROR
+
+
+def _end_storage(store: Store, needed: int) -> None:
+    with store.tx() as tx:
+        a = tx.last_attempt("r")
+        tx.update_attempt(
+            a.id, state="FAILED", klass=cl.STORAGE, reason=LINE, ended_at=1.0,
+            evidence={"needed_bytes": needed},
+        )  # fmt: skip
+
+
+def test_watch_resumes_a_full_disk_only_once_there_is_room(run: Store) -> None:  # noqa: F811
+    policy = supervise.WatchPolicy(backoff_s=0)
+    _end_storage(run, needed=1 << 60)  # more than any disk here
+    done = supervise.tick(run, "me", policy, runs=["r"])
+    assert done == [f"r: STORAGE is NOT retried until space exists: {LINE}"]
+    assert supervise.tick(run, "me", policy, runs=["r"]) == []  # said once
+    assert supervise.all_settled(run, ["r"], max_retries=5)
+    assert len(run.attempts("r")) == 1
+
+    _end_storage(run, needed=1000)  # space freed (the same attempt, a smaller need)
+    assert not supervise.all_settled(run, ["r"], max_retries=5)
+    done = supervise.tick(run, "me", policy, runs=["r"])
+    assert len(done) == 1 and done[0].startswith("r: resumed after STORAGE as job ")
+    assert len(run.attempts("r")) == 2
+
+
+def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> None:  # noqa: F811
+    spec = launch.spec_of(run.get_run("r"))
+    assert spec.recipe.checkpoint.permanent_interval_steps == 0
+    with run.tx() as tx:
+        data = spec.model_dump(mode="json")
+        data["recipe"]["checkpoint"]["permanent_interval_steps"] = 20
+        tx.set_run_spec("r", type(spec).model_validate(data))
+        for step in (10, 20, 30, 40):
+            tx.record_checkpoint("r", step, f"/x/step_{step:08d}", complete=step != 40)
+    d = status.detail(run, "r")
+    assert [(c["step"], c["permanent"]) for c in d["checkpoints"]] == [
+        (10, False), (20, True), (30, False), (40, True),
+    ]  # fmt: skip
+    run.close()
+    res = cli("status", "r")
+    assert "checkpoints: 10, 20 (permanent), 30, 40 (torn) (permanent)" in res.out, res.out
+    got = json.loads(cli("status", "r", "--json").out)["checkpoints"]
+    assert [c["permanent"] for c in got] == [False, True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("step", "every", "expected"), [(20, 10, True), (25, 10, False), (20, 0, False), (0, 5, False)]
+)
+def test_permanent_steps(step: int, every: int, expected: bool) -> None:
+    assert is_permanent_step(step, every) is expected
