@@ -113,14 +113,14 @@ def checkpoint_figures(
     directory.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"gbps_by_threads": {}}
     n = 0
-    sync_stalls: list[float] = []
+    sync_stalls: dict[int, list[float]] = {}
     for t in threads:
         saver = _saver(directory / f"sync-{t}", device, False, t)
         rates = []
         for _ in range(repeats):
             n += 1
             stall, seconds, nbytes = _one_save(saver, n, model, optimizer, step)
-            sync_stalls.append(stall)
+            sync_stalls.setdefault(t, []).append(stall)
             rates.append(nbytes / seconds / 1e9)
             out["state_gb"] = nbytes / 1e9
         out["gbps_by_threads"][t] = statistics.median(rates)
@@ -135,7 +135,7 @@ def checkpoint_figures(
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     out.update(
         threads=best_t,
-        sync_stall_s=statistics.median(sync_stalls),
+        sync_stall_s=statistics.median(sync_stalls[best_t]),
         async_first_stall_s=async_stalls[0],
         async_stall_s=statistics.median(async_stalls[1:]),
         async_total_s=statistics.median(async_totals[1:]),
@@ -156,7 +156,8 @@ def print_figures(f: dict[str, Any], where: str = "") -> None:
     print(f"  dd bs=1M conv=fsync, same filesystem: {f['dd_gbps']:.2f} GB/s")
     print(f"  save / dd = {f.get('save_vs_dd', float('nan')):.2f} (target >= 0.7)")
     print(
-        f"  training stall per save: sync {f['sync_stall_s']:.3f} s, async "
+        f"  training stall per save (writer_threads={f['threads']}): sync "
+        f"{f['sync_stall_s']:.3f} s, async "
         f"{f['async_stall_s']:.3f} s (first async save {f['async_first_stall_s']:.3f} s: "
         f"allocates the staging buffers); async / sync = {f['stall_ratio']:.3f} "
         "(target <= 0.1)"

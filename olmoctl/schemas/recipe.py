@@ -160,7 +160,7 @@ class CheckpointConfig(Schema):
     # the copy costs RAM and the writer competes with the compute for the same cores).
     async_save: bool | None = Field(default=None, alias="async")
     # DCP writer threads per rank (files per rank); more help on parallel filesystems.
-    writer_threads: Int = Field(default=4, ge=1, le=64)
+    writer_threads: Int = Field(default=8, ge=1, le=64)
 
 
 class DataConfig(Schema):
