@@ -13,10 +13,11 @@ own process: the job's Trainer on synthetic data (world 1: FSDP2 on a GPU, the p
 on CPU), `--warmup` steps then `--steps` measured ones, no checkpoint during the run.
 tokens/s is the median of the measured steps' `tokens_per_s` events; MFU = the recipe's
 FLOPs per token x tokens/s / peak (--peak-tflops, or the --cluster profile's
-peak_tflops_bf16; none on CPU unless given). The first config's process then measures the
-saves of its model + optimizer: through benchmarks/checkpoint_save.py's `save_figures` when
-it exists (sync and async stall, GB/s, dd), else one synchronous save through the trainer and
-a dd of the same size in the same folder.
+peak_tflops_bf16; n/a when neither is given), and the same against what a plain matmul
+reaches on this device (bf16 8192^3 on a GPU, fp32 1024^3 on CPU). The first config's
+process then measures the saves of its model + optimizer: through
+benchmarks/checkpoint_save.py's `save_figures` when it exists (sync and async stall, GB/s,
+dd), else one save through the trainer and a dd of the same size in the same folder.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     t = job.recipe.train
     tps = statistics.median(warm)
     peak = spec["peak_tflops"] * 1e12
+    fpt = flops_per_token(job.recipe.model, t.seq_len)
+    mm = matmul_tflops(device)
     out: dict[str, Any] = {
         "config": spec["config"],
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -127,7 +130,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         "global_batch": t.global_batch_size,
         "seq_len": t.seq_len,
         "tokens_per_s": tps,
-        "mfu": flops_per_token(job.recipe.model, t.seq_len) * tps / peak if peak else None,
+        "mfu": fpt * tps / peak if peak else None,
+        "matmul_tflops": mm,
+        "mfu_vs_matmul": fpt * tps / (mm * 1e12),
         "step_s": t.tokens_per_step / tps,
         "first_step_s": t.tokens_per_step / steps[0]["tokens_per_s"],
         "setup_s": setup_s,
@@ -141,6 +146,27 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         out["save"] = save_figures(trainer, device, Path(spec["save_dir"]))
     distributed.shutdown()
     return out
+
+
+def matmul_tflops(device: Any) -> float:
+    """What a plain square matmul reaches here (bf16 8192^3 on a GPU, fp32 1024^3 on CPU):
+    the achievable ceiling MFU is also shown against."""
+    import torch
+
+    cuda = device.type == "cuda"
+    n, dtype, reps = (8192, torch.bfloat16, 20) if cuda else (1024, torch.float32, 5)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if cuda:
+        torch.cuda.synchronize(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
 def dd_gb_per_s(folder: Path, nbytes: int) -> float:
@@ -238,8 +264,8 @@ def fmt(value: Any, spec: str = ",.0f", scale: float = 1.0) -> str:
 def table(results: list[dict[str, Any]]) -> str:
     rows = [
         "| config | device | compile | attention | loss | micro x global | tokens/s | MFU "
-        "| step s | first step s | peak GB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| matmul TFLOP/s | MFU vs matmul | step s | first step s | peak GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r["settings"]
@@ -247,7 +273,9 @@ def table(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['config'] or '(recipe)'} | {r['device']} | {'on' if s['compile'] else 'off'} "
             f"| {att} | {s['cross_entropy']} | {r['micro_batch']} x {r['global_batch']} "
-            f"| {fmt(r['tokens_per_s'])} | {fmt(r['mfu'], '.1%')} | {fmt(r['step_s'], '.3f')} "
+            f"| {fmt(r['tokens_per_s'])} | {fmt(r['mfu'], '.1%')} "
+            f"| {fmt(r['matmul_tflops'], '.3g')} "
+            f"| {fmt(r['mfu_vs_matmul'], '.1%')} | {fmt(r['step_s'], '.3f')} "
             f"| {fmt(r['first_step_s'], '.2f')} | {fmt(r['peak_mem_gb'], '.1f')} |"
         )
     save = next((r["save"] for r in results if r.get("save")), None)

@@ -62,6 +62,8 @@ class _ChunkedLinearCE(torch.autograd.Function):
             # The plain path's gradient scale, in the same fp32 steps: (1 / divide_by) / n.
             one = torch.ones((), dtype=torch.float32, device=h.device)
             coef = one / divide_by / n
+        # Even chunks: one shape for every chunk (or two), so a compiled rows_fn builds once.
+        chunk = -(-n // -(-n // chunk))
         rows = torch.empty(n, dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h) if want_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_w else None

@@ -36,11 +36,15 @@ def build_mesh(
 
 
 def mp_policy(device_type: str, precision: str, cfg: FSDPConfig) -> MixedPrecisionPolicy:
-    """bf16 compute with fp32 master weights on GPU; plain fp32 on CPU."""
+    """bf16 compute with fp32 master weights on GPU; plain fp32 on CPU. Forward inputs are
+    not cast: activations are bf16 already, and the rotary tables every block receives must
+    stay fp32 (casting them would round RoPE's angles to bf16)."""
     if device_type == "cpu" or precision == "fp32":
         return MixedPrecisionPolicy()
     return MixedPrecisionPolicy(
-        param_dtype=_DTYPES[cfg.param_dtype], reduce_dtype=_DTYPES[cfg.reduce_dtype]
+        param_dtype=_DTYPES[cfg.param_dtype],
+        reduce_dtype=_DTYPES[cfg.reduce_dtype],
+        cast_forward_inputs=False,
     )
 
 

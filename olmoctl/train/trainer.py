@@ -8,7 +8,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -181,6 +181,7 @@ class Trainer:
             grad_accum_steps=self.accum,
             tokens_per_step=t.tokens_per_step,
             fsdp=self.fsdp,
+            speed=asdict(self.speed),
             versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,

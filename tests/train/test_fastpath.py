@@ -63,7 +63,7 @@ def test_chunked_loss_equals_plain_loss_and_gradients(tying: bool) -> None:
     ]
     # Many chunks (uneven last one): the loss goes through the same per-row kernels and
     # nll_loss's reduction, so it stays bitwise; the head gradient is summed per chunk.
-    for chunk in (7, 50):
+    for chunk in (7, 13, 50):  # 36 x 7; 19 x 13 + 5; 6 x 42
         loss, grads = loss_and_grads(model, "chunked", chunk, divide_by=3)
         assert torch.equal(loss, ref_loss)
         assert rel_err(grads, ref) < 1e-6
@@ -185,3 +185,61 @@ def test_prefetch_lists() -> None:
     untouched = [Fake(i) for i in range(3)]
     set_prefetch(untouched, 0)
     assert all(b.fwd == [] and b.bwd == [] for b in untouched)
+
+
+FSDP_BF16 = r"""
+import json, torch, torch.distributed as dist
+from olmoctl.schemas.recipe import Recipe
+from olmoctl.train import parallelize as P
+from olmoctl.train.model import OLMo
+from tests.train.helpers import tiny
+
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+gpu_policy = P.mp_policy
+P.mp_policy = lambda device, precision, cfg: gpu_policy("cuda", precision, cfg)  # bf16 on CPU
+r = Recipe.model_validate(tiny(**{"model.n_layers": 3, "fsdp.prefetch": 2}))
+seen = []
+out = {}
+for mode in ("plain", "chunked"):
+    with torch.device("meta"):
+        m = OLMo(r.model)
+    m.cross_entropy = mode
+    P.parallelize(m, device_type="cpu", world_size=1, local_world_size=1, fsdp=r.fsdp,
+                  precision="bf16")
+    m.to_empty(device="cpu")
+    m.init_weights(1)
+    m.blocks[1].attn.register_forward_pre_hook(lambda mod, args: seen.append(
+        [str(a.dtype) for a in args]))
+    tok = torch.randint(0, 257, (4, 64), generator=torch.Generator().manual_seed(0))
+    loss = m(tok, loss=True, divide_by=2)
+    loss.backward()
+    out[mode] = (loss.item(), {n: p.grad.full_tensor() for n, p in m.named_parameters()})
+(lp, gp), (lc, gc) = out["plain"], out["chunked"]
+print("RESULT", json.dumps({
+    "seen": seen, "loss": [lp, lc],
+    "grad_dtypes": sorted({str(g.dtype) for g in gc.values()}),
+    "rel": max(((gc[n] - gp[n]).norm() / gp[n].norm()).item() for n in gp),
+}))
+dist.destroy_process_group()
+"""
+
+
+def test_fsdp2_bf16_keeps_rotary_fp32_and_chunked_loss_matches(tmp_path: Any) -> None:
+    """The GPU path's FSDP2 + bf16 mixed precision, run on CPU/gloo: blocks get bf16
+    activations and fp32 rotary tables; the chunked loss through FSDP's gathered, tied
+    weight gives the plain loss and its gradients (fp32, reduced) to bf16 rounding."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.train.helpers import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FSDP_BF16], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert res["seen"] == [["torch.bfloat16", "torch.float32", "torch.float32"]] * 2
+    assert res["loss"][0] == res["loss"][1]
+    assert res["grad_dtypes"] == ["torch.float32"]
+    assert res["rel"] < 1e-2

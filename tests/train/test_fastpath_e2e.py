@@ -33,6 +33,8 @@ def test_compiled_run_resumes_bitwise_and_matches_eager(tmp_path: Path) -> None:
     run(write_spec(ref_dir, compiled), tmp_path / "logs-ref")
     ref = losses(events(ref_dir))
     assert sorted(ref) == list(range(1, 7))
+    speed = first(events(ref_dir), "started")["speed"]
+    assert speed == {"compile": True, "attention": None, "cross_entropy": "chunked"}
 
     resumed = tmp_path / "resumed"
     shutil.copytree(ref_dir, resumed)
