@@ -15,11 +15,13 @@ from tests.train.helpers import events, first, launch, logs, losses, tiny, wait_
 pytestmark = pytest.mark.slow
 
 # Micro-batch 24 x 2 accumulation steps: the compiled block and loss graphs are built once.
+# Activation checkpointing too: compiled blocks recomputed under the attention context.
 RECIPE = {
     "train.max_steps": 6,
     "train.micro_batch_size": 24,
     "checkpoint.interval_steps": 3,
     "checkpoint.keep_last": 5,
+    "fsdp.activation_checkpointing": True,
 }
 
 
