@@ -16,8 +16,9 @@ steps on fixed gradients, which change every tensor the save holds, as a real st
   per `checkpoint.writer_threads`, against dd of the same size. Target: >= 0.7 x dd.
 
 From another benchmark (benchmarks/gpu_train.py, on a GPU with the real model): call
-`checkpoint_figures(model, optimizer, directory, device, step=...)` inside an initialised
-process group; it returns the figures as a dict and `print_figures` prints them.
+`save_figures(model, optimizer, folder, device)` (or `checkpoint_figures(..., step=...)`
+with your own training step) inside an initialised process group; it returns the figures
+as a dict and `print_figures` prints them.
 """
 
 from __future__ import annotations
@@ -147,6 +148,33 @@ def checkpoint_figures(
         out["save_vs_dd"] = out["save_gbps"] / out["dd_gbps"]
     shutil.rmtree(directory, ignore_errors=True)
     return out
+
+
+def save_figures(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    folder: Path,
+    device: torch.device,
+    *,
+    threads: tuple[int, ...] = (8,),
+    repeats: int = 2,
+) -> dict[str, Any]:
+    """checkpoint_figures for benchmarks/gpu_train.py, after its run: "training" is AdamW
+    steps on zero gradients (weight decay and the moments still change every tensor),
+    and the keys are the ones its table prints (bytes, sync_stall_s, async_stall_s,
+    async_total_s, save_gb_per_s, dd_gb_per_s) plus everything checkpoint_figures has."""
+    for p in model.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    f = checkpoint_figures(
+        model, optimizer, folder, device, step=optimizer.step, threads=threads, repeats=repeats
+    )
+    return {
+        **f,
+        "bytes": f["state_gb"] * 1e9,
+        "save_gb_per_s": f["save_gbps"],
+        "dd_gb_per_s": f["dd_gbps"],
+    }
 
 
 def print_figures(f: dict[str, Any], where: str = "") -> None:
