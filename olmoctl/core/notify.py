@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from olmoctl.errors import UsageError, shown_plain
+from olmoctl.errors import UsageError, shown, shown_plain
 
 URL_ENV = "OLMOCTL_NOTIFY_URL"
 TIMEOUT_S = 5.0  # per attempt to deliver: a dead endpoint must not stall supervision
@@ -188,16 +188,14 @@ class Smtp:
         tls_word = env.get("OLMOCTL_SMTP_STARTTLS", "0").strip().lower()
         if tls_word not in ("0", "1", "true", "false", "yes", "no", ""):
             raise UsageError(
-                f"OLMOCTL_SMTP_STARTTLS={shown_plain(tls_word)}: expected 1 or 0 (true/false)"
+                f"OLMOCTL_SMTP_STARTTLS={shown(tls_word)}: expected 1 or 0 (true/false)"
             )
         tls = tls_word in ("1", "true", "yes")
         port_word = env.get("OLMOCTL_SMTP_PORT", "").strip()
         port = 587 if tls else 25
         if port_word:
             if not port_word.isdigit() or not 0 < int(port_word) < 65536:
-                raise UsageError(
-                    f"OLMOCTL_SMTP_PORT={shown_plain(port_word)}: expected a port 1-65535"
-                )
+                raise UsageError(f"OLMOCTL_SMTP_PORT={shown(port_word)}: expected a port 1-65535")
             port = int(port_word)
         user, password = env.get("OLMOCTL_SMTP_USER"), env.get("OLMOCTL_SMTP_PASSWORD")
         if bool(user) != bool(password):

@@ -17,8 +17,9 @@ from olmoctl.core import attempts as att
 from olmoctl.core import events as ev
 from olmoctl.core.launch import spec_of
 from olmoctl.core.notify import Notice
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, shown
 from olmoctl.schemas.events import Event, Straggler
+from olmoctl.schemas.shellsafe import check_host
 from olmoctl.store import Attempt, AttemptState, Run, Store
 
 POLICIES = ("report", "restart")
@@ -42,6 +43,15 @@ def persistent(events: list[Event], ratio: float, intervals: int) -> Straggler |
     if all(e.node == node and e.ratio is not None and e.ratio >= ratio for e in seen):
         return seen[-1]
     return None
+
+
+def _is_host(node: str) -> bool:
+    """Only a real host name goes into node health (it ends up in --exclude=)."""
+    try:
+        check_host(node)
+    except ValueError:
+        return False
+    return True
 
 
 def reason(sg: Straggler, policy: StragglerPolicy) -> str:
@@ -82,7 +92,9 @@ def check(
         return [], []
     lines, notices = [], []
     text = f"node {sg.node} is a straggler: {why.removeprefix('straggler: ')}"
-    if policy.action == "restart":
+    if policy.action == "restart" and not _is_host(sg.node):
+        text += f"; not excluded: {shown(sg.node)} is not a host name"
+    elif policy.action == "restart":
         with store.tx() as tx:
             tx.exclude_node(spec.cluster.name, sg.node, why, spec.cluster.node_failure_threshold)
         try:
