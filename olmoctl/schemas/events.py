@@ -137,7 +137,7 @@ class Exiting(Event):
 
 class Straggler(Event):
     """The slowest rank of the last log interval: its compute seconds per step (the work a
-    rank does alone, between collectives) against the median rank's."""
+    rank does alone, between collectives) against the median of the other ranks'."""
 
     KIND: ClassVar[EventKind | None] = EventKind.STRAGGLER
 
@@ -146,7 +146,7 @@ class Straggler(Event):
     node: str | None = None
     seconds: float | None = None
     median_s: float | None = None
-    ratio: float | None = None  # seconds / median_s
+    ratio: float | None = None  # seconds / median_s (median_s: of the other ranks)
     world_size: int | None = None
     slowest: list[dict[str, Any]] | None = None  # up to 3: {rank, node, seconds}, slowest first
 

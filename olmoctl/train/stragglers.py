@@ -32,14 +32,13 @@ def node_name() -> str:
 
 def slowest(seconds: list[float], nodes: list[str], step: int) -> Straggler | None:
     """The straggler event for one interval's per-rank compute seconds per step (rank order);
-    None with fewer than two ranks or nothing measured."""
+    None with fewer than two ranks or nothing measured. The ratio is to the median of the
+    OTHER ranks: with the slowest one counted, two ranks could never differ by more than 2x."""
     if len(seconds) < 2 or len(nodes) != len(seconds) or max(seconds) <= 0:
         return None
     order = sorted(range(len(seconds)), key=lambda r: (-seconds[r], r))
-    ranked = sorted(seconds)
-    mid = len(ranked) // 2
-    median = ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
     top = order[0]
+    median = _median([seconds[r] for r in order[1:]])
     return Straggler(
         step=step,
         rank=top,
@@ -50,6 +49,12 @@ def slowest(seconds: list[float], nodes: list[str], step: int) -> Straggler | No
         world_size=len(seconds),
         slowest=[{"rank": r, "node": nodes[r], "seconds": seconds[r]} for r in order[:3]],
     )
+
+
+def _median(values: list[float]) -> float:
+    ranked = sorted(values)
+    mid = len(ranked) // 2
+    return ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
 
 
 class StepTimes:

@@ -22,10 +22,12 @@ def test_slowest_rank_and_ratio_to_the_median() -> None:
     ev = slowest([1.0, 3.0, 1.2, 0.9], ["a", "b", "c", "d"], step=20)
     assert ev is not None
     assert (ev.rank, ev.node, ev.seconds, ev.world_size, ev.step) == (1, "b", 3.0, 4, 20)
-    assert ev.median_s == pytest.approx(1.1) and ev.ratio == pytest.approx(3.0 / 1.1)
+    assert ev.median_s == 1.0 and ev.ratio == 3.0  # the median of the others: 0.9, 1.0, 1.2
     assert [s["rank"] for s in ev.slowest] == [1, 2, 0]
-    odd = slowest([2.0, 1.0, 4.0], ["n1", "n2", "n3"], step=5)
-    assert odd.median_s == 2.0 and odd.ratio == 2.0 and odd.node == "n3"
+    even = slowest([2.0, 1.0, 5.0, 3.0, 1.0], ["n1", "n2", "n3", "n4", "n5"], step=5)
+    assert even.median_s == 1.5 and even.ratio == pytest.approx(5.0 / 1.5) and even.node == "n3"
+    two = slowest([0.02, 0.08], ["node1", "node2"], step=5)  # two ranks: 4x, not capped at 2x
+    assert two.node == "node2" and two.ratio == pytest.approx(4.0)
     tie = slowest([1.0, 1.0], ["n1", "n2"], step=1)
     assert tie.rank == 0 and tie.ratio == 1.0  # ties: the lowest rank
     assert slowest([1.0], ["n1"], step=1) is None  # one rank: nobody to compare with
