@@ -147,7 +147,7 @@ def watch(
     try:
         while True:
             for line in supervise.tick(store, owner, policy, runs or None, notifier):
-                console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False)
+                console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
             for notice in observer.changes(store) if observer else []:
                 notifier(notice)
             if once or (until_done and supervise.all_settled(store, runs or None, max_retries)):
@@ -173,7 +173,7 @@ def _notifier(
     smtp = nt.Smtp.from_env(env) if emails else None
 
     def failed(line: str) -> None:  # a notice that did not go out: said, logged, no more
-        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False)
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
         log_action(store, None, "notify-failed", line)
 
     return nt.Notifier(target, fmt, emails, smtp, failed)
