@@ -5,16 +5,19 @@ disagree. Pure arithmetic on a recipe and a cluster profile (docs/plan.md, "Memo
 What is counted, per GPU, at the peak (the forward pass has finished, the loss is computed):
 - training state: fp32 parameters, fp32 gradients, AdamW's two fp32 moments (16 bytes per
   parameter), sharded over the FSDP shard group;
-- FSDP's unsharded units: the one computing and the one prefetched (bf16, GATHERED_UNITS),
-  and one unit's unsharded gradient before its reduce-scatter (param dtype, plus the
-  reduce-dtype copy);
-- activations, counted tensor by tensor for this trainer's block (train/model.py) at the
-  recipe's micro batch and sequence length; with activation checkpointing, each block keeps
-  only its input and one block is recomputed at a time;
-- the output head: logits, their fp32 copy and the saved log-softmax (LOGIT_BYTES per logit);
+- FSDP's unsharded units: the one computing and the `fsdp.prefetch` gathered ahead (at
+  least one: FSDP2's implicit prefetch), in the param dtype, and one unit's unsharded
+  gradient before its reduce-scatter (param dtype, plus the reduce-dtype copy);
+- activations, counted tensor by tensor for this trainer's block (train/model.py) in eager
+  mode at the recipe's micro batch and sequence length (torch.compile's partitioner keeps
+  the same or less: the count is an upper bound there); with activation checkpointing each
+  block keeps only its input and one block is recomputed at a time;
+- the output head: with the chunked loss (train/loss.py) the hidden-state gradient, the
+  head's fp32 gradient and one chunk's logits, log-softmax and gradient; with the plain
+  loss the whole logits, their fp32 copy and the saved log-softmax (LOGIT_BYTES per logit);
 - RUNTIME_GB for the CUDA/ROCm context, NCCL/RCCL buffers and allocator slack (assumed).
-Attention is scaled_dot_product_attention with a fused (flash / memory-efficient) kernel, so
-no T x T score matrix is kept; only its log-sum-exp (fp32, one per head and token).
+Attention is scaled_dot_product_attention; a fused kernel (flash, memory-efficient, cuDNN)
+keeps no T x T scores, only their log-sum-exp; `train.attention: math` keeps them.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ GB = 1e9
 STATE_BYTES_PER_PARAM = 16
 # Checkpoint: fp32 parameters + AdamW's two fp32 moments (sharded, DCP).
 CKPT_BYTES_PER_PARAM = 12
-# FSDP gathers one unit ahead of the one computing: two unsharded units in param dtype.
-GATHERED_UNITS = 2
-# Per logit at the head: bf16 logits, the fp32 copy loss_fn makes and the fp32 log-softmax
-# cross_entropy saves for backward (train/model.py loss_fn); 12 bytes in fp32 as well.
+# Per logit at the head with the plain loss: bf16 logits, the fp32 copy plain_loss makes
+# and the fp32 log-softmax cross_entropy saves (train/loss.py); 12 bytes in fp32 as well.
 LOGIT_BYTES = 12
+# Per logit of one chunk of the chunked loss, besides the logits (a bytes): the fp32
+# log-softmax, the fp32 gradient buffer and the fp32 gradient (train/loss.py _rows).
+CHUNK_LOGIT_BYTES = 12
 # CUDA/ROCm context, communication buffers and the caching allocator's slack; assumed.
 RUNTIME_GB = 2.0
 _DTYPE_BYTES = {"bf16": 2, "fp32": 4}
@@ -66,19 +70,36 @@ def checkpoint_bytes(recipe: Recipe) -> int:
 def block_activation_bytes_per_token(recipe: Recipe) -> int:
     """Bytes one block keeps for backward, per token, without activation checkpointing.
 
-    Counted on train/model.py's Block, with a = bytes per activation (2 in bf16):
-    LayerNorm x2: fp32 input 4d + output a*d; attention: the fused qkv projection a*3d (v is
-    a view of it, so SDPA keeps it whole), roped q and k a*2d, SDPA's output a*d and its
-    log-sum-exp 4*heads, the attention output projection's input a*d; SwiGLU: the fused
-    up/gate projection a*2f (the gate is a view), silu(gate) a*f, the product a*f.
+    Counted on train/model.py's Block in eager mode, with a = bytes per activation (2 in
+    bf16), d = d_model, f = mlp_hidden: LayerNorm x2, its input and output 2ad + mean/rstd
+    8; attention: the fused qkv projection 3ad (v is a view of it, so SDPA keeps it whole),
+    roped q and k 2ad, SDPA's output ad and its log-sum-exp 4 x heads, the output
+    projection's input ad; SwiGLU: the fused up/gate projection 2af (the gate is a view),
+    silu(gate) af, the product af. `train.attention: math` adds the softmaxed scores and
+    their pre-softmax copy, 2a x heads x seq_len.
     """
-    m = recipe.model
-    a = _DTYPE_BYTES[recipe.train.precision]
+    m, t = recipe.model, recipe.train
+    a = _DTYPE_BYTES[t.precision]
     d, f = m.d_model, m.mlp_hidden
-    norms = 2 * (4 * d + a * d)
+    norms = 2 * (2 * a * d + 8)
     attention = a * (3 * d + 2 * d + d + d) + 4 * m.n_heads
+    if t.attention == "math":
+        attention += 2 * a * m.n_heads * t.seq_len
     mlp = a * (2 * f + f + f)
     return norms + attention + mlp
+
+
+def head_bytes(recipe: Recipe, tokens: int) -> int:
+    """The final LayerNorm and the output head with the loss, for `tokens` tokens."""
+    m, t = recipe.model, recipe.train
+    a = _DTYPE_BYTES[t.precision]
+    norm = (a * m.d_model + 8) * tokens  # its input; the output feeds the head
+    if t.cross_entropy == "plain":
+        return norm + a * m.d_model * tokens + LOGIT_BYTES * m.embedding_size * tokens
+    chunk = min(t.ce_chunk_tokens, tokens)
+    grad_h = a * m.d_model * tokens  # computed in the forward pass, kept for backward
+    grad_w = 4 * m.embedding_size * m.d_model  # the head's gradient, fp32, unsharded
+    return norm + grad_h + grad_w + (a + CHUNK_LOGIT_BYTES) * m.embedding_size * chunk
 
 
 def activation_bytes(recipe: Recipe, *, checkpointing: bool, micro_batch: int) -> int:
@@ -90,8 +111,7 @@ def activation_bytes(recipe: Recipe, *, checkpointing: bool, micro_batch: int) -
     # With checkpointing each block keeps its input, and backward recomputes one at a time.
     inputs = m.n_layers * a * m.d_model * tokens
     blocks = inputs + block if checkpointing else m.n_layers * block
-    head = LOGIT_BYTES * m.embedding_size * tokens + (4 + a) * m.d_model * tokens  # + final norm
-    return blocks + head
+    return blocks + head_bytes(recipe, tokens)
 
 
 def estimate(
@@ -117,7 +137,8 @@ def estimate(
     p_bytes = _DTYPE_BYTES[fsdp.param_dtype] if recipe.train.precision == "bf16" else 4
     r_bytes = _DTYPE_BYTES[fsdp.reduce_dtype] if recipe.train.precision == "bf16" else 4
     grad_copy = r_bytes if r_bytes != p_bytes else 0  # the reduce-dtype copy of the gradient
-    gathered = unit * (GATHERED_UNITS * p_bytes + p_bytes + grad_copy) / GB
+    units = 1 + max(fsdp.prefetch, 1)  # computing + gathered ahead (FSDP2: one at least)
+    gathered = unit * (units * p_bytes + p_bytes + grad_copy) / GB
     per = m.num_params() / shard / GB
     acts = activation_bytes(recipe, checkpointing=ac, micro_batch=micro) / GB
     other = activation_bytes(recipe, checkpointing=not ac, micro_batch=micro) / GB
