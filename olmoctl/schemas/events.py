@@ -12,6 +12,8 @@ then the kind's fields:
   heartbeat        step (every train.heartbeat_interval_s, from a thread)
   signal_received  signal, step
   exiting          reason (completed | preempted | error), exit_status, step[, error]
+  eval             step, name (the eval set), loss, perplexity, batches, tokens, seconds
+  warning          source, message (e.g. a metrics sink that failed and was turned off)
 
 Reading is tolerant, so that run directories of older or newer jobs still read: every
 field may be missing (None), unknown fields are kept (model_extra), an unknown kind parses
@@ -33,6 +35,8 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     SIGNAL_RECEIVED = "signal_received"
     EXITING = "exiting"
+    EVAL = "eval"
+    WARNING = "warning"
 
 
 class ExitReason(StrEnum):
@@ -131,9 +135,39 @@ class Exiting(Event):
     signal: str | None = None  # not written by this version; the classifier reads it if there
 
 
+class Eval(Event):
+    """One eval set's result at a step (in-loop evaluation, olmoctl.train.evaluate)."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.EVAL
+
+    step: int | None = None
+    name: str | None = None  # the eval set
+    loss: float | None = None  # mean next-token cross entropy over every token evaluated
+    perplexity: float | None = None  # exp(loss)
+    batches: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None  # what this set's evaluation cost
+
+
+class WarningEvent(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.WARNING
+
+    source: str | None = None  # e.g. tensorboard, wandb
+    message: str | None = None
+
+
 MODELS: dict[str, type[Event]] = {
     m.KIND.value: m
-    for m in (Started, Step, CheckpointSaved, Heartbeat, SignalReceived, Exiting)
+    for m in (
+        Started,
+        Step,
+        CheckpointSaved,
+        Heartbeat,
+        SignalReceived,
+        Exiting,
+        Eval,
+        WarningEvent,
+    )
     if m.KIND is not None
 }
 
