@@ -33,7 +33,6 @@ from olmoctl.schemas.events import Eval
 from olmoctl.schemas.recipe import HELD_OUT_SET, EvalConfig
 from olmoctl.train.data import TokenDataset, resolve_paths
 from olmoctl.train.events import EventLog
-from olmoctl.train.model import loss_fn
 
 if TYPE_CHECKING:
     from olmoctl.train.trainer import Trainer
@@ -97,8 +96,8 @@ class Evaluator:
             for m in range(0, self.per_rank, mbs):
                 mb = torch.from_numpy(rows[m : m + mbs]).to(self.device, non_blocking=True)
                 # Every micro-batch holds the same number of tokens: the mean of the means is
-                # the mean over all tokens.
-                total += loss_fn(model(mb), mb).double()
+                # the mean over all tokens. The model's own loss path, as training's.
+                total += model(mb, loss=True).double()
                 micro_batches += 1
         stats = torch.stack(
             [total, torch.tensor(float(micro_batches), dtype=torch.float64, device=self.device)]
