@@ -132,6 +132,8 @@ def test_stop_at_an_eval_and_save_step_resumes_with_each_eval_once(
 def test_tensorboard_and_wandb_hold_what_events_hold(eval_run: Path) -> None:
     evs = events(eval_run)
     st, ev = steps(evs), {e["step"]: e for e in evals(evs)}
+    # Rank 0 only: one event file and one offline run for the two ranks.
+    assert len(list((eval_run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     tb = tb_scalars(eval_run / "tensorboard")
     for key in ("loss", "lr", "tokens_per_s", "grad_norm", "tokens_seen"):
         assert [s for s, _ in tb[f"train/{key}"]] == list(range(1, 21)), key
