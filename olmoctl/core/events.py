@@ -18,6 +18,7 @@ from olmoctl.schemas.events import (
     Exiting,
     Started,
     Step,
+    Straggler,
     parse_event,
 )
 
@@ -57,6 +58,7 @@ class Summary:
     heartbeat_ts: float | None = None
     last_checkpoint: int | None = None
     exit_reason: str | None = None
+    straggler: dict[str, Any] | None = None  # the last interval's slowest rank (this attempt)
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval_step: int | None = None  # the latest in-loop evaluation: its step and each set's loss
     eval_loss: dict[str, float] | None = None
@@ -89,9 +91,18 @@ def summarize(events: list[Event]) -> Summary:
             s.last_checkpoint = ev.step if "step" in ev.model_fields_set else s.last_checkpoint
         elif isinstance(ev, Exiting):
             s.exit_reason = ev.reason
+        elif isinstance(ev, Straggler):
+            s.straggler = straggler_of(ev)
         elif ev.event == EventKind.STARTED:
             s.exit_reason = None
+            s.straggler = None
     return s
+
+
+def straggler_of(ev: Straggler) -> dict[str, Any]:
+    """What status shows of a straggler event."""
+    keys = ("step", "node", "rank", "ratio", "seconds", "median_s")
+    return {k: getattr(ev, k) for k in keys}
 
 
 def started(events: list[Event]) -> list[Started]:

@@ -14,6 +14,9 @@ then the kind's fields:
   exiting          reason (completed | preempted | error), exit_status, step[, error]
   eval             step, name (the eval set), loss, perplexity, batches, tokens, seconds
   warning          source, message (e.g. a metrics sink that failed and was turned off)
+  straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
+                   (every log interval with more than one rank: the slowest rank's compute
+                   seconds per step vs the median rank's; olmoctl.train.stragglers)
 
 Reading is tolerant, so that run directories of older or newer jobs still read: every
 field may be missing (None), unknown fields are kept (model_extra), an unknown kind parses
@@ -37,6 +40,7 @@ class EventKind(StrEnum):
     EXITING = "exiting"
     EVAL = "eval"
     WARNING = "warning"
+    STRAGGLER = "straggler"
 
 
 class ExitReason(StrEnum):
@@ -159,6 +163,22 @@ class WarningEvent(Event):
     message: str | None = None
 
 
+class Straggler(Event):
+    """The slowest rank of the last log interval: its compute seconds per step (the work a
+    rank does alone, between collectives) against the median of the other ranks'."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.STRAGGLER
+
+    step: int | None = None
+    rank: int | None = None
+    node: str | None = None
+    seconds: float | None = None
+    median_s: float | None = None
+    ratio: float | None = None  # seconds / median_s (median_s: of the other ranks)
+    world_size: int | None = None
+    slowest: list[dict[str, Any]] | None = None  # up to 3: {rank, node, seconds}, slowest first
+
+
 MODELS: dict[str, type[Event]] = {
     m.KIND.value: m
     for m in (
@@ -170,6 +190,7 @@ MODELS: dict[str, type[Event]] = {
         Exiting,
         Eval,
         WarningEvent,
+        Straggler,
     )
     if m.KIND is not None
 }
