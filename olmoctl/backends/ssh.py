@@ -134,6 +134,9 @@ class SSHBackend(jobfiles.SlurmJobLogs):
         self.forget()
         self.call1("cancel", job_id=job_id)
 
+    def submit_script(self, spec: RunSpec, script_path: str) -> str:
+        raise NotSupported("olmoctl doctor runs on the cluster's login node, not over ssh")
+
     def submit_array(self, script_path: str) -> str:
         raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
 
