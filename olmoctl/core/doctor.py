@@ -127,7 +127,11 @@ def run(spec: RunSpec, *, timeout_s: float, tick: Callable[[str], None] | None =
     files = {rd.SPEC_FILE: (spec.model_dump_json(indent=2), 0o644), SCRIPT: (script, 0o755)}
     backend.files.write_run_dir(spec.run_dir, files, new_run=True)
     job_id = backend.submit_script(spec, f"{spec.run_dir}/{SCRIPT}")
-    end = _wait(backend, job_id, time.monotonic() + timeout_s, tick)
+    try:
+        end = _wait(backend, job_id, time.monotonic() + timeout_s, tick)
+    except KeyboardInterrupt:  # Ctrl-C: the doctor's job goes with it
+        backend.cancel(job_id, spec.run_dir)
+        raise
     if end is None:
         backend.cancel(job_id, spec.run_dir)
         raise OlmoctlError(
