@@ -141,7 +141,9 @@ def _wait(store: Any, name: str, as_json: bool) -> None:
     if code != exits.OK:
         if not as_json:
             outcome = (last.klass or last.state) if last else "no attempt"
-            typer.echo(f"{name}: ended {outcome} (exit status {code})", err=True)
+            reason = f": {last.reason}" if last and last.reason else ""
+            hint = f"; continue it: olmoctl resume {name}" if code == exits.STOPPED else ""
+            typer.echo(f"{name}: ended {outcome}{reason} (exit status {code}){hint}", err=True)
         raise typer.Exit(code)
 
 
