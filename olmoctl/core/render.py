@@ -12,9 +12,11 @@ import jinja2
 from olmoctl import __version__, paths
 from olmoctl.backends.jobfiles import spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
+from olmoctl.core import containers
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
+from olmoctl.train.exit_codes import EXIT_REQUEUE
 
 __all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
 
@@ -60,6 +62,9 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             rank_log=rd.rank_log_name("%j", "%t"),
             master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
             local_master_port=rd.LOCAL_MASTER_PORT,
+            container=containers.plan(cluster),
+            requeue_mark=f"{spec.run_dir}/{rd.REQUEUE_READY}",
+            exit_requeue=EXIT_REQUEUE,
             task_command=task_command or backend.job_command(spec),
         )
     )

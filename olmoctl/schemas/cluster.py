@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
@@ -17,13 +17,48 @@ TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+# How the ranks enter the image (core/containers.py renders each; docs/clusters.md):
+#   singularity, apptainer  `singularity exec -B BIND... IMAGE.sif CMD` (LUMI, Frontier and
+#                HPC sites in general); the job's environment passes through, and
+#                SINGULARITYENV_X / APPTAINERENV_X set X inside only.
+#   podman      `podman run --rm --network=host --ipc=host --env ... -v BIND... IMAGE CMD`;
+#                nothing passes unless named, so the script names what the job reads.
+#   pyxis       NVIDIA's Slurm plugin over enroot: no exec prefix but srun's own flags
+#                (--container-image=IMAGE --container-mounts=BIND,...), the environment
+#                passes through and --container-env names what must win over the image's.
+#   bwrap       bubblewrap over a root filesystem directory (IMAGE, "/" = this machine's,
+#                read-only); the environment passes through. The dev-container profile.
+Runtime = Literal["singularity", "apptainer", "podman", "pyxis", "bwrap"]
+
+
 class ContainerConfig(Schema):
-    runtime: Literal["singularity", "apptainer"] = "singularity"
+    runtime: Runtime = "singularity"
     # Each may use $NAME / ${NAME} of the compute node's environment, nothing else.
     image: Expandable
-    # Bind mounts, "src" or "src:dst".
+    # Bind mounts, "src", "src:dst" or "src:dst:opts" (bwrap: opts ro or rw).
     binds: list[Expandable] = Field(default_factory=list)
+    # More arguments of the runtime (pyxis: of srun), in order; each starts a new line of
+    # the script when it begins with "-".
     exec_args: list[Expandable] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _binds_fit_the_runtime(self) -> ContainerConfig:
+        for bind in self.binds:
+            parts = bind.split(":")
+            if not parts[0] or len(parts) > 3 or any(not p for p in parts[1:]):
+                raise ValueError(
+                    f"container.binds: {shown(bind)} is not src, src:dst or src:dst:opts"
+                )
+            if self.runtime == "bwrap" and len(parts) == 3 and parts[2] not in ("ro", "rw"):
+                raise ValueError(
+                    f"container.binds: {shown(bind)}: bwrap takes the options ro or rw only"
+                )
+            if self.runtime == "pyxis" and "," in bind:
+                raise ValueError(
+                    f"container.binds: {shown(bind)}: pyxis joins binds with commas, "
+                    "so a bind cannot hold one"
+                )
+        return self
 
 
 class SSHConfig(Schema):

@@ -32,6 +32,11 @@ INDICES_FILE = "global_indices.npy"
 INDICES_META = "global_indices.json"
 SYNTHETIC_FILE = "data/synthetic.npy"
 CHECKPOINTS_DIR = "checkpoints"
+# Rank 0 writes this after the save that a stop signal asked for, just before every rank
+# exits with EXIT_REQUEUE; the batch script removes it before the step starts and requeues
+# the job from the host when it is there (srun --kill-on-bad-exit may turn slower ranks'
+# 42 into a kill, so the step's status alone cannot say it).
+REQUEUE_READY = "requeue-ready"
 
 
 def script_file(attempt_no: int) -> str:

@@ -7,15 +7,17 @@ rank 0 writes an `exiting` event when the run directory is known.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from olmoctl.errors import UsageError
 from olmoctl.schemas.events import Exiting, ExitReason
 from olmoctl.train.events import EventLog, Heartbeat
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR
+from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_REQUEUE
 from olmoctl.train.faults import Faults
 from olmoctl.train.signals import StopFlag
 
@@ -26,6 +28,19 @@ class Outcome:
     reason: str  # completed | preempted | error
     step: int
     signal: str | None = None
+
+
+def _mark_requeue_ready(run_dir: Path, outcome: Outcome) -> None:
+    """The save a stop signal asked for is complete (every rank took part): the batch script
+    requeues the job when it finds this, whatever srun made of the ranks' exits."""
+    from olmoctl.fileio import atomic_write
+    from olmoctl.schemas.contract import REQUEUE_READY
+
+    note = {"step": outcome.step, "signal": outcome.signal}
+    try:
+        atomic_write(run_dir / REQUEUE_READY, json.dumps(note) + "\n")
+    except OSError as e:  # the step's exit status (42) may still tell the batch script
+        print(f"olmoctl.train: cannot mark the run ready to requeue: {e}", file=sys.stderr)
 
 
 def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
@@ -75,6 +90,8 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         events.emit(
             Exiting(reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step)
         )
+        if outcome.exit_status == EXIT_REQUEUE and denv.rank == 0:
+            _mark_requeue_ready(job.run_dir, outcome)
         return outcome
     except UsageError as e:
         step = trainer.step if trainer is not None else step

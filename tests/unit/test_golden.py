@@ -17,7 +17,7 @@ from olmoctl.core import catalog, specs
 from olmoctl.core.render import render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-CLUSTERS = ["lumi", "frontier", "a100", "h100", "dev", "local"]
+CLUSTERS = ["lumi", "frontier", "a100", "h100", "dev", "dev-container", "local"]
 RECIPES = ["tiny", "1b", "7b"]
 ACCOUNT = "project_465000000"
 
@@ -93,7 +93,7 @@ def test_lumi_7b_carries_every_lumi_setting(cli) -> None:
         'export MPICH_GPU_SUPPORT_ENABLED="1"',
         'export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"',
         'export TORCH_DIST_INIT_BARRIER="1"',
-        "#SBATCH --signal=USR2@",
+        "#SBATCH --signal=B:USR2@",
     ]:
         assert line in s, line
 
