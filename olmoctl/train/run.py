@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -44,12 +45,12 @@ def _mark_requeue_ready(run_dir: Path, outcome: Outcome) -> None:
 
 
 def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
+    stop = StopFlag().install()  # first: a signal during the imports below is kept
     from olmoctl.train import distributed
     from olmoctl.train.config import load_job_config
 
     denv = distributed.detect()
     events = EventLog(None, enabled=False)
-    stop = StopFlag().install()
     heartbeat: Heartbeat | None = None
     trainer = None
     step = 0
@@ -148,4 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(args.config):
         print(f"olmoctl.train: error: {args.config}: not found", file=sys.stderr)
         return EXIT_BAD_INPUT
+    ignore_late_warning()
     return run_job(args.config, args.run_dir).exit_status
+
+
+def ignore_late_warning() -> None:
+    """USR2 ignored outside run_job (its StopFlag puts this back): a warning that arrives as
+    the process exits must not kill it. Python resets a signal it had a handler for to the
+    default at exit, but leaves SIG_IGN alone."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)

@@ -25,17 +25,14 @@ class TrainFailed(OlmoctlError):
     """The job failed (exit status and reason in the message; details in the rank log)."""
 
 
-def _ignore(signum: int, frame: object) -> None:
-    """In place of submitit's USR2 handler, which would requeue from inside the job; the
-    trainer's own handlers (train/signals.py) sit on top while it runs."""
-
-
 class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self, spec_path: str) -> dict[str, Any]:
+        # In place of submitit's USR2 handler, which would requeue from inside the job; the
+        # trainer's own (train/signals.py) sits on top while it runs.
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         from olmoctl.schemas.contract import master_port_for
         from olmoctl.train.run import run_job
 
-        signal.signal(signal.SIGUSR2, _ignore)
         env = submitit.JobEnvironment()
         os.environ.setdefault("OLMOCTL_JOB_ID", str(env.job_id))
         if not os.environ.get("MASTER_PORT"):

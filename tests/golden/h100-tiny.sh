@@ -90,7 +90,12 @@ while [ -z "$status" ]; do
   status=$rc
 done
 # --kill-on-bad-exit may kill slower ranks once the first exits 42: rank 0's mark counts.
+# A rank not listening for USR2 yet (starting) dies of it: requeued all the same, the next
+# start resumes from the newest complete checkpoint.
 if [ -e "$requeue_mark" ]; then status=42; fi
+if [ "$stopping" = USR2 ] && [ "$status" = "$((128 + $(kill -l USR2)))" ]; then
+  status=42
+fi
 if [ "$status" = 42 ] && [ "$stopping" != TERM ]; then
   if [ "${SLURM_RESTART_COUNT:-0}" -ge 3 ]; then
     echo "olmoctl: not requeued: job $SLURM_JOB_ID was requeued ${SLURM_RESTART_COUNT:-0} times (max_requeues 3)" >&2

@@ -191,7 +191,12 @@ def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference, profile: str) -> None:
-    run = Faulty(olmoctl, dev_cluster, "tl", "--time", "00:01:00", profile=profile)
+    # Slurm may warn a 1-minute job again in each later life (the warning comes 10-40 s in):
+    # every life saves and is requeued, so allow more requeues than the default 3.
+    run = Faulty(
+        olmoctl, dev_cluster, "tl", "--time", "00:01:00", "-o", "cluster.max_requeues=10",
+        profile=profile,
+    )  # fmt: skip
     run.wait_paused()
     wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "USR2 before the time limit")
     run.open_gate()

@@ -29,7 +29,7 @@ fi
 """
 # The rank: says it is ready, then on USR2/TERM records the signal and stops the way
 # TASK_MODE says (42: saved and exited 42; mark-killed: rank 0's mark, then killed the way
-# srun kills the slower ranks); complete: exits 0 at once.
+# srun kills the slower ranks); no-handler: dies of the signal; complete: exits 0 at once.
 RANK = """[ "${TASK_MODE:-}" = complete ] && exit 0
 stop() {
   echo "$1" >>"$STUB_DIR/rank.log"
@@ -39,8 +39,10 @@ stop() {
   fi
   exit 42
 }
-trap 'stop USR2' USR2
-trap 'stop TERM' TERM
+if [ "$TASK_MODE" != no-handler ]; then
+  trap 'stop USR2' USR2
+  trap 'stop TERM' TERM
+fi
 echo $$ >"$STUB_DIR/rank.pid"
 while :; do sleep 0.05; done
 """
@@ -195,3 +197,14 @@ def test_requeue_from_host_adds_nodes_to_the_exclusions(
         "-o show job 77",
         f"update JobId=77 ExcNodeList={expected}",
     ]
+
+
+def test_a_rank_killed_by_the_forwarded_usr2_is_requeued_too(batch) -> None:
+    """A rank that had no handler yet (still starting) dies of USR2 (status 140)."""
+    b = batch(TASK_MODE="no-handler")
+    b.rank_pid()
+    os.kill(b.proc.pid, signal.SIGUSR2)
+    code, _, err = b.finish()
+    assert b.log("rank.log") == []
+    assert b.log("scontrol.log") == ["requeue 4242"], err
+    assert code == 0
