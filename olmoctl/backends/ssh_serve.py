@@ -134,6 +134,9 @@ class LoginNode:
     def cancel(self, job_id: str) -> None:
         self.slurm.cancel(job_id, "")  # Slurm needs no run dir
 
+    def request_save(self, job_id: str) -> None:
+        self.slurm.request_save(job_id, "")
+
     # files
     def write_run_dir(self, run_dir: str, files: dict[str, list[Any]], new_run: bool) -> bool:
         wire = {rel: (str(text), int(mode)) for rel, (text, mode) in files.items()}
@@ -161,6 +164,9 @@ class LoginNode:
 
     def checkpoints(self, run_dir: str) -> list[list[Any]]:
         return [list(c) for c in self.fs.checkpoints(run_dir)]
+
+    def free_space(self, path: str) -> int | None:
+        return self.fs.free_bytes(path)
 
     # everything one `status` reads, in one answer
     def prefetch(self, want: dict[str, Any]) -> list[list[Any]]:
@@ -221,6 +227,7 @@ OPS: dict[str, Op] = {
         LoginNode.exclude_pending, {"job_id": STR, "nodes": LIST}, "steer a pending job"
     ),
     "cancel": Op(LoginNode.cancel, {"job_id": STR}, "scancel"),
+    "request_save": Op(LoginNode.request_save, {"job_id": STR}, "save and requeue (USR2)"),
     "write_run_dir": Op(
         LoginNode.write_run_dir,
         {"run_dir": STR, "files": OBJ, "new_run": Arg((bool,))},
@@ -232,6 +239,7 @@ OPS: dict[str, Op] = {
     "glob": Op(LoginNode.glob, {"folder": STR, "pattern": STR}, "paths matching, sorted"),
     "exists": Op(LoginNode.exists, {"path": STR}, "whether a path exists"),
     "checkpoints": Op(LoginNode.checkpoints, {"run_dir": STR}, "[step, path, complete]"),
+    "free_space": Op(LoginNode.free_space, {"path": STR}, "bytes free on path's filesystem"),
     "prefetch": Op(LoginNode.prefetch, {"want": OBJ}, "what one status reads, in one answer"),
 }
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 
+from olmoctl.cli import complete
 from olmoctl.errors import UsageError
 
 N = TypeVar("N", int, float)
@@ -42,6 +43,21 @@ def bounded(
     return check
 
 
+def one_of(flag: str, choices: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    """A typer callback refusing a value of `flag` that is not one of `choices`."""
+
+    def check(value: str | None) -> str | None:
+        if value is None or value in choices:
+            return value
+        import difflib
+
+        near = difflib.get_close_matches(value, choices, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}{hint}")
+
+    return check
+
+
 def _num(x: float) -> str:
     # 1000000, not 1e+06; 0.5 as 0.5
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e20 else f"{x:g}"
@@ -54,13 +70,25 @@ OVERRIDE = typer.Option(
     metavar="KEY=VALUE",
     help="Override a recipe key (optim.lr=3e-4) or a cluster key (cluster.account=X). Repeatable.",
 )
-CLUSTER = typer.Option(..., "--cluster", "-c", help="Cluster profile name or path to a YAML file.")
+CLUSTER = typer.Option(
+    ...,
+    "--cluster",
+    "-c",
+    autocompletion=complete.clusters,
+    help="Cluster profile name or path to a YAML file.",
+)
 NODES = typer.Option(
     1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
 )
 NAME = typer.Option(None, "--name", help="Run name (default: RECIPE-CLUSTER).")
 TIME = typer.Option(None, "--time", "-t", help="Time limit HH:MM:SS (default: the profile's).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+FORCE = typer.Option(
+    False,
+    "--force",
+    help="Go on although the run would not fit in GPU memory (the estimate `plan` shows) or "
+    "--time is above the site's limit for the node count; each is then a warning.",
+)
 ATTEMPT_HELP = "Attempt number (default: last)."
 
 

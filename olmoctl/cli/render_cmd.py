@@ -6,14 +6,20 @@ from pathlib import Path
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 from olmoctl.errors import UsageError
 
 
 def render(
-    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    recipe: str | None = typer.Argument(
+        None, autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
+    ),
     cluster: str | None = typer.Option(
-        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+        None,
+        "--cluster",
+        "-c",
+        autocompletion=complete.clusters,
+        help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
     name: str | None = options.NAME,
@@ -27,12 +33,17 @@ def render(
         "job command (for sbatch by hand).",
     ),
     diff: str | None = typer.Option(
-        None, "--diff", metavar="RUN", help="Diff RUN's attempt script against a render now."
+        None,
+        "--diff",
+        metavar="RUN",
+        autocompletion=complete.runs,
+        help="Diff RUN's attempt script against a render now.",
     ),
     attempt: int | None = options.attempt("With --diff: attempt K."),
     diff_cluster: tuple[str, str] | None = typer.Option(
         None, "--diff-cluster", metavar="A B", help="Diff RECIPE's scripts on clusters A and B."
     ),
+    force: bool = options.FORCE,
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
     if diff is not None or diff_cluster is not None or attempt is not None:
@@ -50,6 +61,7 @@ def render(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
+    from olmoctl.core import launch_checks
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
@@ -64,11 +76,14 @@ def render(
         # (read only: a store that does not exist is not created)
         spec = prepare(
             Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time,
-            overrides=override, existing_ok=True,
+            overrides=override, existing_ok=True, force=force,
         )  # fmt: skip
     except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
         typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
         spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+        launch_checks.check(spec, force=force)
+    for problem in launch_checks.problems(spec) if force else ():
+        typer.echo(f"warning: launch would refuse this without --force: {problem}", err=True)
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)

@@ -8,14 +8,20 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, launch_notes, options
 from olmoctl.errors import UsageError, shown, shown_plain
 
 
 def launch(
-    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    recipe: str | None = typer.Argument(
+        None, autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
+    ),
     cluster: str | None = typer.Option(
-        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+        None,
+        "--cluster",
+        "-c",
+        autocompletion=complete.clusters,
+        help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
     name: str | None = options.NAME,
@@ -28,8 +34,10 @@ def launch(
         None,
         "--from",
         metavar="RUN",
+        autocompletion=complete.runs,
         help="Re-run RUN exactly as recorded (-o on top); warns about code/package/data changes.",
     ),
+    force: bool = options.FORCE,
 ) -> None:
     """Submit a run: prints the run name and the Slurm job id."""
     if source is not None:
@@ -46,6 +54,7 @@ def launch(
             dry_run=dry_run,
             wait=wait,
             as_json=as_json,
+            force=force,
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster (or --from RUN)")
@@ -57,13 +66,16 @@ def launch(
     store.connect()  # a damaged store fails here, before anything else (creates nothing)
     store.check_writable()  # and so does a state dir where the run could not be recorded
     spec = core.prepare(
-        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit, overrides=override
-    )
+        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit,
+        overrides=override, force=force,
+    )  # fmt: skip
+    launch_notes.warn_forced(spec, force)
     if dry_run:
         typer.echo(render(spec), nl=False)
+        launch_notes.warn_space([spec], remote_ok=False)
         typer.echo(f"dry run: {spec.name} validated, nothing submitted", err=True)
         return
-    done = core.submit_attempt(store, spec, new_run=True)
+    done = core.submit_attempt(store, spec, new_run=True, on_warning=launch_notes.warning)
     if as_json:
         typer.echo(json.dumps({"run": spec.name, "job_id": done.job_id, "run_dir": spec.run_dir}))
     else:
@@ -85,6 +97,7 @@ def _launch_from(
     dry_run: bool,
     wait: bool,
     as_json: bool,
+    force: bool = False,
 ) -> None:
     """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
     difference in code, packages or data since SOURCE ran."""
@@ -95,16 +108,20 @@ def _launch_from(
     store = Store()
     store.connect()
     store.check_writable()
-    plan = repro.plan_from(store, source, name=name, overrides=overrides, time=time_limit)
+    plan = repro.plan_from(
+        store, source, name=name, overrides=overrides, time=time_limit, force=force
+    )
+    launch_notes.warn_forced(plan.spec, force)
     for d in plan.differences:
         typer.echo(f"warning: differs from {source}: {d}", err=True)
     for n in plan.notes:
         typer.echo(f"note: {n}", err=True)
     if dry_run:
         typer.echo(render(plan.spec), nl=False)
+        launch_notes.warn_space([plan.spec], remote_ok=False)
         typer.echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
         return
-    done = repro.launch_from(store, plan)
+    done = repro.launch_from(store, plan, on_warning=launch_notes.warning)
     spec = plan.spec
     if as_json:
         typer.echo(
@@ -134,7 +151,9 @@ def _wait(store: Any, name: str, as_json: bool) -> None:
     if code != exits.OK:
         if not as_json:
             outcome = (last.klass or last.state) if last else "no attempt"
-            typer.echo(f"{name}: ended {outcome} (exit status {code})", err=True)
+            reason = f": {last.reason}" if last and last.reason else ""
+            hint = f"; continue it: olmoctl resume {name}" if code == exits.STOPPED else ""
+            typer.echo(f"{name}: ended {outcome}{reason} (exit status {code}){hint}", err=True)
         raise typer.Exit(code)
 
 
@@ -145,9 +164,13 @@ def _check_since(text: str | None) -> str | None:
 
 
 def status(
-    run: str | None = typer.Argument(None, help="A run name: show it in detail."),
+    run: str | None = typer.Argument(
+        None, autocompletion=complete.runs, help="A run name: show it in detail."
+    ),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
-    cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", "-c", autocompletion=complete.clusters, help="Only this cluster's runs."
+    ),
     since: str | None = typer.Option(
         None,
         "--since",
@@ -227,7 +250,7 @@ def status(
 
 
 def cancel(
-    run: str | None = typer.Argument(None, help="The run to cancel."),
+    run: str | None = typer.Argument(None, autocompletion=complete.runs, help="The run to cancel."),
     sweep: str | None = typer.Option(None, "--sweep", help="Cancel every point of a sweep."),
     as_json: bool = options.JSON,
 ) -> None:

@@ -3,13 +3,14 @@ words of the exec prefix, line by line, or (pyxis) srun's own flags. The templat
 profile value with `qx` (only $NAME/${NAME} expand) and a constant of ours with `q`.
 
   singularity / apptainer  RUNTIME exec -B BIND... EXEC_ARGS... IMAGE  CMD
+            (container.env: exported as SINGULARITYENV_X / APPTAINERENV_X)
   bwrap     env --ignore-signal=USR2,TERM bwrap --ro-bind IMAGE / --dev /dev --proc /proc
-            --tmpfs /tmp --unshare-pid --die-with-parent --bind SRC DST... EXEC_ARGS...
-            -- env --default-signal=USR2,TERM  CMD
-  podman    podman run --rm --network=host --ipc=host --env NAME... -v BIND... EXEC_ARGS...
-            IMAGE  CMD
+            --tmpfs /tmp --unshare-pid --die-with-parent --bind SRC DST...
+            --setenv X VALUE... EXEC_ARGS... -- env --default-signal=USR2,TERM  CMD
+  podman    podman run --rm --network=host --ipc=host --env NAME... --env X=VALUE...
+            -v BIND... EXEC_ARGS... IMAGE  CMD
   pyxis     srun --container-image=IMAGE --container-mounts=BIND,... --container-env=NAMES
-            EXEC_ARGS...  CMD   (no prefix)
+            EXEC_ARGS...  CMD   (no prefix; container.env exported as is and named there)
 
 Signals: Slurm signals every process of the step (proctrack), the runtime's own included.
 Singularity's starter, podman (--sig-proxy) and pyxis forward or absorb them; bubblewrap's
@@ -23,6 +24,10 @@ from dataclasses import dataclass, field
 
 from olmoctl.schemas.cluster import ClusterProfile, ContainerConfig
 
+# How Singularity and Apptainer take a variable meant for the inside only: exported on the
+# host under this prefix (Apptainer docs, "Environment and Metadata": SINGULARITYENV_xxx sets
+# xxx in the container, and overrides what the image sets; Apptainer reads APPTAINERENV_).
+CONTAINER_ENV_PREFIX = {"singularity": "SINGULARITYENV_", "apptainer": "APPTAINERENV_"}
 # What the job reads from the batch script's environment; podman passes only what is named
 # (a trailing * names every variable with that prefix: podman run --env).
 PODMAN_PASS = ("SLURM_*", "OLMOCTL_*", "SUBMITIT_*", "MASTER_ADDR", "MASTER_PORT")
@@ -65,6 +70,23 @@ def split_bind(bind: str) -> tuple[str, str, str]:
     return src, dst, parts[2] if len(parts) > 2 else ""
 
 
+def host_exports(cluster: ClusterProfile) -> list[tuple[str, str]]:
+    """container.env as the batch script exports it: under the runtime's prefix
+    (singularity, apptainer), as is (pyxis: --container-env names them too), or not at all
+    (bwrap: --setenv, podman: --env NAME=VALUE in the prefix)."""
+    c = cluster.container
+    if c is None or c.runtime in ("bwrap", "podman"):
+        return []
+    prefix = CONTAINER_ENV_PREFIX.get(c.runtime, "")
+    return [(prefix + name, value) for name, value in c.env.items()]
+
+
+def full_bind(bind: str) -> str:
+    """src:dst[:opts] always (podman's `-v PATH` alone would be an anonymous volume)."""
+    src, dst, opts = split_bind(bind)
+    return f"{src}:{dst}" + (f":{opts}" if opts else "")
+
+
 def _bwrap(c: ContainerConfig) -> list[list[Arg]]:
     lines = [
         _const("env", f"--ignore-signal={STOP_SIGNALS}", "bwrap"),
@@ -76,6 +98,7 @@ def _bwrap(c: ContainerConfig) -> list[list[Arg]]:
         src, dst, opts = split_bind(bind)
         flag = "--ro-bind" if opts == "ro" else "--bind"
         lines.append([Arg(flag), Arg(src, live=True), Arg(dst, live=True)])
+    lines += [[Arg("--setenv"), Arg(k), Arg(v, live=True)] for k, v in c.env.items()]
     lines += _exec_arg_lines(c.exec_args)
     lines.append(_const("--", "env", f"--default-signal={STOP_SIGNALS}"))
     return lines
@@ -84,7 +107,8 @@ def _bwrap(c: ContainerConfig) -> list[list[Arg]]:
 def _podman(c: ContainerConfig, env_names: list[str]) -> list[list[Arg]]:
     lines = [_const("podman", "run", "--rm", "--network=host", "--ipc=host")]
     lines += [_const("--env", name) for name in [*PODMAN_PASS, *env_names]]
-    lines += [[Arg("-v"), Arg(b, live=True)] for b in c.binds]
+    lines += [[Arg("--env"), Arg(f"{k}={v}", live=True)] for k, v in c.env.items()]
+    lines += [[Arg("-v"), Arg(full_bind(b), live=True)] for b in c.binds]
     lines += _exec_arg_lines(c.exec_args)
     lines.append([Arg(c.image, live=True)])
     return lines
@@ -101,7 +125,8 @@ def _singularity(c: ContainerConfig) -> list[list[Arg]]:
 def _pyxis(c: ContainerConfig, env_names: list[str]) -> list[Arg]:
     args = [Arg(f"--container-image={c.image}", live=True)]
     if c.binds:
-        args.append(Arg("--container-mounts=" + ",".join(c.binds), live=True))
+        mounts = ",".join(map(full_bind, c.binds))
+        args.append(Arg(f"--container-mounts={mounts}", live=True))
     if env_names:  # the profile's values win over what the image sets
         args.append(Arg("--container-env=" + ",".join(env_names)))
     return args + [Arg(a, live=True) for a in c.exec_args]
@@ -112,8 +137,9 @@ def plan(cluster: ClusterProfile) -> Container | None:
     if c is None:
         return None
     env_names = list(cluster.env)
-    if c.runtime == "pyxis":
-        return Container(c.runtime, srun_args=_pyxis(c, env_names))
+    if c.runtime == "pyxis":  # container.env too: exported as is (host_exports), named here
+        names = env_names + [k for k in c.env if k not in cluster.env]
+        return Container(c.runtime, srun_args=_pyxis(c, names))
     if c.runtime == "bwrap":
         return Container(c.runtime, lines=_bwrap(c))
     if c.runtime == "podman":

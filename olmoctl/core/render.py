@@ -15,6 +15,7 @@ from olmoctl.backends.registry import backend_for
 from olmoctl.core import containers
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.schemas.bounds import parse_time
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
 from olmoctl.train.exit_codes import EXIT_REQUEUE
 
@@ -36,6 +37,20 @@ def _env() -> jinja2.Environment:
     env.filters["word"] = sbatch_word  # #SBATCH lines and the header: a bare safe word
     env.filters["ident"] = shell_name  # a variable name (export NAME=)
     return env
+
+
+def container_env(spec: RunSpec) -> list[tuple[str, str]]:
+    """(host variable, value) to export for the profile's container.env: the runtime's
+    prefixed names (singularity, apptainer) or the names themselves (pyxis); bwrap and
+    podman take them as arguments instead (core/containers.py)."""
+    return containers.host_exports(spec.cluster)
+
+
+def time_min(spec: RunSpec) -> str | None:
+    """sbatch --time-min, when the profile has one below the run's --time (Slurm refuses a
+    minimum above the limit)."""
+    m = spec.cluster.min_time
+    return m if m is not None and parse_time(m) < parse_time(spec.time) else None
 
 
 def log_dir(spec: RunSpec) -> str:
@@ -65,6 +80,8 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             container=containers.plan(cluster),
             requeue_mark=f"{spec.run_dir}/{rd.REQUEUE_READY}",
             exit_requeue=EXIT_REQUEUE,
+            time_min=time_min(spec),
+            container_env=container_env(spec),
             task_command=task_command or backend.job_command(spec),
         )
     )

@@ -8,7 +8,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,13 @@ from olmoctl.train.data import (
 from olmoctl.train.distributed import DistEnv
 from olmoctl.train.events import EventLog
 from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.fastpath import configure
 from olmoctl.train.faults import Faults
-from olmoctl.train.model import OLMo, flops_per_token, loss_fn
+from olmoctl.train.model import OLMo, flops_per_token
 from olmoctl.train.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 from olmoctl.train.parallelize import parallelize, set_gradient_sync
 from olmoctl.train.signals import StopFlag
+from olmoctl.train.stragglers import StepTimes
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Trainer:
         # One CPU process needs no sharding: FSDP2 on a world of 1 only adds copies. GPUs
         # always go through FSDP2, which also applies the bf16 mixed-precision policy.
         self.fsdp = self.world > 1 or self.device.type != "cpu"
+        self.speed = configure(model, t, self.device.type)
         if self.fsdp:
             parallelize(
                 model,
@@ -146,7 +149,6 @@ class Trainer:
                 local_world_size=self.denv.local_world_size,
                 fsdp=r.fsdp,
                 precision=t.precision,
-                compile=t.compile,
             )
         else:
             model.activation_checkpointing = r.fsdp.activation_checkpointing
@@ -180,6 +182,7 @@ class Trainer:
             grad_accum_steps=self.accum,
             tokens_per_step=t.tokens_per_step,
             fsdp=self.fsdp,
+            speed=asdict(self.speed),
             versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
@@ -246,6 +249,7 @@ class Trainer:
         fpt = flops_per_token(r.model, t.seq_len)
         model, opt = self.model, self.optimizer
         model.train()
+        times = StepTimes(model, opt, self.device)  # each rank's own compute: stragglers
         next_batch = self.loader.local_batch(self.step) if self.step < total else None
         if next_batch is not None:  # the first batch, checked before any step
             bad = float(int(next_batch.max()) >= vocab)
@@ -265,7 +269,7 @@ class Trainer:
                 )
                 if self.accum > 1:
                     set_gradient_sync(model, m == self.accum - 1)
-                loss = loss_fn(model(mb), mb) / self.accum
+                loss = model(mb, loss=True, divide_by=self.accum)
                 loss.backward()
                 loss_sum += loss.detach()
             grad_norm = clip_grad_norm(model, r.optim.grad_clip)
@@ -311,6 +315,7 @@ class Trainer:
                         tokens_seen=self.tokens_seen,
                     )
                 )
+                times.report(self.step, self.events)  # collective: the slowest rank -> events
                 if self.rank == 0:
                     print(
                         f"step {self.step}/{total} loss {loss_v:.4f} lr {lr:.3e} "
