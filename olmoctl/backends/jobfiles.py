@@ -42,6 +42,11 @@ def train_command(spec: RunSpec) -> str:
     return " ".join([python_command(spec), *map(quote, args)])
 
 
+def burnin_command(spec: RunSpec) -> str:
+    """The burn-in step's command (olmoctl.train.burnin), run on every node before training."""
+    return " ".join([python_command(spec), "-u -m olmoctl.train.burnin", quote(spec_path(spec))])
+
+
 def submitit_command(spec: RunSpec) -> str:
     """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
     folder = quote(submitit_folder(spec.run_dir))

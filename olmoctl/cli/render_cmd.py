@@ -16,6 +16,7 @@ def render(
         None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
     ),
     nodes: int = options.NODES,
+    spare_nodes: int | None = options.SPARE_NODES,
     name: str | None = options.NAME,
     time: str | None = options.TIME,
     override: list[str] = options.OVERRIDE,
@@ -64,11 +65,14 @@ def render(
         # (read only: a store that does not exist is not created)
         spec = prepare(
             Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time,
-            overrides=override, existing_ok=True,
+            overrides=override, existing_ok=True, spare_nodes=spare_nodes,
         )  # fmt: skip
     except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
         typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
-        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+        spec = resolve(
+            recipe, cluster, nodes=nodes, name=name, time=time, overrides=override,
+            spare_nodes=spare_nodes,
+        )  # fmt: skip
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)

@@ -18,6 +18,7 @@ def launch(
         None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
     ),
     nodes: int = options.NODES,
+    spare_nodes: int | None = options.SPARE_NODES,
     name: str | None = options.NAME,
     time_limit: str | None = options.TIME,
     override: list[str] = options.OVERRIDE,
@@ -33,9 +34,9 @@ def launch(
 ) -> None:
     """Submit a run: prints the run name and the Slurm job id."""
     if source is not None:
-        if recipe is not None or cluster is not None or nodes != 1:
+        if recipe is not None or cluster is not None or nodes != 1 or spare_nodes is not None:
             raise UsageError(
-                f"--from {source} takes recipe, cluster and nodes from the record; "
+                f"--from {source} takes recipe, cluster and nodes (spares too) from the record; "
                 "change the config with -o KEY=VALUE"
             )
         return _launch_from(
@@ -57,7 +58,14 @@ def launch(
     store.connect()  # a damaged store fails here, before anything else (creates nothing)
     store.check_writable()  # and so does a state dir where the run could not be recorded
     spec = core.prepare(
-        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit, overrides=override
+        store,
+        recipe,
+        cluster,
+        nodes=nodes,
+        name=name,
+        time_limit=time_limit,
+        overrides=override,
+        spare_nodes=spare_nodes,
     )
     if dry_run:
         typer.echo(render(spec), nl=False)

@@ -42,6 +42,7 @@ def prepare(
     overrides: list[str],
     exclude_nodes: list[str] | None = None,
     existing_ok: bool = False,
+    spare_nodes: int | None = None,
 ) -> RunSpec:
     """The spec `launch` would submit now: validated, with a free run name (when none is
     given) and the cluster's failed nodes excluded. `existing_ok` (for `render`) accepts
@@ -54,6 +55,7 @@ def prepare(
         time=time_limit,
         overrides=overrides,
         exclude_nodes=exclude_nodes,
+        spare_nodes=spare_nodes,
     )
     spec = config.build()
     if exclude_nodes is None:  # keep new runs off the nodes that failed on this cluster
