@@ -31,6 +31,25 @@ def user_dir(kind: str) -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config", "user_config_path") / kind
 
 
+CATALOG_SUFFIXES = (".yaml", ".yml")
+
+
+def catalog_files(kind: str) -> dict[str, tuple[Path, str]]:
+    """Name -> (file, "shipped" | "user") of every `clusters` or `recipes` YAML file, the
+    user's own shadowing shipped ones. Reads folder listings only (no YAML, no pydantic):
+    the catalog (core/catalog.py) and shell completion share it."""
+    found: dict[str, tuple[Path, str]] = {}
+    for source, folder in (("shipped", data_dir(kind)), ("user", user_dir(kind))):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if p.suffix in CATALOG_SUFFIXES and p.is_file():
+                found[p.stem] = (p, source)
+    return found
+
+
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit)

@@ -7,14 +7,14 @@ import time
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 from olmoctl.errors import shown
 
 POLL_S = 1.0
 
 
 def logs(
-    run: str = typer.Argument(..., help="The run."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="The run."),
     attempt: int | None = options.attempt(),
     rank: int | None = typer.Option(
         None,

@@ -15,6 +15,7 @@ from olmoctl import __version__
 from olmoctl.cli import (
     catalog_cmds,
     exits,
+    export_cmd,
     logs_cmd,
     plan_cmd,
     remote_cmd,
@@ -30,7 +31,8 @@ app = typer.Typer(
     name="olmoctl",
     help="Launch, track and resume OLMo-style pretraining on Slurm clusters (AMD and NVIDIA).",
     no_args_is_help=True,
-    add_completion=False,
+    # typer's --install-completion / --show-completion; candidates come from cli/complete.py.
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Plain click help and errors: rich's help renderer (markdown-it, rich.console) costs
     # more than the rest of startup together.
@@ -68,6 +70,7 @@ supervise_cmds.register(app)
 catalog_cmds.register(app)
 plan_cmd.register(app)
 sweep_cmd.register(app)
+export_cmd.register(app)
 remote_cmd.register(app)  # hidden: `_remote`, the login node's half of an ssh cluster
 
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 
+from olmoctl.cli import complete
 from olmoctl.errors import UsageError
 
 N = TypeVar("N", int, float)
@@ -54,7 +55,13 @@ OVERRIDE = typer.Option(
     metavar="KEY=VALUE",
     help="Override a recipe key (optim.lr=3e-4) or a cluster key (cluster.account=X). Repeatable.",
 )
-CLUSTER = typer.Option(..., "--cluster", "-c", help="Cluster profile name or path to a YAML file.")
+CLUSTER = typer.Option(
+    ...,
+    "--cluster",
+    "-c",
+    autocompletion=complete.clusters,
+    help="Cluster profile name or path to a YAML file.",
+)
 NODES = typer.Option(
     1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
 )

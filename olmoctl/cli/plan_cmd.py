@@ -10,11 +10,13 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 
 
 def plan(
-    recipe: str = typer.Argument(..., help="Recipe name or path to a YAML file."),
+    recipe: str = typer.Argument(
+        ..., autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
+    ),
     cluster: str = options.CLUSTER,
     nodes: int = options.NODES,
     override: list[str] = options.OVERRIDE,

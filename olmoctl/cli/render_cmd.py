@@ -6,14 +6,20 @@ from pathlib import Path
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 from olmoctl.errors import UsageError
 
 
 def render(
-    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    recipe: str | None = typer.Argument(
+        None, autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
+    ),
     cluster: str | None = typer.Option(
-        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+        None,
+        "--cluster",
+        "-c",
+        autocompletion=complete.clusters,
+        help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
     spare_nodes: int | None = options.SPARE_NODES,
@@ -28,7 +34,11 @@ def render(
         "job command (for sbatch by hand).",
     ),
     diff: str | None = typer.Option(
-        None, "--diff", metavar="RUN", help="Diff RUN's attempt script against a render now."
+        None,
+        "--diff",
+        metavar="RUN",
+        autocompletion=complete.runs,
+        help="Diff RUN's attempt script against a render now.",
     ),
     attempt: int | None = options.attempt("With --diff: attempt K."),
     diff_cluster: tuple[str, str] | None = typer.Option(

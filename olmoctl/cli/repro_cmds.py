@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 from olmoctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def _data_lines(rec: Record) -> list[str]:
 
 
 def show(
-    run: str = typer.Argument(..., help="The run."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="The run."),
     config: bool = typer.Option(False, "--config", help="The resolved config (YAML)."),
     script: bool = typer.Option(False, "--script", help="The exact script an attempt submitted."),
     attempt: int | None = options.attempt("With --script: attempt K."),
@@ -169,7 +169,7 @@ def _print_record(row: Any, rec: Record) -> None:
 
 
 def card(
-    run: str = typer.Argument(..., help="The run."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="The run."),
     out: Path | None = typer.Option(
         None, "--out", help="Folder for the card (default RUN_DIR/card)."
     ),

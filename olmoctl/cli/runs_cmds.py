@@ -8,14 +8,20 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 from olmoctl.errors import UsageError, shown, shown_plain
 
 
 def launch(
-    recipe: str | None = typer.Argument(None, help="Recipe name or path to a YAML file."),
+    recipe: str | None = typer.Argument(
+        None, autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
+    ),
     cluster: str | None = typer.Option(
-        None, "--cluster", "-c", help="Cluster profile name or path to a YAML file."
+        None,
+        "--cluster",
+        "-c",
+        autocompletion=complete.clusters,
+        help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
     spare_nodes: int | None = options.SPARE_NODES,
@@ -29,6 +35,7 @@ def launch(
         None,
         "--from",
         metavar="RUN",
+        autocompletion=complete.runs,
         help="Re-run RUN exactly as recorded (-o on top); warns about code/package/data changes.",
     ),
 ) -> None:
@@ -142,7 +149,9 @@ def _wait(store: Any, name: str, as_json: bool) -> None:
     if code != exits.OK:
         if not as_json:
             outcome = (last.klass or last.state) if last else "no attempt"
-            typer.echo(f"{name}: ended {outcome} (exit status {code})", err=True)
+            reason = f": {last.reason}" if last and last.reason else ""
+            hint = f"; continue it: olmoctl resume {name}" if code == exits.STOPPED else ""
+            typer.echo(f"{name}: ended {outcome}{reason} (exit status {code}){hint}", err=True)
         raise typer.Exit(code)
 
 
@@ -153,9 +162,13 @@ def _check_since(text: str | None) -> str | None:
 
 
 def status(
-    run: str | None = typer.Argument(None, help="A run name: show it in detail."),
+    run: str | None = typer.Argument(
+        None, autocompletion=complete.runs, help="A run name: show it in detail."
+    ),
     state: str | None = typer.Option(None, "--state", help="Only runs in this state."),
-    cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster's runs."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", "-c", autocompletion=complete.clusters, help="Only this cluster's runs."
+    ),
     since: str | None = typer.Option(
         None,
         "--since",
@@ -235,7 +248,7 @@ def status(
 
 
 def cancel(
-    run: str | None = typer.Argument(None, help="The run to cancel."),
+    run: str | None = typer.Argument(None, autocompletion=complete.runs, help="The run to cancel."),
     sweep: str | None = typer.Option(None, "--sweep", help="Cancel every point of a sweep."),
     as_json: bool = options.JSON,
 ) -> None:

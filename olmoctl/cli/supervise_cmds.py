@@ -8,11 +8,11 @@ import time
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import complete, options
 
 
 def resume(
-    run: str = typer.Argument(..., help="The run to resume."),
+    run: str = typer.Argument(..., autocompletion=complete.runs, help="The run to resume."),
     nodes: int | None = typer.Option(
         None,
         "--nodes",
@@ -47,7 +47,9 @@ def resume(
 
 
 def watch(
-    runs: list[str] = typer.Argument(None, help="Runs to watch (default: all)."),
+    runs: list[str] = typer.Argument(
+        None, autocompletion=complete.runs, help="Runs to watch (default: all)."
+    ),
     interval: float = typer.Option(
         30.0,
         "--interval",
@@ -99,7 +101,9 @@ def watch(
 
 
 def nodes(
-    cluster: str | None = typer.Option(None, "--cluster", "-c", help="Only this cluster."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", "-c", autocompletion=complete.clusters, help="Only this cluster."
+    ),
     clear: str | None = typer.Option(None, "--clear", help="Forget NODE's failures."),
     as_json: bool = options.JSON,
 ) -> None:

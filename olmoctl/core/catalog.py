@@ -12,7 +12,7 @@ from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.errors import suggest, validate
 
-_SUFFIXES = (".yaml", ".yml")
+_SUFFIXES = paths.CATALOG_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,7 @@ def _is_path(ref: str) -> bool:
 
 def available(kind: str) -> dict[str, Entry]:
     """Name -> entry for `clusters` or `recipes`; the user's own shadow shipped ones."""
-    found: dict[str, Entry] = {}
-    for source, folder in (("shipped", paths.data_dir(kind)), ("user", paths.user_dir(kind))):
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.iterdir()):
-            if p.suffix in _SUFFIXES and p.is_file():
-                found[p.stem] = Entry(p.stem, p, source)
-    return found
+    return {n: Entry(n, path, source) for n, (path, source) in paths.catalog_files(kind).items()}
 
 
 def find(kind: str, ref: str) -> Entry:

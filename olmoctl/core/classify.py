@@ -119,12 +119,17 @@ def classify(
     reason = exiting.reason if exiting else None
     if slurm_state == "COMPLETED" and reason in (None, ExitReason.COMPLETED):
         return Verdict(COMPLETED, "completed", evidence=ev)
+    if slurm_state == "TIMEOUT":
+        # Slurm's word wins: at the limit it sends SIGTERM, which the job answers like a
+        # preemption (save, exit), but what stopped it was the time limit.
+        saved = ", checkpoint saved" if reason == ExitReason.PREEMPTED else ""
+        return Verdict(TIMEOUT, f"time limit reached{saved}", evidence=ev)
     if reason == ExitReason.PREEMPTED or slurm_state in ("PREEMPTED", "REQUEUED"):
         sig = (exiting.signal if exiting else None) or ""
         return Verdict(
             PREEMPTED, f"stopped by Slurm {sig}".strip() + ", checkpoint saved", evidence=ev
         )
-    if slurm_state == "TIMEOUT" or "DUE TO TIME LIMIT" in batch:
+    if "DUE TO TIME LIMIT" in batch:
         return Verdict(TIMEOUT, "time limit reached", evidence=ev)
     if slurm_state == "NODE_FAIL" or "DUE TO NODE FAILURE" in batch:
         named = sorted(set(NODE_FAILURE_LINE.findall(batch)))

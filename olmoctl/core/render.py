@@ -14,6 +14,7 @@ from olmoctl.backends.jobfiles import burnin_command, spec_path, submitit_comman
 from olmoctl.backends.registry import backend_for
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.schemas.bounds import parse_time
 from olmoctl.schemas.shellsafe import HOST_RE
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
 
@@ -35,6 +36,28 @@ def _env() -> jinja2.Environment:
     env.filters["word"] = sbatch_word  # #SBATCH lines and the header: a bare safe word
     env.filters["ident"] = shell_name  # a variable name (export NAME=)
     return env
+
+
+# How each container runtime takes a variable meant for the inside only: exported on the
+# host under this prefix (Apptainer docs, "Environment and Metadata": SINGULARITYENV_xxx sets
+# xxx in the container, and overrides what the image sets; Apptainer reads APPTAINERENV_).
+CONTAINER_ENV_PREFIX = {"singularity": "SINGULARITYENV_", "apptainer": "APPTAINERENV_"}
+
+
+def container_env(spec: RunSpec) -> list[tuple[str, str]]:
+    """(host variable, value) for each of the profile's container.env."""
+    c = spec.cluster.container
+    if c is None or not c.env:
+        return []
+    prefix = CONTAINER_ENV_PREFIX[c.runtime]
+    return [(prefix + name, value) for name, value in c.env.items()]
+
+
+def time_min(spec: RunSpec) -> str | None:
+    """sbatch --time-min, when the profile has one below the run's --time (Slurm refuses a
+    minimum above the limit)."""
+    m = spec.cluster.min_time
+    return m if m is not None and parse_time(m) < parse_time(spec.time) else None
 
 
 def log_dir(spec: RunSpec) -> str:
@@ -62,6 +85,8 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             rank_log=rd.rank_log_name("%j", "%t"),
             master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
             local_master_port=rd.LOCAL_MASTER_PORT,
+            time_min=time_min(spec),
+            container_env=container_env(spec),
             task_command=task_command or backend.job_command(spec),
             burnin=burnin,
             burnin_dir=f"{spec.run_dir}/{rd.BURNIN_DIR}",

@@ -116,6 +116,39 @@ class BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+# ------------------------------------------------------------------ duplicate keys
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping: plain YAML keeps the last one, silently."""
+
+    fatal = True  # not "this is not YAML": an -o value is refused, not kept as text
+
+
+class UniqueKeyLoader(BoundedLoader):
+    """BoundedLoader, refusing duplicate keys (every file and value olmoctl reads)."""
+
+
+def _mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = first_line.get(key)
+        except TypeError:  # an unhashable key: construct_mapping names that error
+            continue
+        if seen is not None:
+            raise DuplicateKeyError(
+                None,
+                None,
+                f"duplicate key {shown(key, 60)} (first on line {seen})",
+                key_node.start_mark,
+            )
+        first_line[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 class TooLarge(ValueError):
     pass
 
@@ -211,7 +244,9 @@ def load_json(text: str, where: str, limits: Limits = RUN_FILE) -> Any:
     """JSON `text` as data, no deeper than `limits.depth` (JSON has no aliases, and its size
     is the caller's)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateJSONKey as e:
+        raise UsageError(f"{where}: duplicate key {shown(e.args[0], 60)}") from None
     except json.JSONDecodeError as e:
         raise UsageError(f"{where}:{e.lineno}: not valid JSON: {e.msg}") from None
     except RecursionError:
@@ -219,6 +254,20 @@ def load_json(text: str, where: str, limits: Limits = RUN_FILE) -> Any:
     if depth(data, limits.depth) > limits.depth:
         raise InputTooLarge(f"{where}: nested more than {limits.depth} levels deep")
     return data
+
+
+class _DuplicateJSONKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a key given twice are refused, as in YAML (json keeps the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateJSONKey(key)
+        out[key] = value
+    return out
 
 
 def depth(data: Any, stop: int) -> int:

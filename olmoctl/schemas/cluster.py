@@ -25,6 +25,17 @@ class ContainerConfig(Schema):
     # Bind mounts, "src" or "src:dst".
     binds: list[Expandable] = Field(default_factory=list)
     exec_args: list[Expandable] = Field(default_factory=list)
+    # Set inside the container only, the way its runtime takes them (singularity:
+    # SINGULARITYENV_NAME; core/render.py): what the runtime does not pass from the host
+    # (LD_LIBRARY_PATH, PATH) or what the image sets itself. Values as in `env`.
+    env: dict[str, Expandable] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            check_env_name(key, "container.env: variable name")
+        return v
 
 
 class SSHConfig(Schema):
@@ -79,6 +90,9 @@ class ClusterProfile(Schema):
     max_nodes: Int = Field(default=1, gt=0, le=1_000_000)
     max_time: SlurmTime = Field(default="24:00:00", pattern=TIME_RE)
     default_time: SlurmTime = Field(default="01:00:00", pattern=TIME_RE)
+    # sbatch --time-min: Slurm may start the job sooner with a limit between this and
+    # --time (backfill); the run saves on the signal and is requeued, so nothing is lost.
+    min_time: SlurmTime | None = Field(default=None, pattern=TIME_RE)
     max_array_size: Int = Field(default=1000, gt=0, le=4_000_001)  # Slurm's MaxArraySize cap
     exclusive: bool = False
     # Seconds before the time limit at which Slurm sends USR2 so the job can checkpoint.
@@ -89,6 +103,10 @@ class ClusterProfile(Schema):
     sbatch_args: list[Word] = Field(default_factory=list)
 
     distributed_backend: Literal["nccl", "gloo"] = "nccl"
+    # The NCCL/RCCL network plugin library (a name the dynamic loader finds, e.g.
+    # librccl-net.so, or a path; $NAME may refer to the job's environment): without it RCCL
+    # falls back to TCP sockets. Only `olmoctl doctor` reads it (it must load in the job).
+    network_plugin: Expandable | None = None
     container: ContainerConfig | None = None
     modules: list[Word] = Field(default_factory=list)
     # Values may use $NAME / ${NAME} (e.g. OMP_NUM_THREADS: $SLURM_CPUS_PER_TASK), nothing else.

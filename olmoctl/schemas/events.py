@@ -83,6 +83,9 @@ class Started(Event):
     grad_accum_steps: int | None = None
     tokens_per_step: int | None = None
     fsdp: bool | None = None
+    # the speed settings as resolved for the device: compile, attention (SDPA order or
+    # None for torch's), cross_entropy
+    speed: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
     devices: dict[str, Any] | None = None
     threads: int | None = None

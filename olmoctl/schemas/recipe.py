@@ -111,8 +111,16 @@ class TrainConfig(Schema):
     # Rank 0 writes a heartbeat event this often, from a thread, even while a step or a
     # save is slow: the launcher calls a job hung when heartbeats stop.
     heartbeat_interval_s: Float = Field(default=30.0, gt=0, le=DAY_S)
-    # torch.compile each transformer block (GPU runs; off by default, CPU tests keep it off).
-    compile: bool = False
+    # torch.compile each transformer block: "auto" compiles on a GPU and not on CPU (where
+    # compiling costs more than it saves); true/false force it (`-o train.compile=false`).
+    compile: Literal["auto"] | bool = "auto"
+    # Attention kernel (torch SDPA backend) on a GPU: "auto" prefers cuDNN on Hopper/Blackwell
+    # data-centre parts and flash elsewhere, falling back in order; CPU keeps torch's choice.
+    attention: Literal["auto", "cudnn", "flash", "efficient", "math"] = "auto"
+    # Loss: "chunked" computes the output head and cross entropy ce_chunk_tokens rows at a
+    # time, never holding the full fp32 logits; "plain" materialises them (reference).
+    cross_entropy: Literal["chunked", "plain"] = "chunked"
+    ce_chunk_tokens: Int = Field(default=4096, gt=0, le=DIM_MAX)
 
     @model_validator(mode="after")
     def _check_budget(self) -> TrainConfig:
@@ -138,6 +146,9 @@ class FSDPConfig(Schema):
     # Ranks per shard group for hybrid; 0 means one group per node.
     shard_group_size: Int = Field(default=0, ge=0, le=1_000_000)
     activation_checkpointing: bool = False
+    # Blocks whose parameters are all-gathered ahead (forward) / behind (backward) of the one
+    # computing; 0 leaves FSDP2's implicit one-ahead prefetch.
+    prefetch: Int = Field(default=1, ge=0, le=64)
     # Mixed precision on GPU: params in bf16, gradients reduced in fp32. CPU runs fp32.
     param_dtype: Literal["bf16", "fp32"] = "bf16"
     reduce_dtype: Literal["bf16", "fp32"] = "fp32"

@@ -40,3 +40,22 @@ def has_runs(db: Path) -> bool:
     except sqlite3.Error:
         return True
     return row is not None
+
+
+def run_names(db: Path, limit: int = 10_000) -> list[str]:
+    """The run names in the store at `db`, newest first, read-only (never creates or
+    migrates it); [] on any doubt. For shell completion, which must answer in milliseconds
+    and never say anything on a TAB."""
+    if not db.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=0.2)
+        try:
+            rows = conn.execute(
+                "SELECT name FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return [r[0] for r in rows if isinstance(r[0], str)]

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olmoctl.errors import UsageError, shown_plain
-from olmoctl.schemas.bounded import FILE, RUN_FILE, load_json, load_yaml, read_text
+from olmoctl.schemas.bounded import (
+    FILE,
+    RUN_FILE,
+    UniqueKeyLoader,
+    load_json,
+    load_yaml,
+    read_text,
+)
 from olmoctl.schemas.cluster import ClusterProfile
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.recipe import Recipe
@@ -29,7 +36,8 @@ def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) ->
     if p.suffix == ".json":  # spec.json, as the launcher wrote it
         data = load_json(read_text(p, "run spec", RUN_FILE), shown_plain(p), RUN_FILE)
     else:
-        data = load_yaml(read_text(p, "recipe file", FILE), shown_plain(p), FILE)
+        text = read_text(p, "recipe file", FILE)
+        data = load_yaml(text, shown_plain(p), FILE, loader=UniqueKeyLoader)
     if not isinstance(data, dict):
         raise UsageError(
             f"{shown_plain(p)}: expected a mapping at the top, got {type(data).__name__}"

@@ -3,22 +3,29 @@ LayerNorm, SwiGLU MLP, rotary position embeddings, no biases, optional weight ty
 attention through torch's scaled_dot_product_attention.
 
 Parallelism lives in parallelize.py (torchtitan's split): this module is plain PyTorch.
+Speed settings (compile, attention kernel, loss kind) are applied by fastpath.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from olmoctl.schemas.recipe import ModelConfig
+from olmoctl.train.loss import chunked_loss, plain_loss
 
 
 def layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Non-parametric LayerNorm (no weight, no bias), computed in fp32."""
-    return F.layer_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x)
+    """Non-parametric LayerNorm (no weight, no bias). F.layer_norm computes in fp32 for
+    bf16/fp16 input (and rounds once on output), so no fp32 copy of x is made; fp32 input
+    is unchanged from the old `F.layer_norm(x.float()).type_as(x)`."""
+    return F.layer_norm(x, (x.shape[-1],), eps=eps)
 
 
 class Rotary:
@@ -47,27 +54,25 @@ class Rotary:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, T, D). GPT-NeoX style rotate-half, as in OLMo."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    rotated = torch.cat([-x2, x1], dim=-1)
-    return (x.float() * cos + rotated * sin).type_as(x)
+    """x: (..., T, D). GPT-NeoX style rotate-half, as in OLMo, in fp32 (one upcast of x)."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos + torch.cat([-x2, x1], dim=-1) * sin).type_as(x)
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
         self.att_proj = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.attn_out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.rotary = rotary
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = self.att_proj(x).split(d, dim=-1)
-        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
-        cos, sin = self.rotary.tables(t, x.device)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # (3, B, H, T, hd): q and k rotated together (one upcast, one kernel chain).
+        qkv = self.att_proj(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        qk = apply_rotary(qkv[:2], cos, sin)
+        y = F.scaled_dot_product_attention(qk[0], qk[1], qkv[2], is_causal=True)
         return self.attn_out(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -83,14 +88,16 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: Rotary) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.eps = cfg.layer_norm_eps
-        self.attn = Attention(cfg, rotary)
+        self.attn = Attention(cfg)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(layer_norm(x, self.eps))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # The rotary tables come in as arguments: a compiled block then sees only tensors
+        # and its own parameters, so one graph serves every block (no per-block recompile).
+        x = x + self.attn(layer_norm(x, self.eps), cos, sin)
         return x + self.mlp(layer_norm(x, self.eps))
 
 
@@ -98,28 +105,46 @@ class OLMo(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_theta)
+        self.rotary = Rotary(cfg.d_model // cfg.n_heads, cfg.rope_theta)
         self.wte = nn.Embedding(cfg.embedding_size, cfg.d_model)
-        self.blocks = nn.ModuleList([Block(cfg, rotary) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.lm_head = (
             None if cfg.weight_tying else nn.Linear(cfg.d_model, cfg.embedding_size, bias=False)
         )
         # Set by parallelize.apply_activation_checkpointing; kept here so parameter names
         # (and so checkpoints) are the same with and without it.
         self.activation_checkpointing = False
+        # Set by fastpath.configure: the SDPA backend context (also around AC recompute),
+        # and the loss kind.
+        self.attention_context: Callable[[], Any] = contextlib.nullcontext
+        self.cross_entropy = "plain"
+        self.ce_chunk_tokens = 4096
+        self.ce_rows: Callable[..., Any] | None = None  # compiled loss math, with compile on
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> logits (B, T, embedding_size)."""
+    def forward(
+        self, tokens: torch.Tensor, *, loss: bool = False, divide_by: int = 1
+    ) -> torch.Tensor:
+        """tokens (B, T) -> logits (B, T, embedding_size); with loss=True, the mean
+        next-token cross entropy / divide_by instead (the logits never leave this call, so
+        under FSDP2 the head's weight is still gathered when the chunked loss reads it)."""
         x = self.wte(tokens)
-        for block in self.blocks:
-            if self.activation_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        cos, sin = self.rotary.tables(tokens.shape[1], x.device)
+        ctx = self.attention_context
+        with ctx():
+            for block in self.blocks:
+                if self.activation_checkpointing and self.training:
+                    x = torch.utils.checkpoint.checkpoint(
+                        block, x, cos, sin, use_reentrant=False, context_fn=lambda: (ctx(), ctx())
+                    )
+                else:
+                    x = block(x, cos, sin)
         x = layer_norm(x, self.cfg.layer_norm_eps)
-        if self.lm_head is None:
-            return F.linear(x, self.wte.weight)
-        return self.lm_head(x)
+        head = self.wte.weight if self.lm_head is None else self.lm_head.weight
+        if loss and self.cross_entropy == "chunked":
+            chunk, rows_fn = self.ce_chunk_tokens, self.ce_rows
+            return chunked_loss(x, head, tokens, divide_by=divide_by, chunk=chunk, rows_fn=rows_fn)
+        logits = F.linear(x, head)
+        return plain_loss(logits, tokens) / divide_by if loss else logits
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
@@ -153,11 +178,7 @@ def _local_shard(full: torch.Tensor, dtensor: torch.Tensor) -> torch.Tensor:
     return piece
 
 
-def loss_fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross entropy over the T-1 predicted positions, in fp32."""
-    return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="mean"
-    )
+loss_fn = plain_loss  # the name benchmarks and tests import
 
 
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:

@@ -1,10 +1,13 @@
 """FSDP2 (`fully_shard`) for OLMo: one unit per block plus the root (embeddings, final norm,
 output head), full shard over all ranks or hybrid shard on a 2-D mesh
 (replicate x shard); bf16 params / fp32 reduce on GPU, fp32 on CPU; optional activation
-checkpointing and per-block torch.compile.
+checkpointing; explicit forward/backward prefetch of `fsdp.prefetch` blocks. Compile is
+fastpath.py's (it works the same with and without FSDP2).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
@@ -33,11 +36,15 @@ def build_mesh(
 
 
 def mp_policy(device_type: str, precision: str, cfg: FSDPConfig) -> MixedPrecisionPolicy:
-    """bf16 compute with fp32 master weights on GPU; plain fp32 on CPU."""
+    """bf16 compute with fp32 master weights on GPU; plain fp32 on CPU. Forward inputs are
+    not cast: activations are bf16 already, and the rotary tables every block receives must
+    stay fp32 (casting them would round RoPE's angles to bf16)."""
     if device_type == "cpu" or precision == "fp32":
         return MixedPrecisionPolicy()
     return MixedPrecisionPolicy(
-        param_dtype=_DTYPES[cfg.param_dtype], reduce_dtype=_DTYPES[cfg.reduce_dtype]
+        param_dtype=_DTYPES[cfg.param_dtype],
+        reduce_dtype=_DTYPES[cfg.reduce_dtype],
+        cast_forward_inputs=False,
     )
 
 
@@ -49,13 +56,9 @@ def parallelize(
     local_world_size: int,
     fsdp: FSDPConfig,
     precision: str,
-    compile: bool = False,
 ) -> OLMo:
-    """Apply AC, compile and FSDP2 in place (the model may live on the meta device)."""
+    """Apply AC and FSDP2 in place (the model may live on the meta device)."""
     model.activation_checkpointing = fsdp.activation_checkpointing
-    if compile:
-        for block in model.blocks:
-            block.compile()
     mesh = build_mesh(device_type, world_size, local_world_size, fsdp)
     policy = mp_policy(device_type, precision, fsdp)
     n = len(model.blocks)
@@ -63,7 +66,19 @@ def parallelize(
         # The last block's parameters are needed again at once by backward: keep them.
         fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=i < n - 1)
     fully_shard(model, mesh=mesh, mp_policy=policy)
+    set_prefetch(list(model.blocks), fsdp.prefetch)
     return model
+
+
+def set_prefetch(blocks: list[Any], depth: int) -> None:
+    """Block i all-gathers blocks i+1..i+depth when its forward starts, and i-1..i-depth
+    when its backward starts, so communication overlaps compute even when the CPU does not
+    run ahead of the GPU (FSDP2's implicit prefetch relies on it running ahead)."""
+    if depth <= 0 or not hasattr(FSDPModule, "set_modules_to_forward_prefetch"):
+        return
+    for i, block in enumerate(blocks):
+        block.set_modules_to_forward_prefetch(blocks[i + 1 : i + 1 + depth])
+        block.set_modules_to_backward_prefetch(blocks[max(0, i - depth) : i][::-1])
 
 
 def set_gradient_sync(model: torch.nn.Module, enabled: bool) -> None:

@@ -8,7 +8,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,9 @@ from olmoctl.train.data import (
 from olmoctl.train.distributed import DistEnv
 from olmoctl.train.events import EventLog
 from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.fastpath import configure
 from olmoctl.train.faults import Faults
-from olmoctl.train.model import OLMo, flops_per_token, loss_fn
+from olmoctl.train.model import OLMo, flops_per_token
 from olmoctl.train.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 from olmoctl.train.parallelize import parallelize, set_gradient_sync
 from olmoctl.train.signals import StopFlag
@@ -138,6 +139,7 @@ class Trainer:
         # One CPU process needs no sharding: FSDP2 on a world of 1 only adds copies. GPUs
         # always go through FSDP2, which also applies the bf16 mixed-precision policy.
         self.fsdp = self.world > 1 or self.device.type != "cpu"
+        self.speed = configure(model, t, self.device.type)
         if self.fsdp:
             parallelize(
                 model,
@@ -146,7 +148,6 @@ class Trainer:
                 local_world_size=self.denv.local_world_size,
                 fsdp=r.fsdp,
                 precision=t.precision,
-                compile=t.compile,
             )
         else:
             model.activation_checkpointing = r.fsdp.activation_checkpointing
@@ -180,6 +181,7 @@ class Trainer:
             grad_accum_steps=self.accum,
             tokens_per_step=t.tokens_per_step,
             fsdp=self.fsdp,
+            speed=asdict(self.speed),
             versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
@@ -265,7 +267,7 @@ class Trainer:
                 )
                 if self.accum > 1:
                     set_gradient_sync(model, m == self.accum - 1)
-                loss = loss_fn(model(mb), mb) / self.accum
+                loss = model(mb, loss=True, divide_by=self.accum)
                 loss.backward()
                 loss_sum += loss.detach()
             grad_norm = clip_grad_norm(model, r.optim.grad_clip)

@@ -19,7 +19,6 @@ set -euo pipefail
 
 # Environment from the cluster profile a100.
 export NCCL_IB_HCA="mlx5"
-export NCCL_SOCKET_IFNAME="^lo,docker"
 export TORCH_NCCL_ASYNC_ERROR_HANDLING="1"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
 

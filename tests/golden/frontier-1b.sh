@@ -14,16 +14,27 @@
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --output=/lustre/orion/project_465000000/scratch/alice/olmoctl/runs/1b-frontier/logs/slurm-%j.out
+#SBATCH --network=disable_rdzv_get
 
 set -euo pipefail
 
-module load PrgEnv-gnu rocm/6.0.0 craype-accel-amd-gfx90a
+module load PrgEnv-gnu/8.7.0 cpe/26.03 rocm/7.1.1 rccl-net-plugin craype-accel-amd-gfx90a
 
 # Environment from the cluster profile frontier.
+export LD_LIBRARY_PATH="$CRAY_LD_LIBRARY_PATH:$LD_LIBRARY_PATH"
+export NCCL_CROSS_NIC="1"
+export NCCL_NET_GDR_LEVEL="PHB"
 export NCCL_SOCKET_IFNAME="hsn0,hsn1,hsn2,hsn3"
-export NCCL_NET_GDR_LEVEL="3"
-export FI_CXI_ATS="0"
-export FI_CXI_DISABLE_CQ_HUGETLB="1"
+export HSA_FORCE_FINE_GRAIN_PCIE="1"
+export FI_MR_CACHE_MONITOR="kdreg2"
+export FI_CXI_DISABLE_HOST_REGISTER="1"
+export FI_CXI_DEFAULT_CQ_SIZE="131072"
+export FI_CXI_RDZV_PROTO="alt_read"
+export FI_CXI_RDZV_EAGER_SIZE="0"
+export FI_CXI_RDZV_THRESHOLD="0"
+export FI_CXI_RDZV_GET_MIN="0"
+export FI_CXI_DEFAULT_TX_SIZE="2048"
+export FI_CXI_RX_MATCH_MODE="hybrid"
 export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID"
 export MIOPEN_CUSTOM_CACHE_DIR="$MIOPEN_USER_DB_PATH"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"

@@ -19,11 +19,7 @@ set -euo pipefail
 
 # Environment from the cluster profile h100.
 export NCCL_IB_HCA="mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7"
-export NCCL_NET_GDR_LEVEL="PHB"
-export NCCL_SOCKET_IFNAME="^lo,docker"
-export NCCL_CROSS_NIC="0"
 export TORCH_NCCL_ASYNC_ERROR_HANDLING="1"
-export CUDA_DEVICE_MAX_CONNECTIONS="1"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
 
 export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/7b-h100

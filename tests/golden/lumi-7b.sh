@@ -11,6 +11,7 @@
 #SBATCH --mem=0
 #SBATCH --exclusive
 #SBATCH --time=48:00:00
+#SBATCH --time-min=24:00:00
 #SBATCH --signal=USR2@300
 #SBATCH --requeue
 #SBATCH --open-mode=append
@@ -21,18 +22,22 @@ set -euo pipefail
 module load LUMI/22.08 partition/G
 
 # Environment from the cluster profile lumi.
-export NCCL_SOCKET_IFNAME="hsn0,hsn1,hsn2,hsn3"
+export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+export MPICH_GPU_SUPPORT_ENABLED="1"
+export NCCL_SOCKET_IFNAME="hsn"
 export NCCL_NET_GDR_LEVEL="3"
 export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID"
 export MIOPEN_CUSTOM_CACHE_DIR="$MIOPEN_USER_DB_PATH"
 export CXI_FORK_SAFE="1"
 export CXI_FORK_SAFE_HP="1"
 export FI_CXI_DISABLE_CQ_HUGETLB="1"
-export FI_CXI_DEFAULT_CQ_SIZE="131072"
 export GPU_MAX_HW_QUEUES="8"
-export MPICH_GPU_SUPPORT_ENABLED="1"
-export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
-export TORCH_DIST_INIT_BARRIER="1"
+export FI_CXI_DEFAULT_CQ_SIZE="131072"
+export HF_DATASETS_OFFLINE="1"
+
+# Inside the container only (its runtime reads them from these names).
+export SINGULARITYENV_LD_LIBRARY_PATH="/usr/local/lib:/opt/cray/libfabric/1.15.2.0/lib64"
+export SINGULARITYENV_ROCM_PATH="/opt/rocm"
 
 export OLMOCTL_RUN_DIR=/scratch/project_465000000/alice/olmoctl/runs/7b-lumi
 export OLMOCTL_RUN_NAME=7b-lumi

@@ -146,3 +146,20 @@ def test_unreadable_or_incomplete_config(
     assert_one_line(*run(capsys, str(bad), "--run-dir", str(tmp_path)), "malformed YAML")
     recipe = recipe_file(tmp_path, tiny())
     assert_one_line(*run(capsys, str(recipe)), "is a recipe: give --run-dir DIR")
+
+
+def test_a_key_given_twice_is_refused_in_a_recipe_and_a_spec(capsys, tmp_path: Path) -> None:
+    """The job reads its recipe/spec with the launcher's rules: plain YAML and JSON keep the
+    last of two equal keys silently, which would train something other than what was read."""
+    text = yaml.safe_dump(tiny()).replace("train:\n", "train:\n  max_steps: 5\n", 1)
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    code, err = run(capsys, str(path), "--run-dir", str(tmp_path / "run"))
+    assert_one_line(code, err, "duplicate key 'max_steps' (first on line")
+    spec = write_spec(tmp_path / "r", tiny())
+    raw = spec.read_text()
+    spec.write_text(raw.replace('{"name":', '{"nodes": 3, "name":', 1) if '{"name":' in raw
+                    else raw.replace("{", '{"nodes": 3, ', 1))  # fmt: skip
+    code, err = run(capsys, str(spec))
+    assert_one_line(code, err, "duplicate key 'nodes'")
+    assert not (tmp_path / "run").exists()

@@ -79,6 +79,9 @@ class Sandbox:
             "SLURM_JOB_ID": "4242",
             "SLURM_JOB_NODELIST": "node1",
             "SLURM_CPUS_PER_TASK": "1",
+            # What `module load` sets on a Cray system (frontier's env prepends the first).
+            "CRAY_LD_LIBRARY_PATH": "/opt/cray/pe/lib64",
+            "LD_LIBRARY_PATH": "/usr/lib64",
         }
         res = subprocess.run(
             ["bash", str(path)],

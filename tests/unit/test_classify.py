@@ -146,3 +146,11 @@ def test_observed_mfu_and_mtbf(user_env, tmp_path: Path) -> None:
     obs = observed("tiny", "dev")
     assert obs.mfu == 0.4
     assert obs.node_mtbf_hours == 6.0  # 3 attempts x 2 nodes x 1 h / 1 failure
+
+
+def test_slurm_timeout_wins_over_the_jobs_own_save() -> None:
+    """At the limit Slurm sends SIGTERM; the job saves and says `preempted`. The attempt still
+    ended because of the time limit (seen for real: tests/integration/test_wait_exits.py)."""
+    v = _classify(slurm_state="TIMEOUT", exiting=Exiting(reason="preempted", signal="SIGTERM"))
+    assert (v.klass, v.reason) == (cl.TIMEOUT, "time limit reached, checkpoint saved")
+    assert _classify(slurm_state="TIMEOUT").reason == "time limit reached"

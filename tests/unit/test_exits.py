@@ -17,6 +17,7 @@ from olmoctl.errors import OlmoctlError, UsageError
 class _Attempt:
     state: str
     klass: str | None
+    reason: str | None = None
 
 
 @pytest.mark.parametrize(
@@ -157,14 +158,18 @@ def test_cancel_sweep_with_errors_exits_1(cli, monkeypatch: pytest.MonkeyPatch) 
 def test_wait_exits_with_the_runs_outcome(monkeypatch, capsys, klass, state, code) -> None:
     from olmoctl.cli import progress, runs_cmds
 
-    monkeypatch.setattr(progress, "wait_for_run", lambda *a, **k: _Attempt(state, klass))
+    last = _Attempt(state, klass, reason="why")
+    monkeypatch.setattr(progress, "wait_for_run", lambda *a, **k: last)
     if code == 0:
         runs_cmds._wait(None, "r", as_json=False)
         return
     with pytest.raises(typer.Exit) as e:
         runs_cmds._wait(None, "r", as_json=False)
     assert e.value.exit_code == code
-    assert f"r: ended {klass} (exit status {code})" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"r: ended {klass}: why (exit status {code})" in err
+    # Stopped by the infrastructure: say how to continue (README's table).
+    assert ("; continue it: olmoctl resume r" in err) == (code == 4)
 
 
 def test_cli_limits_agree_with_the_schemas() -> None:

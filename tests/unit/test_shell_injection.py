@@ -184,6 +184,36 @@ def test_bind_with_prompt_expansion_is_refused(box: Sandbox) -> None:
     assert refused_cleanly(res), res.err
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        "cluster.container.env.X=$(touch ./pwned)",
+        "cluster.container.env.X=`touch ./pwned`",
+        'cluster.container.env.X=a"; touch ./pwned; "',
+        "cluster.container.env={'X=1;touch ./pwned;Y': 'v'}",
+        "cluster.min_time=01:00:00\ntouch ./pwned",
+        "cluster.network_plugin=$(touch ./pwned)",
+    ],
+)
+def test_container_env_time_min_and_plugin_are_refused(box: Sandbox, override: str) -> None:
+    """Issue 15 item 3's fields: container.env (rendered as SINGULARITYENV_X), min_time
+    (#SBATCH --time-min), network_plugin (read by `olmoctl doctor`)."""
+    res = olmoctl("render", "tiny", "-c", "lumi", "-o", "cluster.account=p1", "-o", override)
+    assert refused_cleanly(res), (override, res.err)
+    assert not box.pwned()
+
+
+def test_composed_container_env_stays_data(box: Sandbox, tmp_path: Path) -> None:
+    prof = _profile(
+        tmp_path,
+        base="lumi",
+        account="p1",
+        env={"D": "a", "P": "(pwn);pwn;|pwn", "OMP_NUM_THREADS": "1"},
+        container={"image": "/img.sif", "env": {"X": "${D}${P}", "LD_LIBRARY_PATH": "$P:/l"}},
+    )
+    _runs(box, olmoctl("render", "tiny", "-c", prof))
+
+
 # -- 4: {user} (and HOME, account) filled in after validation ------------------------------
 @pytest.mark.parametrize("var", ["LOGNAME", "USER"])
 def test_user_name_from_the_environment_is_validated(
