@@ -51,7 +51,8 @@ def wait(pred, what: str):
 class Bench:
     def __init__(self, tmp: Path) -> None:
         self.runs = tmp / "runs"
-        self.env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp / "state"))
+        self.tmp = tmp
+        self.env = dict(os.environ)
         self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env['PATH']}"
         self.n = 0
 
@@ -62,6 +63,8 @@ class Bench:
         """Submit tiny; seconds from submission to the first step and to the end."""
         self.n += 1
         name = f"b{self.n}"
+        # a store of its own: node health from an earlier run must not steer this one
+        self.env["OLMOCTL_STATE_DIR"] = str(self.tmp / f"state-{name}")
         run_dir = self.runs / name
         if slow:
             subprocess.run([DEV_CLUSTER, "slow-node", slow, "--cpu", cpu], check=True)
