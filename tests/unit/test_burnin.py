@@ -144,7 +144,7 @@ def test_spare_nodes_in_the_spec(user_env: Path) -> None:
     off = resolve("tiny", "dev", nodes=2, overrides=["cluster.burnin.enabled=false"])
     assert off.spare_nodes == 0
     for kw, words in (
-        ({"nodes": 7, "spare_nodes": 2}, "limit of 8"),
+        ({"nodes": 6, "spare_nodes": 3}, "limit of 8"),
         ({"nodes": 2, "spare_nodes": 1, "overrides": ["cluster.burnin.enabled=false"]}, "burn-in"),
     ):
         with pytest.raises(UsageError, match=words):
