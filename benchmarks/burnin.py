@@ -3,7 +3,7 @@
 1. What burn-in adds to a job's start: tiny on 2 and 3 nodes, burn-in on vs off; seconds
    from submission to the first training step, and the burn-in's own time (its `burnin`
    event). Goal: <= 60 s added by default (--goal).
-2. One bad node (node2 slowed to --cpu of one CPU through its cgroup quota), tiny on 2
+2. One bad node (node2 slowed to --cpu (5%) of one CPU through its cgroup quota), tiny on 2
    nodes: seconds from submission to the first training step, and to the run's end,
    - with a spare (--spare-nodes 1: burn-in leaves node2 out, same job),
    - without spares (burn-in finds node2, the job requeues itself once without it),
@@ -59,7 +59,7 @@ class Bench:
     def olmoctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([OLMOCTL, *args], env=self.env, capture_output=True, text=True)
 
-    def run(self, nodes: int, *extra: str, slow: str | None = None, cpu: str = "10%") -> dict:
+    def run(self, nodes: int, *extra: str, slow: str | None = None, cpu: str = "5%") -> dict:
         """Submit tiny; seconds from submission to the first step and to the end."""
         self.n += 1
         name = f"b{self.n}"
@@ -113,7 +113,7 @@ class Bench:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--goal", type=float, default=60.0, help="seconds burn-in may add (60)")
-    ap.add_argument("--cpu", default="10%", help="the slowed node's share of one CPU (10%%)")
+    ap.add_argument("--cpu", default="5%", help="the slowed node's share of one CPU (5%%)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per configuration")
     args = ap.parse_args()
     off = ("-o", "cluster.burnin.enabled=false")

@@ -1,4 +1,4 @@
-"""Burn-in on the real local Slurm (issue 17 items 1, 2, 5): node2 slowed for real (its
+"""Burn-in on the real local Slurm (issue 17 items 1, 2, 5): node2 slowed for real (5% of a CPU: its
 processes in a cgroup with a CPU quota: `scripts/dev-cluster slow-node`), tiny on 2 nodes.
 With a spare node, training starts on the two healthy nodes in the same job and the store
 says why node2 was left out; without one, the job requeues itself once without node2 and
@@ -45,7 +45,7 @@ def reference(dev_cluster: DevCluster, tmp_path_factory) -> dict[int, float]:
 
 @contextlib.contextmanager
 def slowed(cluster: DevCluster, node: str) -> Iterator[None]:
-    cluster.script("slow-node", node, "--cpu", "10%")
+    cluster.script("slow-node", node, "--cpu", "5%")
     try:
         yield
     finally:
