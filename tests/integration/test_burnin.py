@@ -1,5 +1,6 @@
-"""Burn-in on the real local Slurm (issue 17 items 1, 2, 5): node2 slowed for real (5% of a CPU: its
-processes in a cgroup with a CPU quota: `scripts/dev-cluster slow-node`), tiny on 2 nodes.
+"""Burn-in on the real local Slurm (issue 17 items 1, 2, 5): node2 slowed for real (to 5% of
+a CPU: its processes in a cgroup with a CPU quota, `scripts/dev-cluster slow-node`), tiny on
+2 nodes.
 With a spare node, training starts on the two healthy nodes in the same job and the store
 says why node2 was left out; without one, the job requeues itself once without node2 and
 completes with losses identical (==) to an undisturbed run.
