@@ -82,6 +82,15 @@ fi
 if [[ $olmoctl_action == train && $olmoctl_n_use != 2 ]]; then
   olmoctl_action=""
 fi
+if [[ $olmoctl_action == requeue ]]; then
+  # A partition too small to hold the job without those nodes would keep it pending forever.
+  olmoctl_n_nodes="$({ sinfo -h -p "${SLURM_JOB_PARTITION:-}" -o %D 2>/dev/null || true; } | awk '{n += $1} END {print n + 0}')"
+  olmoctl_n_out="$(olmoctl_hosts "$olmoctl_exclude" || echo 0)"
+  if ((olmoctl_n_nodes > 0 && olmoctl_n_nodes - olmoctl_n_out < 2)); then
+    echo "olmoctl: burn-in: partition has too few nodes to requeue without $olmoctl_exclude; training on the allocation as it is" >&2
+    olmoctl_action=""
+  fi
+fi
 case "$olmoctl_action" in
   train)
     MASTER_ADDR="${olmoctl_use%%,*}"

@@ -81,6 +81,18 @@ def test_requeue_excludes_the_bad_nodes_and_the_recorded_ones(box: Sandbox) -> N
     assert ran.python_calls == []  # no training in this incarnation
 
 
+def test_no_requeue_where_the_partition_could_not_hold_the_job_without_the_node(
+    box: Sandbox,
+) -> None:
+    sinfo = box.bin / "sinfo"
+    sinfo.write_text("#!/bin/bash\necho 3\n")  # a 3-node partition: none to spare
+    sinfo.chmod(0o755)
+    ran, calls = _run(box, _script(), r"action=requeue\nuse=\nexclude=node2\n")
+    assert ran.code == 0 and "too few nodes" in ran.err, ran.err
+    assert not [c for c in calls if c.startswith(("scontrol requeue", "scontrol update"))]
+    assert "--nodelist" not in _training_srun(calls) and len(ran.python_calls) == 1
+
+
 def test_fail_stops_before_training(box: Sandbox) -> None:
     ran, _ = _run(box, _script(), r"action=fail\nuse=\nexclude=node2\n")
     assert ran.code == 1 and ran.python_calls == [] and not ran.pwned
@@ -108,7 +120,7 @@ def test_a_hostile_verdict_is_never_used(box: Sandbox, verdict: str) -> None:
     assert not ran.pwned, ran.err
     assert ran.code == 0, ran.err
     assert "--nodelist" not in _training_srun(calls)
-    assert not [c for c in calls if "update" in c or "requeue" in c]
+    assert not [c for c in calls if c.startswith(("scontrol requeue", "scontrol update"))]
     assert "no usable verdict" in ran.err or "not a host name" in ran.err
 
 
