@@ -155,6 +155,13 @@ def detail(d: dict[str, Any]) -> None:
             f"recomputed {g['recomputed_s']:.0f}s ({g['recomputed_steps']} steps), "
             f"other {g['other_s']:.0f}s"
         )
+    sg = d.get("straggler")
+    if sg and sg.get("ratio") is not None:
+        secs = f"{_fmt(sg['seconds'], '.3g')}s vs {_fmt(sg['median_s'], '.3g')}s"
+        console.print(
+            f"straggler: {escape(str(sg['node']))} (rank {sg['rank']}) {sg['ratio']:.2f}x "
+            f"the median compute per step ({secs}) at step {sg['step']}"
+        )
     if d.get("nodes_excluded"):
         console.print(f"excluded nodes: {', '.join(d['nodes_excluded'])}")
     for b in d.get("burnin") or []:  # what each start's burn-in decided, and why

@@ -12,6 +12,9 @@ then the kind's fields:
   heartbeat        step (every train.heartbeat_interval_s, from a thread)
   signal_received  signal, step
   exiting          reason (completed | preempted | error), exit_status, step[, error]
+  straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
+                   (every log interval with more than one rank: the slowest rank's compute
+                   seconds per step vs the median rank's; olmoctl.train.stragglers)
   burnin_node      job_id, attempt, node, ok, seconds, checks [{check, value, unit, limit,
                    ok, error, device}] (one per node of the allocation, before `burnin`)
   burnin           job_id, attempt, action (train | requeue | fail), nodes (allocation),
@@ -38,6 +41,7 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     SIGNAL_RECEIVED = "signal_received"
     EXITING = "exiting"
+    STRAGGLER = "straggler"
     BURNIN_NODE = "burnin_node"
     BURNIN = "burnin"
 
@@ -141,6 +145,22 @@ class Exiting(Event):
     signal: str | None = None  # not written by this version; the classifier reads it if there
 
 
+class Straggler(Event):
+    """The slowest rank of the last log interval: its compute seconds per step (the work a
+    rank does alone, between collectives) against the median of the other ranks'."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.STRAGGLER
+
+    step: int | None = None
+    rank: int | None = None
+    node: str | None = None
+    seconds: float | None = None
+    median_s: float | None = None
+    ratio: float | None = None  # seconds / median_s (median_s: of the other ranks)
+    world_size: int | None = None
+    slowest: list[dict[str, Any]] | None = None  # up to 3: {rank, node, seconds}, slowest first
+
+
 class BurninNode(Event):
     """One node's burn-in: every check it ran, with the measured numbers."""
 
@@ -183,6 +203,7 @@ MODELS: dict[str, type[Event]] = {
         Exiting,
         BurninNode,
         Burnin,
+        Straggler,
     )
     if m.KIND is not None
 }
