@@ -161,6 +161,10 @@ class ClusterProfile(Schema):
     burnin: BurninConfig = BurninConfig()
 
     ssh: SSHConfig | None = None
+    # Weights & Biases on this site's nodes (when a recipe turns it on with
+    # metrics.wandb.project): offline writes RUN_DIR/wandb/ for a later `wandb sync`
+    # (compute nodes rarely reach the internet); online only where they do.
+    wandb_mode: Literal["offline", "online"] = "offline"
     energy: EnergyConfig = EnergyConfig()
 
     @field_validator("env")
