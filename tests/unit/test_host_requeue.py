@@ -56,7 +56,9 @@ class Batch:
             path = self.dir / "bin" / name
             path.write_text("#!/bin/bash\n" + body)
             path.chmod(0o755)
-        spec = specs.resolve("tiny", "dev", nodes=2, overrides=[f"cluster.runs_root={tmp}/runs"])
+        no_burnin = "cluster.burnin.enabled=false"  # its own step would run the stub rank
+        overrides = [f"cluster.runs_root={tmp}/runs", no_burnin]
+        spec = specs.resolve("tiny", "dev", nodes=2, overrides=overrides)
         self.run_dir = Path(spec.run_dir)
         script = tmp / "job.sh"
         script.write_text(render(spec))
