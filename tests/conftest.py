@@ -18,6 +18,16 @@ class Result:
     err: str
 
 
+@pytest.fixture(autouse=True)
+def _never_the_real_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the machine's own state store (~/.local/state/olmoctl): a
+    store a newer branch migrated there once made an unrelated test fail. Tests that want a
+    user set it up themselves (user_env, or the integration tests' private state dirs)."""
+    monkeypatch.setenv("OLMOCTL_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fixed user (alice) with an empty config dir and state dir, no account in the env,

@@ -56,6 +56,10 @@ class RunFiles(Protocol):
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
         """(step, path, complete) for every checkpoints/step_N folder, oldest first."""
 
+    def free_bytes(self, path: str) -> int | None:
+        """Bytes free to this user on the filesystem that holds `path` (its nearest existing
+        ancestor); None if that cannot be asked (olmoctl.diskspace.free_bytes)."""
+
 
 class LocalFiles:
     remote = False
@@ -118,6 +122,11 @@ class LocalFiles:
                 if step is not None and p.is_dir():
                     out.append((step, str(p), (p / rd.COMPLETE_MARKER).exists()))
         return out
+
+    def free_bytes(self, path: str) -> int | None:
+        from olmoctl.diskspace import free_bytes
+
+        return free_bytes(path)
 
 
 LOCAL = LocalFiles()

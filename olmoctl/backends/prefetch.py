@@ -54,6 +54,10 @@ def checkpoints(run_dir: Any) -> Call:
     return Call("checkpoints", {"run_dir": str(run_dir)})
 
 
+def free_space(path: Any) -> Call:
+    return Call("free_space", {"path": str(path)})
+
+
 @dataclass(frozen=True)
 class AttemptLogs:
     """The logs that classifying one attempt reads, wanted once its job has ended: the tail

@@ -68,9 +68,7 @@ class SSHBackend(jobfiles.SlurmJobLogs):
         results = self.link.open().request(ops, stop_on_error)
         out = []
         for r in results:
-            if "error" in r:
-                cls = UsageError if r.get("exit_code") == 2 else OlmoctlError
-                raise cls(str(r["error"]))
+            _raise_error(r)
             out.append(r.get("ok"))
         return out
 
@@ -98,7 +96,14 @@ class SSHBackend(jobfiles.SlurmJobLogs):
                 f"cluster {shown(spec.cluster.name)}: a remote (ssh) cluster must use "
                 "scheduler: slurm"
             )
-        self.call1("check_reachable", spec=spec.model_dump(mode="json"))
+        # The run directory's free space comes in the same round trip: launch warns when it
+        # cannot hold the checkpoints (core/launch_checks.py asks files.free_bytes next).
+        free = pf.free_space(spec.run_dir)
+        ops = [{"op": "check_reachable", "spec": spec.model_dump(mode="json")}, free.to_wire()]
+        reachable, space = self.link.open().request(ops, False)
+        _raise_error(reachable)
+        if "ok" in space:  # an error here only costs the warning
+            self._cache[free.key()] = (time.monotonic(), space["ok"])
 
     def submit(self, spec: RunSpec, script: str) -> tuple[str, str]:
         """Write the run directory (files.write_run_dir, held until now) and submit, in one
@@ -149,6 +154,13 @@ class SSHBackend(jobfiles.SlurmJobLogs):
         return None  # there are none to cancel
 
 
+def _raise_error(result: dict[str, Any]) -> None:
+    """One op's result that is an error, raised as the one-line error the remote side said."""
+    if "error" in result:
+        cls = UsageError if result.get("exit_code") == 2 else OlmoctlError
+        raise cls(str(result["error"]))
+
+
 class RemoteFiles:
     """backends.files.RunFiles on the login node's filesystem."""
 
@@ -191,3 +203,11 @@ class RemoteFiles:
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
         got = self.b._ask(pf.checkpoints(run_dir))
         return [(int(s), str(p), bool(c)) for s, p, c in got]
+
+    def free_bytes(self, path: str) -> int | None:
+        """Asked with check_reachable (launch: no round trip of its own), else one trip."""
+        try:
+            got = self.b._ask(pf.free_space(path))
+        except OlmoctlError:  # a warning's input: never a reason to fail
+            return None
+        return int(got) if isinstance(got, int) else None

@@ -162,6 +162,9 @@ class LoginNode:
     def checkpoints(self, run_dir: str) -> list[list[Any]]:
         return [list(c) for c in self.fs.checkpoints(run_dir)]
 
+    def free_space(self, path: str) -> int | None:
+        return self.fs.free_bytes(path)
+
     # everything one `status` reads, in one answer
     def prefetch(self, want: dict[str, Any]) -> list[list[Any]]:
         """[op, args, answer] for each call the Prefetch `want` declares (backends/prefetch.py),
@@ -232,6 +235,7 @@ OPS: dict[str, Op] = {
     "glob": Op(LoginNode.glob, {"folder": STR, "pattern": STR}, "paths matching, sorted"),
     "exists": Op(LoginNode.exists, {"path": STR}, "whether a path exists"),
     "checkpoints": Op(LoginNode.checkpoints, {"run_dir": STR}, "[step, path, complete]"),
+    "free_space": Op(LoginNode.free_space, {"path": STR}, "bytes free on path's filesystem"),
     "prefetch": Op(LoginNode.prefetch, {"want": OBJ}, "what one status reads, in one answer"),
 }
 

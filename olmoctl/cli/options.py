@@ -68,6 +68,12 @@ NODES = typer.Option(
 NAME = typer.Option(None, "--name", help="Run name (default: RECIPE-CLUSTER).")
 TIME = typer.Option(None, "--time", "-t", help="Time limit HH:MM:SS (default: the profile's).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+FORCE = typer.Option(
+    False,
+    "--force",
+    help="Go on although the run would not fit in GPU memory (the estimate `plan` shows) or "
+    "--time is above the site's limit for the node count; each is then a warning.",
+)
 ATTEMPT_HELP = "Attempt number (default: last)."
 
 

@@ -169,17 +169,22 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
     )
 
     m = p.memory
-    t = _table(f"Memory per GPU ({m.strategy} sharding over {m.shard_size:,} GPUs)")
-    for col in ("params fp32", "grads fp32", "AdamW fp32", "gathered bf16", "total", "GPU"):
+    t = _table(f"Memory per GPU, GB ({m.strategy} sharding over {m.shard_size:,} GPUs)")
+    for col in ("params", "grads", "AdamW", "FSDP", "activations", "runtime", "total", "GPU"):
         t.add_column(col, justify="right")
+    parts = (m.params_gb, m.grads_gb, m.optimizer_gb, m.gathered_gb, m.activations_gb)
     t.add_row(
-        *(f"{v:.2f} GB" for v in (m.params_gb, m.grads_gb, m.optimizer_gb, m.gathered_gb)),
-        f"{m.total_gb:.2f} GB",
-        f"{m.gpu_memory_gb:g} GB "
-        + ("[green]fits[/green]" if m.fits else "[red]DOES NOT FIT[/red]"),
+        *(f"{v:.2f}" for v in (*parts, m.runtime_gb, m.total_gb)),
+        f"{m.gpu_memory_gb:g} " + ("[green]fits[/green]" if m.fits else "[red]DOES NOT FIT[/red]"),
     )
     con.print(t)
-    con.print("  activations come on top (they depend on micro batch and checkpointing)")
+    ac = "on" if m.activation_checkpointing else "off"
+    other = "off" if m.activation_checkpointing else "on"
+    con.print(
+        "  params, grads, AdamW moments in fp32; FSDP: gathered units and one unit's gradient; "
+        f"activations at micro batch {m.micro_batch_size} with activation checkpointing {ac} "
+        f"({other}: {m.activations_other_gb:.2f} GB). launch checks this same estimate"
+    )
 
     t = _table("Checkpoint interval")
     for col in ("", "every", "steps", "saves", "rework", "restarts", "queue", "goodput"):

@@ -43,6 +43,7 @@ def render(
     diff_cluster: tuple[str, str] | None = typer.Option(
         None, "--diff-cluster", metavar="A B", help="Diff RECIPE's scripts on clusters A and B."
     ),
+    force: bool = options.FORCE,
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
     if diff is not None or diff_cluster is not None or attempt is not None:
@@ -60,6 +61,7 @@ def render(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
+    from olmoctl.core import launch_checks
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
     from olmoctl.core.render import train_command
@@ -74,11 +76,14 @@ def render(
         # (read only: a store that does not exist is not created)
         spec = prepare(
             Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time,
-            overrides=override, existing_ok=True,
+            overrides=override, existing_ok=True, force=force,
         )  # fmt: skip
     except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
         typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
         spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+        launch_checks.check(spec, force=force)
+    for problem in launch_checks.problems(spec) if force else ():
+        typer.echo(f"warning: launch would refuse this without --force: {problem}", err=True)
     text = render_script(spec, task_command=train_command(spec) if plain else None)
     if out is None:
         typer.echo(text, nl=False)

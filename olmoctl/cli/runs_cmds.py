@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, options
+from olmoctl.cli import complete, launch_notes, options
 from olmoctl.errors import UsageError, shown, shown_plain
 
 
@@ -37,6 +37,7 @@ def launch(
         autocompletion=complete.runs,
         help="Re-run RUN exactly as recorded (-o on top); warns about code/package/data changes.",
     ),
+    force: bool = options.FORCE,
 ) -> None:
     """Submit a run: prints the run name and the Slurm job id."""
     if source is not None:
@@ -53,6 +54,7 @@ def launch(
             dry_run=dry_run,
             wait=wait,
             as_json=as_json,
+            force=force,
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster (or --from RUN)")
@@ -64,13 +66,16 @@ def launch(
     store.connect()  # a damaged store fails here, before anything else (creates nothing)
     store.check_writable()  # and so does a state dir where the run could not be recorded
     spec = core.prepare(
-        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit, overrides=override
-    )
+        store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit,
+        overrides=override, force=force,
+    )  # fmt: skip
+    launch_notes.warn_forced(spec, force)
     if dry_run:
         typer.echo(render(spec), nl=False)
+        launch_notes.warn_space([spec], remote_ok=False)
         typer.echo(f"dry run: {spec.name} validated, nothing submitted", err=True)
         return
-    done = core.submit_attempt(store, spec, new_run=True)
+    done = core.submit_attempt(store, spec, new_run=True, on_warning=launch_notes.warning)
     if as_json:
         typer.echo(json.dumps({"run": spec.name, "job_id": done.job_id, "run_dir": spec.run_dir}))
     else:
@@ -92,6 +97,7 @@ def _launch_from(
     dry_run: bool,
     wait: bool,
     as_json: bool,
+    force: bool = False,
 ) -> None:
     """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
     difference in code, packages or data since SOURCE ran."""
@@ -102,16 +108,20 @@ def _launch_from(
     store = Store()
     store.connect()
     store.check_writable()
-    plan = repro.plan_from(store, source, name=name, overrides=overrides, time=time_limit)
+    plan = repro.plan_from(
+        store, source, name=name, overrides=overrides, time=time_limit, force=force
+    )
+    launch_notes.warn_forced(plan.spec, force)
     for d in plan.differences:
         typer.echo(f"warning: differs from {source}: {d}", err=True)
     for n in plan.notes:
         typer.echo(f"note: {n}", err=True)
     if dry_run:
         typer.echo(render(plan.spec), nl=False)
+        launch_notes.warn_space([plan.spec], remote_ok=False)
         typer.echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
         return
-    done = repro.launch_from(store, plan)
+    done = repro.launch_from(store, plan, on_warning=launch_notes.warning)
     spec = plan.spec
     if as_json:
         typer.echo(

@@ -76,6 +76,7 @@ def sweep(
         False, "--dry-run", help="List the points and one script per shape; submit nothing."
     ),
     as_json: bool = options.JSON,
+    force: bool = options.FORCE,
 ) -> None:
     """Expand a grid / random search into runs NAME-0..n and submit them (returns at once)."""
     from olmoctl.core import sweep as core
@@ -86,7 +87,7 @@ def sweep(
     store.check_writable()
     if continue_sweep is not None:
         given = [recipe, cluster, file, random_count, nodes, max_parallel, name, array]
-        if any(v is not None for v in given) or grid or sample or override or dry_run:
+        if any(v is not None for v in given) or grid or sample or override or dry_run or force:
             raise UsageError("--continue SWEEP takes no other sweep options")
         _print_progress(core.advance(store, continue_sweep), as_json)
         return
@@ -105,10 +106,17 @@ def sweep(
         seed=seed,
         samples=sample,
     )
-    plan = core.plan(store, d)
+    plan = core.plan(store, d, force=force)
+    from olmoctl.cli.launch_notes import warn_forced, warn_space
+
+    specs = [p.spec for p in plan.points]
+    for spec in specs:
+        warn_forced(spec, force, f"sweep point {spec.name}: ")
     if dry_run:
         _print_dry_run(plan, core.dry_run(plan), as_json)
+        warn_space(specs, remote_ok=False)
         return
+    warn_space(specs, remote_ok=True)
     done = core.create(store, plan)
     if as_json:
         typer.echo(json.dumps(done.__dict__, indent=2))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from olmoctl.backends.base import Backend
 from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.backends.registry import backend_for
-from olmoctl.core import record
+from olmoctl.core import launch_checks, record
 from olmoctl.core.render import render
 from olmoctl.core.runfiles import run_dir_files
 from olmoctl.core.specs import SpecConfig, for_new_run
@@ -42,10 +43,13 @@ def prepare(
     overrides: list[str],
     exclude_nodes: list[str] | None = None,
     existing_ok: bool = False,
+    force: bool = False,
 ) -> RunSpec:
     """The spec `launch` would submit now: validated, with a free run name (when none is
     given) and the cluster's failed nodes excluded. `existing_ok` (for `render`) accepts
-    a name that an existing run already has."""
+    a name that an existing run already has. A run that would not fit in GPU memory or
+    asks for more time than the site allows its node count is refused unless `force`
+    (core/launch_checks.py)."""
     config = SpecConfig.from_catalog(
         recipe,
         cluster,
@@ -56,6 +60,7 @@ def prepare(
         exclude_nodes=exclude_nodes,
     )
     spec = config.build()
+    launch_checks.check(spec, force=force)
     if exclude_nodes is None:  # keep new runs off the nodes that failed on this cluster
         from olmoctl.core.health import excluded
 
@@ -89,13 +94,18 @@ def submit_attempt(
     *,
     new_run: bool,
     array_task: tuple[str, int] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Launched:
     """Record, submit, and link the job id; undo the record if submission fails.
     array_task (array id, index): the "submission" is that task of a held job array (the
-    sweep checked the backend once for the whole array)."""
+    sweep checked the backend once for the whole array). on_warning: told, before anything
+    is recorded, when the run directory's filesystem cannot hold the run's checkpoints
+    (a remote cluster answers that with its reachability check: no extra round trip)."""
     backend = backend or backend_for(spec)
     if array_task is None:
         backend.check_reachable(spec)
+    if on_warning is not None and (text := launch_checks.space_warning([spec], backend.files)):
+        on_warning(text)
     script = render(spec)
     now = time.time()
     with store.tx() as tx:

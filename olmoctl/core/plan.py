@@ -19,17 +19,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from olmoctl.core.memory import Memory, checkpoint_bytes, estimate
 from olmoctl.core.plan_inputs import Observed, choose_mfu, launch_warnings, require_figures
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.recipe import ModelConfig
 
-# Checkpoint: fp32 master parameters + AdamW's two fp32 moments (sharded, DCP).
-CKPT_BYTES_PER_PARAM = 12
-# Training state per parameter: fp32 parameters, fp32 gradients, two fp32 AdamW moments.
-STATE_BYTES_PER_PARAM = 16
-# FSDP gathers one block ahead of the one computing: two unsharded blocks in bf16.
-GATHERED_BLOCKS = 2
 # An async save stalls training only while each GPU copies its shard to pinned host memory
 # (assumed ~5 GB/s over PCIe) plus a fixed cost for planning the save (assumed 1 s).
 ASYNC_STAGE_GBPS = 5.0
@@ -158,19 +153,6 @@ class Footprint:
     co2_t: float
 
 
-@dataclass(frozen=True)
-class Memory:
-    strategy: str
-    shard_size: int
-    params_gb: float  # fp32, sharded
-    grads_gb: float
-    optimizer_gb: float
-    gathered_gb: float  # unsharded bf16 blocks in flight
-    total_gb: float
-    gpu_memory_gb: float
-    fits: bool
-
-
 @dataclass
 class Plan:
     recipe: str
@@ -205,32 +187,6 @@ class Plan:
         return asdict(self)
 
 
-def _memory(recipe: Recipe, cluster: ClusterProfile, nodes: int, p: Params) -> Memory:
-    fsdp = recipe.fsdp
-    gpus = nodes * cluster.tasks_per_node
-    if fsdp.strategy == "hybrid":
-        shard = min(fsdp.shard_group_size or cluster.tasks_per_node, gpus)
-    else:
-        shard = gpus
-    m = recipe.model
-    block = 4 * m.d_model**2 + 3 * m.d_model * m.mlp_hidden
-    biggest = max(block, m.embedding_size * m.d_model)
-    per = p.total / shard / GB
-    gathered = GATHERED_BLOCKS * biggest * 2 / GB
-    total = per * STATE_BYTES_PER_PARAM + gathered
-    return Memory(
-        strategy=fsdp.strategy,
-        shard_size=shard,
-        params_gb=4 * per,
-        grads_gb=4 * per,
-        optimizer_gb=8 * per,
-        gathered_gb=gathered,
-        total_gb=total,
-        gpu_memory_gb=cluster.gpu_memory_gb,
-        fits=total <= cluster.gpu_memory_gb,
-    )
-
-
 def _footprint(cluster: ClusterProfile, nodes: int, wall_s: float, alloc_s: float) -> Footprint:
     e = cluster.energy
     hours = alloc_s / HOUR
@@ -242,19 +198,6 @@ def _footprint(cluster: ClusterProfile, nodes: int, wall_s: float, alloc_s: floa
         energy_mwh=facility_kwh(e.node_power_kw, nodes, hours, e.pue) / 1000.0,
         co2_t=co2_tonnes(it_kwh, e.pue, e.carbon_kg_per_kwh),
     )
-
-
-def _memory_warning(cluster: ClusterProfile, mem: Memory) -> list[str]:
-    if mem.fits:
-        return []
-    fix = "use more nodes"
-    if mem.strategy == "hybrid":
-        fix = "raise fsdp.shard_group_size or use fsdp.strategy=full"
-    return [
-        f"parameters + gradients + optimizer state need {mem.total_gb:.1f} GB per GPU (before "
-        f"activations), more than the {mem.gpu_memory_gb:g} GB of a {cluster.gpu_type or 'GPU'}"
-        f": {fix}"
-    ]
 
 
 def make_plan(
@@ -286,7 +229,7 @@ def make_plan(
     node_mtbf_h, mtbf_source = e.node_mtbf_hours, "profile"
     if obs.node_mtbf_hours:
         node_mtbf_h, mtbf_source = obs.node_mtbf_hours, f"observed ({obs.source})"
-    ckpt_bytes = params.total * CKPT_BYTES_PER_PARAM
+    ckpt_bytes = checkpoint_bytes(recipe)
     save_s = ckpt_bytes / (e.fs_write_gbps * GB)
     shard_bytes = ckpt_bytes / gpus
     costs = Costs(
@@ -297,7 +240,7 @@ def make_plan(
         detect_s=e.detect_s,
         queue_wait_s=e.queue_wait_s,
         restart_s=e.restart_s,
-        time_limit_s=float(cluster.max_time_s),
+        time_limit_s=float(cluster.max_time_s_for(nodes)),  # the site's limit at this size
     )
     recipe_interval = recipe.checkpoint.interval_steps * step_s
     intervals = {
@@ -307,14 +250,14 @@ def make_plan(
         "young_daly_async": overhead(young_daly(costs.block_s, costs.job_mtbf_s), costs, True),
     }
     exp = intervals["recipe_sync"]
-    mem = _memory(recipe, cluster, nodes, params)
+    mem = estimate(recipe, cluster, nodes)
     inputs = {"mfu": mfu_source, "node_mtbf_hours": mtbf_source}
     for key, info in type(e).model_fields.items():
         if key in e.model_fields_set:
             inputs.setdefault(key, "profile")
         elif info.default is not None:  # None: derived from another figure
             inputs.setdefault(key, "default (not in the profile)")
-    warnings = launch_warnings(recipe, cluster, nodes) + _memory_warning(cluster, mem)
+    warnings = launch_warnings(recipe, cluster, nodes)
     if exp.goodput == 0:
         warnings.append(
             f"failures every {costs.job_mtbf_s / 60:.0f} min on {nodes} nodes outpace detection, "

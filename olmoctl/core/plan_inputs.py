@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from olmoctl.core.launch_checks import memory_problem
 from olmoctl.core.specs import SpecConfig
 from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
+from olmoctl.schemas.batch import batch_problem
 
 DEFAULT_MFU = 0.40
 
@@ -79,25 +81,13 @@ def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list
             f"{nodes} nodes is above cluster {shown(cluster.name)}'s limit of {cluster.max_nodes}"
         )
     t = recipe.train
-    world = nodes * cluster.tasks_per_node
-    if t.global_batch_size % (world * t.micro_batch_size):
-        if t.global_batch_size % world == 0:
-            per_gpu = t.global_batch_size // world
-            micro = max(d for d in range(1, min(per_gpu, 8) + 1) if per_gpu % d == 0)
-            hint = f"; e.g. -o train.micro_batch_size={micro}"
-        else:
-            per_node = cluster.tasks_per_node * t.micro_batch_size
-            fit = [
-                n
-                for n in range(1, min(4 * nodes, 100_000) + 1)
-                if t.global_batch_size % (n * per_node) == 0
-            ]
-            near = sorted(sorted(fit, key=lambda n: abs(n - nodes))[:2])
-            hint = "; e.g. --nodes " + " or ".join(map(str, near)) if near else ""
-        out.append(
-            f"train.global_batch_size ({t.global_batch_size}) is not divisible by {world} GPUs x "
-            f"train.micro_batch_size {t.micro_batch_size}: launch would refuse it{hint}"
-        )
+    problem = batch_problem(
+        t.global_batch_size, t.micro_batch_size, nodes, cluster.tasks_per_node, cluster.max_nodes
+    )
+    if problem is not None:
+        out.append(f"{problem}: launch would refuse it")
+    if (problem := memory_problem(recipe, cluster, nodes)) is not None:
+        out.append(f"{problem}: launch would refuse it without --force")
     return out
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.base import Backend
-from olmoctl.core import catalog, record
+from olmoctl.core import catalog, launch_checks, record
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig, for_new_run, resolve
@@ -41,6 +42,7 @@ def plan_from(
     name: str | None,
     overrides: list[str],
     time: str | None = None,
+    force: bool = False,
 ) -> FromPlan:
     """The new run `launch --from SOURCE` would submit, and every difference in code,
     package versions and data between SOURCE's record and now."""
@@ -49,12 +51,18 @@ def plan_from(
     rec = record.refresh(store, row)
     config = SpecConfig.from_spec(src, name=name, overrides=overrides, time=time)
     spec = for_new_run(store, config)
+    launch_checks.check(spec, force=force)  # memory and time limit, as for any new run
     diffs, notes = record.differences(Record.of(rec), spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
 
 
-def launch_from(store: Store, plan: FromPlan, backend: Backend | None = None) -> Launched:
-    done = submit_attempt(store, plan.spec, backend, new_run=True)
+def launch_from(
+    store: Store,
+    plan: FromPlan,
+    backend: Backend | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Launched:
+    done = submit_attempt(store, plan.spec, backend, new_run=True, on_warning=on_warning)
     record.mark_from(store, plan.spec, plan.source, plan.overrides)
     return done
 

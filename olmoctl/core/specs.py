@@ -23,7 +23,8 @@ from olmoctl.core import overrides as ov
 from olmoctl.core.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe, RunSpec
-from olmoctl.schemas.bounds import time_problem
+from olmoctl.schemas.batch import batch_problem
+from olmoctl.schemas.bounds import parse_time, time_problem
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.run import RUN_NAME
 from olmoctl.schemas.shellsafe import check_host, check_name, check_user, inline
@@ -132,6 +133,14 @@ class SpecConfig:
                 raise UsageError(str(e)) from None
         if self.time is not None and (problem := time_problem(self.time)) is not None:
             raise UsageError(f"--time {shown(self.time)} {problem}")
+        t = recipe.train
+        # Also the run spec's own check; here first, so that the fixes are not cut short.
+        problem = batch_problem(
+            t.global_batch_size, t.micro_batch_size, self.nodes, cluster.tasks_per_node,
+            cluster.max_nodes,
+        )  # fmt: skip
+        if problem is not None and self.nodes <= cluster.max_nodes:
+            raise UsageError(problem)
         if self.new_run:
             cluster = _expand_paths(cluster)
         run_dir = self.run_dir or f"{cluster.runs_root.rstrip('/')}/{name}"
@@ -140,12 +149,21 @@ class SpecConfig:
             "recipe": recipe,
             "cluster": cluster,
             "nodes": self.nodes,
-            "time": self.time or cluster.default_time,
+            "time": self.time or default_time(cluster, self.nodes),
             "overrides": [*self.recorded_overrides, *self.overrides],
             "exclude_nodes": list(self.exclude_nodes),
             "run_dir": run_dir,
         }
         return validate(RunSpec, data)
+
+
+def default_time(cluster: ClusterProfile, nodes: int) -> str:
+    """The profile's default_time, cut to the site's limit for this node count (a time the
+    user did not ask for is never a reason to refuse a launch)."""
+    rule = cluster.time_limit_for(nodes)
+    if rule is not None and parse_time(rule.max_time) < parse_time(cluster.default_time):
+        return rule.max_time
+    return cluster.default_time
 
 
 def overrides_where(overrides: list[str]) -> str:

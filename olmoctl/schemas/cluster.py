@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
@@ -66,6 +67,33 @@ class EnergyConfig(Schema):
     restart_s: Float = Field(default=180.0, ge=0, le=30 * DAY_S)
 
 
+class TimeLimit(Schema):
+    """A site's wall-time limit for jobs of min_nodes..max_nodes nodes (None: no upper end),
+    e.g. OLCF Frontier's scheduling bins. `launch` refuses a longer --time (--force: launch
+    anyway); `plan` uses it as the attempt length."""
+
+    min_nodes: Int = Field(ge=1, le=1_000_000)
+    max_nodes: Int | None = Field(default=None, ge=1, le=1_000_000)
+    max_time: SlurmTime = Field(pattern=TIME_RE)
+
+    @model_validator(mode="after")
+    def _range(self) -> TimeLimit:
+        if self.max_nodes is not None and self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+    def covers(self, nodes: int) -> bool:
+        return self.min_nodes <= nodes and (self.max_nodes is None or nodes <= self.max_nodes)
+
+    @property
+    def nodes_text(self) -> str:
+        if self.max_nodes is None:
+            return f"{self.min_nodes}+ nodes"
+        if self.max_nodes == self.min_nodes:
+            return f"{self.min_nodes} node{'s' if self.min_nodes > 1 else ''}"
+        return f"{self.min_nodes}-{self.max_nodes} nodes"
+
+
 class ClusterProfile(Schema):
     name: Name
     description: Text = ""
@@ -89,6 +117,9 @@ class ClusterProfile(Schema):
     max_nodes: Int = Field(default=1, gt=0, le=1_000_000)
     max_time: SlurmTime = Field(default="24:00:00", pattern=TIME_RE)
     default_time: SlurmTime = Field(default="01:00:00", pattern=TIME_RE)
+    # The site's wall-time limit by job size (node-count ranges that do not overlap); a
+    # node count no range covers has max_time only.
+    time_limits: list[TimeLimit] = Field(default_factory=list, max_length=1000)
     # sbatch --time-min: Slurm may start the job sooner with a limit between this and
     # --time (backfill); the run saves on the signal and is requeued, so nothing is lost.
     min_time: SlurmTime | None = Field(default=None, pattern=TIME_RE)
@@ -136,6 +167,18 @@ class ClusterProfile(Schema):
             check_env_name(key, "env: variable name")
         return v
 
+    @field_validator("time_limits")
+    @classmethod
+    def _no_overlap(cls, v: list[TimeLimit]) -> list[TimeLimit]:
+        ordered = sorted(v, key=lambda r: r.min_nodes)
+        for a, b in itertools.pairwise(ordered):
+            if a.max_nodes is None or a.max_nodes >= b.min_nodes:
+                raise ValueError(
+                    f"the ranges {a.nodes_text} and {b.nodes_text} overlap; "
+                    "give each node count one limit"
+                )
+        return ordered
+
     @field_validator("runs_root")
     @classmethod
     def _absolute_root(cls, v: str) -> str:
@@ -150,3 +193,12 @@ class ClusterProfile(Schema):
     @property
     def max_time_s(self) -> int:
         return parse_time(self.max_time)
+
+    def time_limit_for(self, nodes: int) -> TimeLimit | None:
+        """The site's limit for a job of `nodes` nodes, if the profile has one."""
+        return next((r for r in self.time_limits if r.covers(nodes)), None)
+
+    def max_time_s_for(self, nodes: int) -> int:
+        """The longest time a job of `nodes` nodes may ask for: max_time, or less by policy."""
+        rule = self.time_limit_for(nodes)
+        return min(self.max_time_s, parse_time(rule.max_time)) if rule else self.max_time_s

@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
+from olmoctl.schemas.batch import batch_problem
 from olmoctl.schemas.bounds import Int, SlurmTime
 from olmoctl.schemas.cluster import TIME_RE, ClusterProfile, parse_time
 from olmoctl.schemas.recipe import Recipe
@@ -41,12 +42,11 @@ class RunSpec(Schema):
                 f"time {self.time} is above cluster {shown(c.name)}'s max time {c.max_time}"
             )
         t = self.recipe.train
-        per_step = self.world_size * t.micro_batch_size
-        if t.global_batch_size % per_step:
-            raise ValueError(
-                f"train.global_batch_size ({t.global_batch_size}) is not divisible by world size "
-                f"x train.micro_batch_size ({self.world_size} x {t.micro_batch_size} = {per_step})"
-            )
+        problem = batch_problem(
+            t.global_batch_size, t.micro_batch_size, self.nodes, c.tasks_per_node, c.max_nodes
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

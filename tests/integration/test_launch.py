@@ -15,8 +15,14 @@ pytestmark = pytest.mark.slurm
 
 def test_two_node_tiny_run_completes(olmoctl: Olmoctl, dev_cluster: DevCluster) -> None:
     args = ["tiny", "--cluster", "dev", "--nodes", "2", "--name", "t2", "-o", olmoctl.root]
+    # A site time limit for 2+ nodes below --time: refused before anything is recorded.
+    policy = "cluster.time_limits=[{min_nodes: 2, max_time: '00:05:00'}]"
+    refused = olmoctl("launch", *args, "--time", "00:10:00", "-o", policy)
+    assert refused.returncode == 2 and "limit of 00:05:00 for 2+ nodes" in refused.stderr
+    assert olmoctl.json("status") == []
     res = olmoctl("launch", *args)
     assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # the launch checks pass without a warning (memory, time, space)
     name, word, job_id = res.stdout.split()[:3]
     assert name == "t2" and word == "job" and job_id.isdigit()
     dev_cluster.submitted.append(int(job_id))

@@ -40,8 +40,8 @@ def _one_line_error(res) -> str:
         (["tiny", "-c", "dev", "-t", "soon"], "--time 'soon' is not a Slurm time"),
         (
             ["tiny", "-c", "dev", "-N", "5"],
-            "train.global_batch_size (48) is not divisible by world size x "
-            "train.micro_batch_size (5 x 2 = 10)",
+            "train.global_batch_size (48 sequences) is not divisible by 5 GPUs x "
+            "train.micro_batch_size 2 = 10",
         ),
         (
             ["7b", "-c", "lumi", "-N", "2"],

@@ -222,6 +222,8 @@ def _with(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     *heads, last = path.split(".")
     for head in heads:
         node = node.setdefault(head, {})
+        if isinstance(node, list):  # a list of models (cluster.time_limits): its first item
+            node = node[0]
     node[last] = value
     return data
 

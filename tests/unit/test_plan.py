@@ -122,7 +122,9 @@ def test_memory_per_gpu_and_the_warning() -> None:
     hybrid = _plan("65b", "lumi", 32)  # hybrid sharding within a node: 65B x 16 B / 8 GPUs
     assert hybrid.memory.shard_size == 8 and not hybrid.memory.fits
     assert hybrid.memory.total_gb > 130
-    assert any("134.4 GB per GPU" in w and "64 GB" in w for w in hybrid.warnings)
+    (line,) = [w for w in hybrid.warnings if "GB per GPU" in w]
+    assert f"~{hybrid.memory.total_gb:.1f} GB per GPU" in line and "64 GB" in line
+    assert "-o fsdp.strategy=full" in line and "launch would refuse it" in line
 
 
 def test_cli_7b_on_lumi_prints_everything(cli) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from olmoctl.backends.registry import backend_for
-from olmoctl.core import catalog
+from olmoctl.core import catalog, launch_checks
 from olmoctl.core.names import Taken
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig, overrides_where
@@ -66,8 +66,10 @@ def _names_free(store: Store, base: str, count: int, runs_root: str) -> bool:
     return not any(f"{base}-{i}" in taken for i in range(count))
 
 
-def plan(store: Store, d: Definition) -> Plan:
-    """Expand and resolve every point; the first bad one rejects the whole sweep."""
+def plan(store: Store, d: Definition, *, force: bool = False) -> Plan:
+    """Expand and resolve every point; the first bad one rejects the whole sweep (a point
+    that would not fit in GPU memory or asks for more time than its node count may have
+    too, unless `force`: core/launch_checks.py)."""
     params = expand(d)
     config = SpecConfig.from_catalog(
         d.recipe, d.cluster, nodes=d.nodes, time=d.time, overrides=d.overrides
@@ -93,6 +95,7 @@ def plan(store: Store, d: Definition) -> Plan:
         overrides = list(d.overrides) + point_overrides(p)
         try:
             spec = config.replace(name=f"{name}-{i}", overrides=overrides).build()
+            launch_checks.check(spec, force=force)
         except UsageError as e:
             msg = str(e).removeprefix(overrides_where(overrides) + ": ")
             params = inline(", ".join(f"{k}={v}" for k, v in p.items()))
