@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from olmoctl.schemas.recipe import Recipe
 from olmoctl.train import fastpath
+from olmoctl.train import loss as loss_mod
 from olmoctl.train.loss import chunked_loss, plain_loss
 from olmoctl.train.model import OLMo, apply_rotary, layer_norm
 from olmoctl.train.parallelize import set_prefetch
@@ -80,12 +81,19 @@ def test_chunked_loss_in_bf16_and_without_grad() -> None:
     # bf16: the plain head gradient is one bf16 matmul, the chunked one an fp32 sum of
     # bf16 matmuls (more exact): within a bf16 rounding step.
     assert rel_err(grads, ref) < 1e-2
-    with torch.no_grad():
-        h = torch.randn(2, 9, 16)
-        w = torch.randn(40, 16)
-        tok = torch.randint(0, 40, (2, 9))
-        got = chunked_loss(h, w, tok, chunk=5)
+    h = torch.randn(2, 9, 16, requires_grad=True)
+    w = torch.randn(40, 16, requires_grad=True)
+    tok = torch.randint(0, 40, (2, 9))
+    calls = []
+
+    def rows_fn(logits: torch.Tensor, targets: torch.Tensor, coef: Any) -> Any:
+        calls.append(coef)
+        return loss_mod._rows(logits, targets, coef)
+
+    with torch.no_grad():  # evaluation: the loss only, no gradient computed on the way
+        got = chunked_loss(h, w, tok, chunk=5, rows_fn=rows_fn)
         assert torch.equal(got, plain_loss(F.linear(h, w), tok))
+    assert calls and all(c is None for c in calls)
 
 
 def old_layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
