@@ -10,11 +10,12 @@ from functools import lru_cache
 import jinja2
 
 from olmoctl import __version__, paths
-from olmoctl.backends.jobfiles import spec_path, submitit_command, train_command
+from olmoctl.backends.jobfiles import burnin_command, spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.bounds import parse_time
+from olmoctl.schemas.shellsafe import HOST_RE
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
 
 __all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
@@ -68,6 +69,7 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
     default exactly what `launch` submits."""
     cluster = spec.cluster
     backend = backend_for(spec)
+    burnin = backend.batch_script and cluster.burnin.enabled
     return (
         _env()
         .get_template(TEMPLATE)
@@ -86,5 +88,13 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             time_min=time_min(spec),
             container_env=container_env(spec),
             task_command=task_command or backend.job_command(spec),
+            burnin=burnin,
+            burnin_dir=f"{spec.run_dir}/{rd.BURNIN_DIR}",
+            burnin_command=burnin_command(spec),
+            # the step's limit: every phase at its limit, in whole minutes, plus one
+            burnin_minutes=int(cluster.burnin.budget_s() // 60) + 2,
+            host_re=f"^{HOST_RE.pattern}$",
+            # nodes the spec excludes stay excluded when the job requeues itself
+            exclude_prefix="".join(f"{sbatch_word(n)}," for n in spec.exclude_nodes),
         )
     )

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
 from olmoctl.schemas.bounds import DAY_S, STR_MAX, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.burnin import BurninConfig
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
@@ -156,6 +157,8 @@ class ClusterProfile(Schema):
     hang_timeout_s: Int = Field(default=1800, gt=0, le=30 * DAY_S)
     node_failure_threshold: Int = Field(default=1, gt=0, le=1_000_000)
     max_requeues: Int = Field(default=3, ge=0, le=1000)
+    # Node checks before step 1 (olmoctl.train.burnin) and the spare-node default.
+    burnin: BurninConfig = BurninConfig()
 
     ssh: SSHConfig | None = None
     # Weights & Biases on this site's nodes (when a recipe turns it on with

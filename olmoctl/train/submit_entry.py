@@ -23,11 +23,22 @@ class TrainFailed(OlmoctlError):
     """The job failed (exit status and reason in the message; details in the rank log)."""
 
 
+def _step_is_the_job() -> None:
+    """submitit reads the job's node list and count; after a burn-in the training step runs
+    on some nodes of the allocation (srun --nodelist), so make the step's the job's."""
+    step_nodes = os.environ.get("SLURM_STEP_NODELIST")
+    step_count = os.environ.get("SLURM_STEP_NUM_NODES")
+    if step_nodes and step_count:
+        os.environ["SLURM_JOB_NODELIST"] = step_nodes
+        os.environ["SLURM_JOB_NUM_NODES"] = step_count
+
+
 class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self, spec_path: str) -> dict[str, Any]:
         from olmoctl.schemas.contract import master_port_for
         from olmoctl.train.run import run_job
 
+        _step_is_the_job()
         env = submitit.JobEnvironment()
         os.environ.setdefault("OLMOCTL_JOB_ID", str(env.job_id))
         if not os.environ.get("MASTER_PORT"):
