@@ -341,7 +341,18 @@ def test_space_warning_on_a_real_filesystem(user_env, tmp_path: Path) -> None:
     line = launch_checks.space_warning([big], LOCAL)
     assert line is not None and f"holding {big.run_dir}" in line and "4 checkpoints" in line
     need2, what2 = launch_checks.space_needed([big, small])
-    assert need2 > need and what2 == "the checkpoints of 2 runs (checkpoint.keep_last + 1 each)"
+    assert need2 > need and what2 == "the checkpoints of 2 runs"
+
+
+def test_permanent_checkpoints_count_for_the_whole_run() -> None:
+    from types import SimpleNamespace as NS
+
+    r, _ = _load("7b", "lumi")
+    assert launch_checks.checkpoints_kept(r) == r.checkpoint.keep_last + 1
+    # checkpoint.permanent_interval_steps (the retention setting, where the schema has it)
+    ckpt = NS(keep_last=3, permanent_interval_steps=1000)
+    kept = NS(checkpoint=ckpt, train=NS(total_steps=10500))
+    assert launch_checks.checkpoints_kept(kept) == 3 + 1 + 10  # type: ignore[arg-type]
 
 
 def test_remote_free_space_comes_with_the_reachability_check(user_env, tmp_path: Path) -> None:
