@@ -243,6 +243,27 @@ def test_time_limits_are_validated(limits: list[dict], expected: str) -> None:
         validate(ClusterProfile, {**data, "time_limits": limits}, "frontier.yaml")
 
 
+def test_launch_from_is_checked_like_a_new_launch(user_env, tmp_path: Path) -> None:
+    """`launch --from RUN -o ...` is a new run: a time above the policy added by the
+    override is refused, --force takes it (resume of RUN itself keeps its recorded spec)."""
+    from olmoctl.core import repro
+    from olmoctl.store import Store
+    from tests.unit.test_store import FakeBackend
+
+    store = Store()
+    runs = f"cluster.runs_root={tmp_path / 'runs'}"
+    spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
+                          overrides=[runs])  # fmt: skip
+    launch.submit_attempt(store, spec, FakeBackend(), new_run=True)
+
+    policy = "cluster.time_limits=[{min_nodes: 1, max_time: '00:05:00'}]"
+    with pytest.raises(UsageError, match=r"--time 00:10:00 is above .* limit of 00:05:00"):
+        repro.plan_from(store, "r", name="b", overrides=[policy])
+    assert store.run_names() == ["r"]
+    forced = repro.plan_from(store, "r", name="b", overrides=[policy], force=True)
+    assert forced.spec.time == "00:10:00" and launch_checks.problems(forced.spec)
+
+
 # ---- batch divisibility ---------------------------------------------------------------------
 def test_divisors() -> None:
     assert (
