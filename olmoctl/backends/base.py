@@ -70,6 +70,10 @@ class Backend(Protocol):
 
     def cancel(self, job_id: str, run_dir: str) -> None: ...
 
+    def request_save(self, job_id: str, run_dir: str) -> None:
+        """Ask the job to save at its next step boundary and stop, as at the time-limit
+        warning (it requeues itself); NotSupported where there is no such path."""
+
     def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
         """node -> (state, reason) for a node list expression such as node[1-3]."""
 

@@ -135,6 +135,9 @@ class LocalBackend:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(p, signal.SIGKILL)
 
+    def request_save(self, job_id: str, run_dir: str) -> None:
+        raise NotSupported("a local job cannot be restarted elsewhere (one machine)")
+
     def prefetch(self, want: Prefetch) -> None:
         return None
 

@@ -121,6 +121,17 @@ class SlurmBackend(jobfiles.SlurmJobLogs):
         if res.returncode != 0:
             raise OlmoctlError(f"scancel {job_id} failed: {res.stderr.strip()}")
 
+    def request_save(self, job_id: str, run_dir: str) -> None:
+        # The time-limit warning's signal (--signal=USR2@N), to the job's steps: the ranks
+        # save at the next step boundary and the job requeues itself.
+        try:
+            check_job_id(job_id, "job id")
+        except ValueError as e:
+            raise OlmoctlError(f"scancel: {e}") from None
+        res = slurm_cli.run(["scancel", "--signal=USR2", job_id])
+        if res.returncode != 0:
+            raise OlmoctlError(f"scancel --signal=USR2 {job_id} failed: {res.stderr.strip()}")
+
     def prefetch(self, want: Prefetch) -> None:
         return None  # the files are here: read when asked
 

@@ -139,6 +139,10 @@ class SSHBackend(jobfiles.SlurmJobLogs):
         self.forget()
         self.call1("cancel", job_id=job_id)
 
+    def request_save(self, job_id: str, run_dir: str) -> None:
+        self.forget()
+        self.call1("request_save", job_id=job_id)
+
     def submit_array(self, script_path: str) -> str:
         raise NotSupported("job arrays are not supported on a remote (ssh) cluster")
 

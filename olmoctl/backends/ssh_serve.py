@@ -134,6 +134,9 @@ class LoginNode:
     def cancel(self, job_id: str) -> None:
         self.slurm.cancel(job_id, "")  # Slurm needs no run dir
 
+    def request_save(self, job_id: str) -> None:
+        self.slurm.request_save(job_id, "")
+
     # files
     def write_run_dir(self, run_dir: str, files: dict[str, list[Any]], new_run: bool) -> bool:
         wire = {rel: (str(text), int(mode)) for rel, (text, mode) in files.items()}
@@ -224,6 +227,7 @@ OPS: dict[str, Op] = {
         LoginNode.exclude_pending, {"job_id": STR, "nodes": LIST}, "steer a pending job"
     ),
     "cancel": Op(LoginNode.cancel, {"job_id": STR}, "scancel"),
+    "request_save": Op(LoginNode.request_save, {"job_id": STR}, "save and requeue (USR2)"),
     "write_run_dir": Op(
         LoginNode.write_run_dir,
         {"run_dir": STR, "files": OBJ, "new_run": Arg((bool,))},

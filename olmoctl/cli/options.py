@@ -43,6 +43,21 @@ def bounded(
     return check
 
 
+def one_of(flag: str, choices: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    """A typer callback refusing a value of `flag` that is not one of `choices`."""
+
+    def check(value: str | None) -> str | None:
+        if value is None or value in choices:
+            return value
+        import difflib
+
+        near = difflib.get_close_matches(value, choices, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}{hint}")
+
+    return check
+
+
 def _num(x: float) -> str:
     # 1000000, not 1e+06; 0.5 as 0.5
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e20 else f"{x:g}"

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from olmoctl.cli import options
@@ -153,6 +154,13 @@ def detail(d: dict[str, Any]) -> None:
             f"goodput {g['goodput']:.1%} of {g['wall_s']:.0f}s: queued {g['queued_s']:.0f}s, "
             f"recomputed {g['recomputed_s']:.0f}s ({g['recomputed_steps']} steps), "
             f"other {g['other_s']:.0f}s"
+        )
+    sg = d.get("straggler")
+    if sg and sg.get("ratio") is not None:
+        secs = f"{_fmt(sg['seconds'], '.3g')}s vs {_fmt(sg['median_s'], '.3g')}s"
+        console.print(
+            f"straggler: {escape(str(sg['node']))} (rank {sg['rank']}) {sg['ratio']:.2f}x "
+            f"the median compute per step ({secs}) at step {sg['step']}"
         )
     if d.get("nodes_excluded"):
         console.print(f"excluded nodes: {', '.join(d['nodes_excluded'])}")

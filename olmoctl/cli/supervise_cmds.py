@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import Any
 
 import typer
 
@@ -72,32 +73,110 @@ def watch(
     until_done: bool = typer.Option(
         False, "--until-done", help="Exit when every watched run is finished or needs a human."
     ),
+    straggler_policy: str = typer.Option(
+        "report",
+        "--straggler-policy",
+        help="A node slower than --straggler-ratio for --straggler-intervals log intervals: "
+        "report it, or restart (exclude the node, save, resume without it).",
+        callback=options.one_of("--straggler-policy", ("report", "restart")),
+    ),
+    straggler_ratio: float = typer.Option(
+        1.5,
+        "--straggler-ratio",
+        help="Slowest rank's compute per step over the median rank's that counts as slow.",
+        callback=options.bounded("--straggler-ratio", 1, 1000, above=True),
+    ),
+    straggler_intervals: int = typer.Option(
+        3,
+        "--straggler-intervals",
+        help="Consecutive slow log intervals before the policy acts.",
+        callback=options.bounded("--straggler-intervals", 1, 10_000),
+    ),
+    notify: str | None = typer.Option(
+        None,
+        "--notify",
+        metavar="URL",
+        help="POST each event to this webhook (default: $OLMOCTL_NOTIFY_URL). Never printed.",
+    ),
+    notify_url_file: str | None = typer.Option(
+        None, "--notify-url-file", help="Read the webhook URL from this file (mode 0600)."
+    ),
+    notify_format: str = typer.Option(
+        "auto",
+        "--notify-format",
+        help='slack ({"text": ...}), json (structured fields), or auto (slack for Slack\'s '
+        "hooks, else json).",
+        callback=options.one_of("--notify-format", ("auto", "slack", "json")),
+    ),
+    notify_email: list[str] = typer.Option(
+        [],
+        "--notify-email",
+        metavar="ADDR",
+        help="Mail each event to ADDR via $OLMOCTL_SMTP_HOST (_PORT, _STARTTLS, _USER, "
+        "_PASSWORD, _FROM). Repeatable.",
+    ),
 ) -> None:
-    """Supervise runs: resume infrastructure failures, cancel hangs, report code errors."""
+    """Supervise runs: resume infrastructure failures, cancel hangs, report code errors and
+    stragglers; notify a webhook or e-mail of what happens."""
     from rich.console import Console
 
     from olmoctl.core import supervise
     from olmoctl.core.launch import find_run
+    from olmoctl.core.stragglers import StragglerPolicy
     from olmoctl.store import Store
 
     store = Store()
     for name in runs or []:  # validate before the banner: an error is the only output
         find_run(store, name)
+    console = Console(stderr=True)
+    notifier = _notifier(store, console, notify, notify_url_file, notify_format, notify_email)
     owner = supervise.owner_id()
     policy = supervise.WatchPolicy(
-        max_retries=max_retries, backoff_s=backoff, lease_s=max(60.0, 3 * interval)
+        max_retries=max_retries,
+        backoff_s=backoff,
+        lease_s=max(60.0, 3 * interval),
+        stragglers=StragglerPolicy(straggler_policy, straggler_ratio, straggler_intervals),
     )
-    console = Console(stderr=True)
     console.print(f"watch: {owner}, every {interval:g}s, log {store.dir / 'watch.log'}")
+    observer = None
+    if notifier.enabled:
+        from olmoctl.core.watch_notices import Observer
+
+        console.print(f"watch: notify {notifier.describe()}")
+        observer = Observer(store, runs or None)
     try:
         while True:
-            for line in supervise.tick(store, owner, policy, runs or None):
-                console.print(f"{time.strftime('%H:%M:%S')} {line}")
+            for line in supervise.tick(store, owner, policy, runs or None, notifier):
+                console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+            for notice in observer.changes(store) if observer else []:
+                notifier(notice)
             if once or (until_done and supervise.all_settled(store, runs or None, max_retries)):
                 return
             time.sleep(interval)
     finally:
         supervise.release_leases(store, owner)
+
+
+def _notifier(
+    store: Any, console: Any, url: str | None, url_file: str | None, fmt: str, emails: list[str]
+) -> Any:
+    """The watch's Notifier from its options and the environment (bad input: exit 2)."""
+    import os
+
+    from olmoctl.core import notify as nt
+    from olmoctl.core.supervise import log_action
+
+    env = dict(os.environ)
+    target = nt.resolve_url(url, url_file, env)
+    for addr in emails:
+        nt.check_email(addr)
+    smtp = nt.Smtp.from_env(env) if emails else None
+
+    def failed(line: str) -> None:  # a notice that did not go out: said, logged, no more
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+        log_action(store, None, "notify-failed", line)
+
+    return nt.Notifier(target, fmt, emails, smtp, failed)
 
 
 def nodes(

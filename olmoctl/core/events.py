@@ -17,6 +17,7 @@ from olmoctl.schemas.events import (
     Exiting,
     Started,
     Step,
+    Straggler,
     parse_event,
 )
 
@@ -56,6 +57,7 @@ class Summary:
     heartbeat_ts: float | None = None
     last_checkpoint: int | None = None
     exit_reason: str | None = None
+    straggler: dict[str, Any] | None = None  # the last interval's slowest rank (this attempt)
     losses: list[tuple[int, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,9 +84,18 @@ def summarize(events: list[Event]) -> Summary:
             s.last_checkpoint = ev.step if "step" in ev.model_fields_set else s.last_checkpoint
         elif isinstance(ev, Exiting):
             s.exit_reason = ev.reason
+        elif isinstance(ev, Straggler):
+            s.straggler = straggler_of(ev)
         elif ev.event == EventKind.STARTED:
             s.exit_reason = None
+            s.straggler = None
     return s
+
+
+def straggler_of(ev: Straggler) -> dict[str, Any]:
+    """What status shows of a straggler event."""
+    keys = ("step", "node", "rank", "ratio", "seconds", "median_s")
+    return {k: getattr(ev, k) for k in keys}
 
 
 def started(events: list[Event]) -> list[Started]:

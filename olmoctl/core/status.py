@@ -262,6 +262,7 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     from olmoctl.core.goodput import goodput
 
     events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
+    summary = ev.summarize(events)
     attempts = store.attempts(name)
     last = attempts[-1] if attempts else None
     return {
@@ -272,7 +273,8 @@ def detail(store: Store, name: str) -> dict[str, Any]:
             {"step": c.step, "path": c.path, "complete": c.complete}
             for c in store.checkpoints(name)
         ],
-        "losses": ev.summarize(events).losses,
+        "losses": summary.losses,
+        "straggler": summary.straggler,
         "goodput": goodput(events, attempts, time.time()),
         "nodes_excluded": run.spec_data.get("exclude_nodes", []),
     }

@@ -7,16 +7,19 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.core import status
+from olmoctl.core import status, stragglers
 from olmoctl.core.health import excluded
 from olmoctl.core.launch import Launched, find_run, spec_of, submit_attempt
+from olmoctl.core.notify import Notice
 from olmoctl.core.specs import SpecConfig
+from olmoctl.core.stragglers import StragglerPolicy
 from olmoctl.errors import UsageError, shown
 from olmoctl.store import WAITING, Attempt, AttemptState, DamagedRow, Run, Store
 
@@ -97,6 +100,14 @@ class WatchPolicy:
     max_retries: int = 5
     backoff_s: float = 30.0  # doubles with each consecutive retry of the same run
     lease_s: float = 120.0
+    stragglers: StragglerPolicy = field(default_factory=StragglerPolicy)
+
+
+Notify = Callable[[Notice], None]
+
+
+def _quiet(notice: Notice) -> None:
+    return None
 
 
 def owner_id() -> str:
@@ -143,9 +154,15 @@ def _retries(store: Store, name: str) -> int:
     return n
 
 
-def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None = None) -> list[str]:
+def tick(
+    store: Store,
+    owner: str,
+    policy: WatchPolicy,
+    runs: list[str] | None = None,
+    notify: Notify = _quiet,
+) -> list[str]:
     """One pass: refresh (one batched query), then act on every run we hold the lease of.
-    Returns a line per action taken."""
+    Returns a line per action taken; `notify` gets a Notice for each (core/notify.py)."""
     status.refresh(store, run_names=runs)
     done: list[str] = _advance_sweeps(store, owner, policy) if runs is None else []
     for run in store.runs() if runs is None else [find_run(store, r) for r in runs]:
@@ -177,10 +194,16 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
                 )
             log_action(store, name, "cancel-hung", f"job {last.job_id} idle {idle:.0f}s")
             done.append(f"{name}: job {last.job_id} hung ({idle:.0f}s without progress)")
+            hang = {"job_id": last.job_id, "idle_s": round(idle), "step": last.last_step}
+            notify(Notice("hang", name, f"job {last.job_id} cancelled: {idle:.0f}s idle", hang))
             last = store.last_attempt(name)
             assert last is not None
         if last.is_live:
-            _steer(store, run, last, done)
+            lines, notices = stragglers.check(store, run, last, policy.stragglers, log_action)
+            done += lines
+            for n in notices:
+                notify(n)
+            _steer(store, run, last, done, notify)
             continue
         klass = last.klass
         if klass in (cl.CODE_ERROR, cl.OOM, cl.UNKNOWN):
@@ -194,6 +217,8 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             why = f"{retries} infrastructure failures in a row"
             if _once(store, name, f"gave-up:{last.id}", why):
                 done.append(f"{name}: gave up after {why}")
+                gave_up = {"retries": retries, "max_retries": policy.max_retries, "class": klass}
+                notify(Notice("gave_up", name, f"gave up after {why}", gave_up))
             continue
         wait = policy.backoff_s * 2 ** max(0, retries - 1)
         if time.time() - (last.ended_at or 0) < wait:
@@ -206,6 +231,11 @@ def tick(store: Store, owner: str, policy: WatchPolicy, runs: list[str] | None =
             f"after {klass}: job {res.job_id}, excluding {','.join(res.excluded) or 'none'}",
         )
         done.append(f"{name}: resumed after {klass} as job {res.job_id}")
+        resumed = {"after": klass, "job_id": res.job_id, "excluded_nodes": res.excluded}
+        text = f"resumed after {klass} as job {res.job_id}" + (
+            f", excluding {','.join(res.excluded)}" if res.excluded else ""
+        )
+        notify(Notice("resume", name, text, resumed))
     return done
 
 
@@ -240,7 +270,7 @@ def _once(store: Store, run: str, key: str, detail: str) -> bool:
     return True
 
 
-def _steer(store: Store, run: Run, last: Attempt, done: list[str]) -> None:
+def _steer(store: Store, run: Run, last: Attempt, done: list[str], notify: Notify) -> None:
     spec = spec_of(run)
     bad = excluded(store, spec.cluster.name, spec.cluster.node_failure_threshold)
     if last.restart_index > 0 and last.state == AttemptState.PENDING and bad:
@@ -249,6 +279,8 @@ def _steer(store: Store, run: Run, last: Attempt, done: list[str]) -> None:
         if not seen and backend_for(spec).exclude_pending(last.job_id, bad):
             log_action(store, run.name, key, f"excluded {','.join(bad)}")
             done.append(f"{run.name}: requeued job {last.job_id} kept off {','.join(bad)}")
+            text = f"requeued job {last.job_id} kept off {','.join(bad)}"
+            notify(Notice("resume", run.name, text, {"job_id": last.job_id, "excluded_nodes": bad}))
 
 
 def all_settled(store: Store, runs: list[str] | None, max_retries: int) -> bool:

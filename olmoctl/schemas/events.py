@@ -12,6 +12,9 @@ then the kind's fields:
   heartbeat        step (every train.heartbeat_interval_s, from a thread)
   signal_received  signal, step
   exiting          reason (completed | preempted | error), exit_status, step[, error]
+  straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
+                   (every log interval with more than one rank: the slowest rank's compute
+                   seconds per step vs the median rank's; olmoctl.train.stragglers)
 
 Reading is tolerant, so that run directories of older or newer jobs still read: every
 field may be missing (None), unknown fields are kept (model_extra), an unknown kind parses
@@ -33,6 +36,7 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     SIGNAL_RECEIVED = "signal_received"
     EXITING = "exiting"
+    STRAGGLER = "straggler"
 
 
 class ExitReason(StrEnum):
@@ -134,9 +138,25 @@ class Exiting(Event):
     signal: str | None = None  # not written by this version; the classifier reads it if there
 
 
+class Straggler(Event):
+    """The slowest rank of the last log interval: its compute seconds per step (the work a
+    rank does alone, between collectives) against the median of the other ranks'."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.STRAGGLER
+
+    step: int | None = None
+    rank: int | None = None
+    node: str | None = None
+    seconds: float | None = None
+    median_s: float | None = None
+    ratio: float | None = None  # seconds / median_s (median_s: of the other ranks)
+    world_size: int | None = None
+    slowest: list[dict[str, Any]] | None = None  # up to 3: {rank, node, seconds}, slowest first
+
+
 MODELS: dict[str, type[Event]] = {
     m.KIND.value: m
-    for m in (Started, Step, CheckpointSaved, Heartbeat, SignalReceived, Exiting)
+    for m in (Started, Step, CheckpointSaved, Heartbeat, SignalReceived, Exiting, Straggler)
     if m.KIND is not None
 }
 

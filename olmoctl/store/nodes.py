@@ -29,6 +29,17 @@ class NodeWrites(Queries):
             (cluster, node, reason, time.time()),
         )
 
+    def exclude_node(self, cluster: str, node: str, reason: str, failures: int) -> None:
+        """Count the node as failed at least `failures` times (the cluster's exclusion
+        threshold), so that later jobs keep off it; `reason` says why."""
+        self._db().execute(
+            "INSERT INTO node_health (cluster, node, failures, last_reason, last_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(cluster, node) DO UPDATE SET "
+            "failures = MAX(failures, excluded.failures), last_reason = excluded.last_reason, "
+            "last_at = excluded.last_at",
+            (cluster, node, failures, reason, time.time()),
+        )
+
     def clear_node(self, node: str, cluster: str | None = None) -> int:
         """Forget a node's failures (on one cluster, or all); how many rows went."""
         if cluster is None:

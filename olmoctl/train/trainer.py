@@ -36,6 +36,7 @@ from olmoctl.train.model import OLMo, flops_per_token
 from olmoctl.train.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
 from olmoctl.train.parallelize import parallelize, set_gradient_sync
 from olmoctl.train.signals import StopFlag
+from olmoctl.train.stragglers import StepTimes
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ class Trainer:
         fpt = flops_per_token(r.model, t.seq_len)
         model, opt = self.model, self.optimizer
         model.train()
+        times = StepTimes(model, opt, self.device)  # each rank's own compute: stragglers
         next_batch = self.loader.local_batch(self.step) if self.step < total else None
         if next_batch is not None:  # the first batch, checked before any step
             bad = float(int(next_batch.max()) >= vocab)
@@ -313,6 +315,7 @@ class Trainer:
                         tokens_seen=self.tokens_seen,
                     )
                 )
+                times.report(self.step, self.events)  # collective: the slowest rank -> events
                 if self.rank == 0:
                     print(
                         f"step {self.step}/{total} loss {loss_v:.4f} lr {lr:.3e} "
