@@ -62,6 +62,10 @@ class Backend(Protocol):
     def submit(self, spec: RunSpec, script: str) -> tuple[str, str]:
         """Submit the run's job; returns (job id, the exact script text submitted)."""
 
+    def submit_script(self, spec: RunSpec, script_path: str) -> str:
+        """Run a rendered script (already in the run directory) as one job, as it is: no
+        submitit (`olmoctl doctor`'s preflight); returns its job id."""
+
     def query(self, jobs: Mapping[str, str]) -> QueryResult:
         """States of all these jobs (job id -> its run directory) in ONE scheduler call."""
 

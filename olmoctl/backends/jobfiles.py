@@ -42,6 +42,12 @@ def train_command(spec: RunSpec) -> str:
     return " ".join([python_command(spec), *map(quote, args)])
 
 
+def preflight_command(spec: RunSpec) -> str:
+    """`olmoctl doctor`'s job command: every rank runs the preflight checks on the spec."""
+    args = ["-u", "-m", "olmoctl.train.preflight", spec_path(spec)]
+    return " ".join([python_command(spec), *map(quote, args)])
+
+
 def submitit_command(spec: RunSpec) -> str:
     """What submitit runs on every rank: it unpickles olmoctl.train's entry and calls it."""
     folder = quote(submitit_folder(spec.run_dir))

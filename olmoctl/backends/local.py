@@ -86,6 +86,22 @@ class LocalBackend:
             job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
         return str(job.job_id), script
 
+    def submit_script(self, spec: RunSpec, script_path: str) -> str:
+        """bash runs the script (the local branch of the template: one process) detached,
+        its output in logs/; the job id is its pid."""
+        import subprocess
+
+        log = Path(jobfiles.log_dir(spec.run_dir)) / "local-script.out"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                ["bash", script_path],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return str(proc.pid)
+
     def query(self, jobs: Mapping[str, str]) -> QueryResult:
         found = {jid: JobInfo(jid, self._state(jid, run_dir)) for jid, run_dir in jobs.items()}
         return QueryResult(found, "local", history={j: [i] for j, i in found.items()})

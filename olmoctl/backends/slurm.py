@@ -86,6 +86,13 @@ class SlurmBackend(jobfiles.SlurmJobLogs):
         submitted = Path(job.paths.submission_file)
         return str(job.job_id), submitted.read_text() if submitted.exists() else script
 
+    def submit_script(self, spec: RunSpec, script_path: str) -> str:
+        res = slurm_cli.run(["sbatch", "--parsable", script_path])
+        if res.returncode != 0:
+            why = (res.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise OlmoctlError(f"sbatch failed: {why}")
+        return res.stdout.strip().split(";")[0]
+
     def query(self, jobs: Mapping[str, str]) -> QueryResult:
         job_ids = list(jobs)
         if not job_ids:

@@ -139,6 +139,9 @@ class SSHBackend(jobfiles.SlurmJobLogs):
         self.forget()
         self.call1("cancel", job_id=job_id)
 
+    def submit_script(self, spec: RunSpec, script_path: str) -> str:
+        raise NotSupported("olmoctl doctor runs on the cluster's login node, not over ssh")
+
     def request_save(self, job_id: str, run_dir: str) -> None:
         self.forget()
         self.call1("request_save", job_id=job_id)

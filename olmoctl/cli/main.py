@@ -14,6 +14,7 @@ import typer
 from olmoctl import __version__
 from olmoctl.cli import (
     catalog_cmds,
+    doctor_cmd,
     exits,
     export_cmd,
     logs_cmd,
@@ -70,6 +71,7 @@ supervise_cmds.register(app)
 catalog_cmds.register(app)
 plan_cmd.register(app)
 sweep_cmd.register(app)
+doctor_cmd.register(app)
 export_cmd.register(app)
 remote_cmd.register(app)  # hidden: `_remote`, the login node's half of an ssh cluster
 

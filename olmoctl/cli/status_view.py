@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -116,6 +117,12 @@ def detail(d: dict[str, Any]) -> None:
         f"step {_fmt(d['step'])}/{d['total_steps']}  loss {_fmt(d['loss'], '.4f')}"
     )
     console.print(f"run dir: {d['run_dir']}")
+    if d.get("eval_loss"):
+        sets = ", ".join(
+            f"{name} {loss:.4f} (perplexity {math.exp(min(loss, 700)):.2f})"
+            for name, loss in d["eval_loss"].items()
+        )
+        console.print(f"eval at step {_fmt(d.get('eval_step'))}: {sets}")
     t = Table(title="attempts")
     for col in (
         "#",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from olmoctl.core.goodput import goodput
 from olmoctl.core.launch import find_run, spec_of
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.fileio import atomic_write
-from olmoctl.schemas.events import Event, EventKind, Step
+from olmoctl.schemas.events import Eval, Event, EventKind, Step
 from olmoctl.schemas.record import (
     Code,
     DataFingerprint,
@@ -59,6 +60,23 @@ def final_losses(events: list[Event]) -> list[tuple[int, float]]:
     return sorted((s, v) for s, v in by_step.items() if last is None or s <= last)
 
 
+def final_evals(events: list[Event]) -> dict[str, list[tuple[int, float]]]:
+    """Each eval set's (step, loss) in the final model's history, like final_losses: an
+    eval repeated after a resume from an earlier checkpoint counts once, as last run."""
+    by_set: dict[str, dict[int, float]] = {}
+    last = None
+    for seg in segments(events) or [events]:
+        for e in seg:
+            if isinstance(e, Step) and e.step is not None:
+                last = e.step
+            elif isinstance(e, Eval) and e.step is not None and e.name and e.loss is not None:
+                by_set.setdefault(e.name, {})[e.step] = e.loss
+    return {
+        name: sorted((s, v) for s, v in steps.items() if last is None or s <= last)
+        for name, steps in by_set.items()
+    }
+
+
 def build(store: Store, run: str) -> dict[str, Any]:
     row = find_run(store, run)
     spec = spec_of(row)
@@ -79,12 +97,18 @@ def build(store: Store, run: str) -> dict[str, Any]:
         "tokens_per_s": summary.tokens_per_s,
         "goodput": goodput(events, store.attempts(run), time.time()) or None,
         "losses": losses,
+        "eval_losses": final_evals(events),
         "record": rec,
         "made_at": time.time(),
     }
 
 
-def plot_losses(losses: list[tuple[int, float]], path: Path, title: str) -> None:
+def plot_losses(
+    losses: list[tuple[int, float]],
+    path: Path,
+    title: str,
+    evals: dict[str, list[tuple[int, float]]] | None = None,
+) -> None:
     from olmoctl.core.figures import have_matplotlib, pyplot, save_png
 
     if not have_matplotlib():
@@ -92,9 +116,16 @@ def plot_losses(losses: list[tuple[int, float]], path: Path, title: str) -> None
     with pyplot() as plt:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         xs, ys = [s for s, _ in losses], [v for _, v in losses]
-        ax.plot(xs, ys, color="tab:blue", lw=1.5, marker="." if len(xs) <= 200 else None)
+        ax.plot(
+            xs, ys, color="tab:blue", lw=1.5, marker="." if len(xs) <= 200 else None, label="train"
+        )
+        for name, points in (evals or {}).items():
+            ax.plot([s for s, _ in points], [v for _, v in points], lw=1.5, marker="o", ms=4,
+                    label=f"eval: {name}")  # fmt: skip
+        if evals:
+            ax.legend()
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("loss" if evals else "training loss")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
@@ -223,9 +254,15 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         lines.append("Not computable yet (no training steps or no wall time recorded).")
     lines += ["", "## Loss", ""]
     if png_name:
-        lines.append(f"![training loss]({png_name})")
+        what = "training and eval loss" if card.get("eval_losses") else "training loss"
+        lines.append(f"![{what}]({png_name})")
     else:
         lines.append(plot_note or "No loss recorded yet.")
+    if card.get("eval_losses"):
+        lines += ["", "| eval set | step | loss | perplexity |", "|---|---|---|---|"]
+        for name, points in card["eval_losses"].items():
+            step, loss = points[-1]
+            lines.append(f"| {name} | {step} | {loss:.4f} | {math.exp(min(loss, 700)):.3f} |")
     lines += [
         "",
         "## Reproduce",
@@ -264,7 +301,8 @@ def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
     if card["losses"]:
         png = out / f"{run}-loss.png"
         try:
-            plot_losses(card["losses"], png, f"{run}: {card['recipe']} on {card['cluster']}")
+            title = f"{run}: {card['recipe']} on {card['cluster']}"
+            plot_losses(card["losses"], png, title, card["eval_losses"])
             paths["png"], png_name = png, png.name
         except OlmoctlError as e:
             note = f"No plot: {e}."

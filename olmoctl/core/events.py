@@ -12,6 +12,7 @@ from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.schemas.contract import EVENTS_FILE
 from olmoctl.schemas.events import (
     CheckpointSaved,
+    Eval,
     Event,
     EventKind,
     Exiting,
@@ -59,6 +60,8 @@ class Summary:
     exit_reason: str | None = None
     straggler: dict[str, Any] | None = None  # the last interval's slowest rank (this attempt)
     losses: list[tuple[int, float]] = field(default_factory=list)
+    eval_step: int | None = None  # the latest in-loop evaluation: its step and each set's loss
+    eval_loss: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "losses"}
@@ -80,6 +83,10 @@ def summarize(events: list[Event]) -> Summary:
             s.mfu = ev.mfu if "mfu" in got else s.mfu
             if ev.step is not None and ev.loss is not None:
                 s.losses.append((ev.step, ev.loss))
+        elif isinstance(ev, Eval) and ev.step is not None and ev.name and ev.loss is not None:
+            if ev.step != s.eval_step or s.eval_loss is None:
+                s.eval_step, s.eval_loss = ev.step, {}
+            s.eval_loss[ev.name] = ev.loss
         elif isinstance(ev, CheckpointSaved):
             s.last_checkpoint = ev.step if "step" in ev.model_fields_set else s.last_checkpoint
         elif isinstance(ev, Exiting):

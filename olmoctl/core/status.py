@@ -246,6 +246,8 @@ def _row(run: Run, last: Attempt | None, n_attempts: int, now: float) -> dict[st
         "step": s.get("step"),
         "total_steps": run.total_steps,
         "loss": s.get("loss"),
+        "eval_step": s.get("eval_step"),
+        "eval_loss": s.get("eval_loss"),  # {eval set: loss} at eval_step
         "tokens_per_s": s.get("tokens_per_s"),
         "last_checkpoint": s.get("last_checkpoint"),
         "heartbeat_age_s": round(now - hb, 1) if hb else None,

@@ -158,6 +158,10 @@ class ClusterProfile(Schema):
     max_requeues: Int = Field(default=3, ge=0, le=1000)
 
     ssh: SSHConfig | None = None
+    # Weights & Biases on this site's nodes (when a recipe turns it on with
+    # metrics.wandb.project): offline writes RUN_DIR/wandb/ for a later `wandb sync`
+    # (compute nodes rarely reach the internet); online only where they do.
+    wandb_mode: Literal["offline", "online"] = "offline"
     energy: EnergyConfig = EnergyConfig()
 
     @field_validator("env")

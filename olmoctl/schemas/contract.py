@@ -13,6 +13,8 @@ RUN_DIR/
   code/HASH.diff             local source changes at submission (launcher)
   events.jsonl               one JSON event per line, rank 0 (job: olmoctl.schemas.events)
   global_indices.npy (+.json) the run's data order and what it was made from (job)
+  held_out_indices.npy       training instances kept out for eval.held_out_fraction (job)
+  tensorboard/, wandb/       metrics sinks' files, when the recipe turns them on (job)
   data/synthetic.npy         the built-in corpus, tokenized, when the recipe names no files
   checkpoints/step_NNNNNNNN/ a checkpoint; complete once it holds `.complete` (job)
 """
@@ -30,6 +32,9 @@ CODE_DIR = "code"  # RUN_DIR/code/<diff sha256 prefix>.diff
 EVENTS_FILE = "events.jsonl"
 INDICES_FILE = "global_indices.npy"
 INDICES_META = "global_indices.json"
+HELD_OUT_FILE = "held_out_indices.npy"
+TENSORBOARD_DIR = "tensorboard"
+WANDB_DIR = "wandb"  # wandb itself adds the wandb/ below RUN_DIR
 SYNTHETIC_FILE = "data/synthetic.npy"
 CHECKPOINTS_DIR = "checkpoints"
 

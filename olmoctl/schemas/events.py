@@ -12,6 +12,8 @@ then the kind's fields:
   heartbeat        step (every train.heartbeat_interval_s, from a thread)
   signal_received  signal, step
   exiting          reason (completed | preempted | error), exit_status, step[, error]
+  eval             step, name (the eval set), loss, perplexity, batches, tokens, seconds
+  warning          source, message (e.g. a metrics sink that failed and was turned off)
   straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
                    (every log interval with more than one rank: the slowest rank's compute
                    seconds per step vs the median rank's; olmoctl.train.stragglers)
@@ -36,6 +38,8 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     SIGNAL_RECEIVED = "signal_received"
     EXITING = "exiting"
+    EVAL = "eval"
+    WARNING = "warning"
     STRAGGLER = "straggler"
 
 
@@ -138,6 +142,27 @@ class Exiting(Event):
     signal: str | None = None  # not written by this version; the classifier reads it if there
 
 
+class Eval(Event):
+    """One eval set's result at a step (in-loop evaluation, olmoctl.train.evaluate)."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.EVAL
+
+    step: int | None = None
+    name: str | None = None  # the eval set
+    loss: float | None = None  # mean next-token cross entropy over every token evaluated
+    perplexity: float | None = None  # exp(loss)
+    batches: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None  # what this set's evaluation cost
+
+
+class WarningEvent(Event):
+    KIND: ClassVar[EventKind | None] = EventKind.WARNING
+
+    source: str | None = None  # e.g. tensorboard, wandb
+    message: str | None = None
+
+
 class Straggler(Event):
     """The slowest rank of the last log interval: its compute seconds per step (the work a
     rank does alone, between collectives) against the median of the other ranks'."""
@@ -156,7 +181,17 @@ class Straggler(Event):
 
 MODELS: dict[str, type[Event]] = {
     m.KIND.value: m
-    for m in (Started, Step, CheckpointSaved, Heartbeat, SignalReceived, Exiting, Straggler)
+    for m in (
+        Started,
+        Step,
+        CheckpointSaved,
+        Heartbeat,
+        SignalReceived,
+        Exiting,
+        Eval,
+        WarningEvent,
+        Straggler,
+    )
     if m.KIND is not None
 }
 

@@ -4,9 +4,10 @@ data."""
 from __future__ import annotations
 
 import math
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from olmoctl.schemas.base import Schema
 from olmoctl.schemas.bounds import (
@@ -168,6 +169,75 @@ class DataConfig(Schema):
     synthetic: bool = False
 
 
+# The eval set that holds the training data's held-out instances (eval.held_out_fraction).
+HELD_OUT_SET = "held_out"
+
+
+class EvalConfig(Schema):
+    """In-loop evaluation (docs/training.md): every interval_steps steps, and at the last
+    step, the mean loss over `batches` global batches of each eval set, no gradients."""
+
+    interval_steps: Int = Field(gt=0, le=STEPS_MAX)
+    # Eval set name -> token files (the formats of data.paths, resolved the same way). A
+    # plain list names each set after its file (x/val.npy -> val).
+    paths: dict[Name, list[Text]] = Field(default_factory=dict)
+    # This fraction of the training instances (drawn once from train.seed, written to
+    # RUN_DIR/held_out_indices.npy) is never trained on and forms the set "held_out".
+    held_out_fraction: Float = Field(default=0.0, ge=0, le=0.5)
+    # Global batches (train.global_batch_size instances each) per set and evaluation; a
+    # set with fewer instances uses all its whole batches.
+    batches: Int = Field(default=4, gt=0, le=1_000_000)
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _name_files(cls, v: object) -> object:
+        if not isinstance(v, list):
+            return v
+        named: dict[str, list[object]] = {}
+        for p in v:
+            stem = PurePosixPath(str(p)).name.split(".")[0] if isinstance(p, str) else p
+            if not isinstance(stem, str):
+                return v  # let the type check name what is wrong
+            if stem in named:
+                raise ValueError(
+                    f"two eval files are named {stem!r}; give the sets names instead, e.g. "
+                    f"paths: {{{stem}_a: [{named[stem][0]}], {stem}_b: [{p}]}}"
+                )
+            named[stem] = [p]
+        return named
+
+    @model_validator(mode="after")
+    def _check_sets(self) -> EvalConfig:
+        if not self.paths and not self.held_out_fraction:
+            raise ValueError(
+                "eval has no eval set: give eval.paths (token files) or eval.held_out_fraction"
+            )
+        if HELD_OUT_SET in self.paths and self.held_out_fraction:
+            raise ValueError(
+                f"eval.paths names a set {HELD_OUT_SET!r}, the name of the held-out set; rename it"
+            )
+        for name, files in self.paths.items():
+            if not files:
+                raise ValueError(f"eval.paths.{name} lists no files")
+        return self
+
+
+class WandbConfig(Schema):
+    project: Name
+    entity: Name | None = None
+    # offline writes RUN_DIR/wandb/offline-run-* for `wandb sync`; None: the cluster
+    # profile's wandb_mode (offline unless the site's nodes reach the internet).
+    mode: Literal["offline", "online"] | None = None
+
+
+class MetricsConfig(Schema):
+    """Metrics sinks beside events.jsonl (rank 0; optional extras; a failing sink is a
+    warning event, never a stopped job)."""
+
+    tensorboard: bool = False  # RUN_DIR/tensorboard/
+    wandb: WandbConfig | None = None  # on when a project is named
+
+
 class Recipe(Schema):
     name: Name  # in the batch script's header and the default run name
     description: Text = ""
@@ -178,6 +248,8 @@ class Recipe(Schema):
     fsdp: FSDPConfig = FSDPConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     data: DataConfig = DataConfig()
+    eval: EvalConfig | None = None
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _check_recipe(self) -> Recipe:

@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from olmoctl.errors import UsageError
-from olmoctl.schemas.contract import INDICES_FILE, INDICES_META, SYNTHETIC_FILE
+from olmoctl.schemas.contract import HELD_OUT_FILE, INDICES_FILE, INDICES_META, SYNTHETIC_FILE
 
 NPY_MAGIC = b"\x93NUMPY"
 # Files up to this many tokens are scanned for ids above the vocabulary at start-up (so the
 # error names the file); beyond it, every batch is checked as it is read.
 SCAN_LIMIT_TOKENS = 64 * 1024 * 1024
+# Mixed into train.seed for the held-out draw (eval.held_out_fraction): its own stream.
+HELD_OUT_SALT = 0xE7A1
 
 
 def open_token_file(path: Path, dtype: str) -> np.ndarray:
@@ -110,41 +112,98 @@ class TokenDataset:
         return out
 
 
-def build_global_indices(num_instances: int, num_needed: int, seed: int) -> np.ndarray:
-    """Enough epochs of permutations (one generator, PCG64(seed)) to cover num_needed."""
-    epochs = max(1, math.ceil(num_needed / num_instances))
-    rng = np.random.Generator(np.random.PCG64(seed))
+def build_global_indices(
+    num_instances: int, num_needed: int, seed: int, held_out: np.ndarray | None = None
+) -> np.ndarray:
+    """Enough epochs of permutations (one generator, PCG64(seed)) to cover num_needed.
+
+    With held-out instances (eval.held_out_fraction), the permutations are of the others,
+    so training never sees a held-out instance; without, the order is what it always was.
+    """
     dtype = np.uint32 if num_instances < 2**32 else np.uint64
-    return np.concatenate([rng.permutation(num_instances).astype(dtype) for _ in range(epochs)])
+    rng = np.random.Generator(np.random.PCG64(seed))
+    if held_out is None or not held_out.size:
+        epochs = max(1, math.ceil(num_needed / num_instances))
+        return np.concatenate([rng.permutation(num_instances).astype(dtype) for _ in range(epochs)])
+    keep = np.ones(num_instances, dtype=bool)
+    keep[held_out] = False
+    train = np.flatnonzero(keep).astype(dtype)
+    epochs = max(1, math.ceil(num_needed / train.size))
+    return np.concatenate([train[rng.permutation(train.size)] for _ in range(epochs)])
 
 
-def write_global_indices(run_dir: Path, dataset: TokenDataset, num_needed: int, seed: int) -> Path:
-    """Rank 0, once: RUN_DIR/global_indices.npy (+ a JSON note of what it was made from).
+def held_out_count(num_instances: int, fraction: float) -> int:
+    return int(num_instances * fraction)
 
-    An existing file is kept when it was made from the same data shape and seed and is long
-    enough; a longer budget rewrites it (the same generator gives the same prefix). A file
-    from other data or another seed is an error: the order of a run never changes.
+
+def draw_held_out(num_instances: int, count: int, seed: int) -> np.ndarray:
+    """`count` instance numbers, sorted, drawn from their own stream of train.seed (not the
+    training order's), so the split depends on the seed and the data shape only."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, HELD_OUT_SALT])))
+    dtype = np.uint32 if num_instances < 2**32 else np.uint64
+    return np.sort(rng.choice(num_instances, size=count, replace=False)).astype(dtype)
+
+
+def _save_npy(run_dir: Path, name: str, array: np.ndarray) -> None:
+    tmp = run_dir / f".{name}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / name)
+
+
+def write_global_indices(
+    run_dir: Path,
+    dataset: TokenDataset,
+    num_needed: int,
+    seed: int,
+    held_out_fraction: float = 0.0,
+) -> Path:
+    """Rank 0, once: RUN_DIR/global_indices.npy (+ a JSON note of what it was made from),
+    and RUN_DIR/held_out_indices.npy when eval.held_out_fraction keeps instances out.
+
+    An existing file is kept when it was made from the same data shape, seed and held-out
+    count and is long enough; a longer budget rewrites it (the same generator gives the same
+    prefix, the held-out file is kept). A file from other data, another seed or another
+    split is an error: the order of a run never changes.
     """
     path, meta_path = run_dir / INDICES_FILE, run_dir / INDICES_META
-    meta = {"seed": seed, "num_instances": dataset.num_instances, "seq_len": dataset.seq_len}
+    held_path = run_dir / HELD_OUT_FILE
+    count = held_out_count(dataset.num_instances, held_out_fraction)
+    if held_out_fraction and not count:
+        raise UsageError(
+            f"eval.held_out_fraction {held_out_fraction} of {dataset.num_instances} "
+            "instances holds none; raise it or use eval.paths"
+        )
+    meta: dict[str, int] = {
+        "seed": seed,
+        "num_instances": dataset.num_instances,
+        "seq_len": dataset.seq_len,
+    }
+    if count:  # absent when there is no split: older runs' notes read the same
+        meta["held_out"] = count
     if path.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
-        diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+        old.setdefault("held_out", 0)
+        diff = {k: (old.get(k), v) for k, v in {"held_out": 0, **meta}.items() if old.get(k) != v}
         if diff:
             what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
             raise UsageError(
-                f"{path} was made for other data or another seed ({what}); a run's data "
-                "order cannot change"
+                f"{path} was made for other data, another seed or another held-out split "
+                f"({what}); a run's data order cannot change"
             )
         if np.load(path, mmap_mode="r").size >= num_needed:
             return path
-    indices = build_global_indices(dataset.num_instances, num_needed, seed)
-    tmp = run_dir / f".{INDICES_FILE}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, indices)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    held = None
+    if count:
+        if held_path.exists() and np.load(held_path, mmap_mode="r").size == count:
+            held = np.load(held_path)
+        else:
+            held = draw_held_out(dataset.num_instances, count, seed)
+            _save_npy(run_dir, HELD_OUT_FILE, held)
+    indices = build_global_indices(dataset.num_instances, num_needed, seed, held)
+    _save_npy(run_dir, INDICES_FILE, indices)
     meta_tmp = run_dir / f".{INDICES_META}.tmp-{os.getpid()}"
     meta_tmp.write_text(json.dumps({**meta, "length": int(indices.size)}) + "\n")
     os.replace(meta_tmp, meta_path)

@@ -15,11 +15,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from olmoctl.schemas.contract import EVENTS_FILE
 from olmoctl.schemas.events import Event, SignalReceived
 from olmoctl.schemas.events import Heartbeat as HeartbeatEvent
+
+
+class Listener(Protocol):
+    def on_event(self, event: Event) -> None: ...  # must not raise
+    def close(self) -> None: ...
 
 
 def _clean(value: Any) -> Any:
@@ -34,13 +39,15 @@ def _clean(value: Any) -> Any:
 
 
 class EventLog:
-    """Appends events; a no-op on ranks other than 0."""
+    """Appends events; a no-op on ranks other than 0. Listeners (the metrics sinks,
+    olmoctl.train.sinks) see each event after it is written, outside the lock."""
 
     def __init__(self, run_dir: Path | None, enabled: bool) -> None:
         self.path = run_dir / EVENTS_FILE if run_dir is not None else None
         self.enabled = enabled and self.path is not None
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self.listeners: list[Listener] = []
 
     def emit(self, event: Event) -> None:
         if not self.enabled:
@@ -54,8 +61,12 @@ class EventLog:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.write(self._fd, line)
             os.fsync(self._fd)
+        for listener in self.listeners:
+            listener.on_event(event)
 
     def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)

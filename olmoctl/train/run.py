@@ -41,6 +41,10 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     try:
         job = load_job_config(config_path, run_dir)
         events = EventLog(job.run_dir, enabled=denv.rank == 0)
+        if denv.rank == 0:  # TensorBoard / W&B when the recipe turns them on
+            from olmoctl.train.sinks import attach
+
+            attach(events, job)
         from olmoctl.train.trainer import Trainer
 
         device, backend = distributed.pick_device(

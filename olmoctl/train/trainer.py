@@ -28,6 +28,7 @@ from olmoctl.train.data import (
     write_synthetic,
 )
 from olmoctl.train.distributed import DistEnv
+from olmoctl.train.evaluate import build_evaluator
 from olmoctl.train.events import EventLog
 from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
 from olmoctl.train.fastpath import configure
@@ -116,9 +117,11 @@ class Trainer:
                 f"{t.seq_len}, fewer than one global batch ({t.global_batch_size})"
             )
         needed = self.total_steps * t.global_batch_size
-        rank0_then_share(lambda: write_global_indices(run_dir, self.dataset, needed, t.seed))
+        held = r.eval.held_out_fraction if r.eval else 0.0
+        rank0_then_share(lambda: write_global_indices(run_dir, self.dataset, needed, t.seed, held))
         indices = np.load(run_dir / INDICES_FILE, mmap_mode="r")
         self.loader = BatchLoader(self.dataset, indices, t.global_batch_size, self.rank, self.world)
+        self.evaluator = build_evaluator(self)  # olmoctl.train.evaluate: eval sets checked
 
         self.expected = {
             "model_hash": ckpt.model_hash(r.model),
@@ -325,6 +328,9 @@ class Trainer:
                 interval_t0, interval_tokens = time.monotonic(), 0
             if any_bad:
                 self._bad_data(bool(bad))
+            # Before any save or stop at this step: a checkpoint at S always follows S's eval.
+            if self.evaluator is not None and self.evaluator.due(self.step):
+                interval_t0 += self.evaluator.run(model, self.step)  # not in tokens/s
 
             # Decided from the all-reduced flags only, so every rank stops at the same step
             # (a signal landing after the all-reduce is seen at the next boundary).

@@ -24,6 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 HANG_GUARD_S = 900.0
 PY = sys.executable
 
+# 2 ranks x micro-batch 12 x 2 accumulation steps = the global batch of 48 (the `reference`
+# run of tests/train/conftest.py, and every run compared with it).
+RESUME_RECIPE = {
+    "train.max_steps": 20,
+    "train.micro_batch_size": 12,
+    "checkpoint.interval_steps": 10,
+    "checkpoint.keep_last": 5,
+}
+
 
 def tiny(**overrides: Any) -> dict[str, Any]:
     """The tiny recipe as a dict, with dotted overrides: tiny(**{"train.max_steps": 20})."""

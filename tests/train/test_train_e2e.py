@@ -17,6 +17,7 @@ from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
 from olmoctl.train.faults import ENV as FAULTS_ENV
 from olmoctl.train.faults import STALLED_FILE
 from tests.train.helpers import (
+    RESUME_RECIPE,
     events,
     first,
     launch,
@@ -30,14 +31,6 @@ from tests.train.helpers import (
 )
 
 pytestmark = pytest.mark.slow
-
-# 2 ranks x micro-batch 12 x 2 accumulation steps = the global batch of 48.
-RESUME_RECIPE = {
-    "train.max_steps": 20,
-    "train.micro_batch_size": 12,
-    "checkpoint.interval_steps": 10,
-    "checkpoint.keep_last": 5,
-}
 
 
 def run(spec: Path, nprocs: int, log_dir: Path, **kw: Any) -> list[int]:
@@ -105,16 +98,6 @@ def test_tiny_loss_falls_in_two_processes_under_torchrun(tmp_path: Path) -> None
     assert started["world_size"] == 2 and started["launcher"] == "torchrun"
     head, tail = assert_falls(losses(evs))
     print(f"2 processes: loss {head:.3f} -> {tail:.3f}")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2 ranks (srun's environment), 20 steps, checkpoints at 10 and 20, uninterrupted."""
-    base = tmp_path_factory.mktemp("reference")
-    run_dir = base / "ref"
-    spec = write_spec(run_dir, tiny(**RESUME_RECIPE))
-    assert run(spec, 2, base / "logs") == [0, 0], logs(base / "logs")
-    return run_dir
 
 
 def copy_at_step_10(reference: Path, dest: Path) -> Path:

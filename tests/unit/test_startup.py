@@ -1,6 +1,6 @@
-"""Startup is sacred: the CLI loads no torch, submitit, fabric, paramiko or numpy; `--help`
-and `status` load no more than they need (benchmarks/startup.py times them); a wheel finds
-its data folders."""
+"""Startup is sacred: the CLI loads no torch, submitit, fabric, paramiko, numpy, tensorboard or
+wandb; `--help` and `status` load no more than they need (benchmarks/startup.py times them);
+a wheel finds its data folders."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "submitit", "fabric", "paramiko", "numpy")
+HEAVY = ("torch", "submitit", "fabric", "paramiko", "numpy", "tensorboard", "wandb")
 # Not needed to list or show runs: templates and YAML are for render/launch. (pydantic is not
 # listed for `status`: typer itself builds its option parsers with it.)
 NOT_FOR_STATUS = ("jinja2", "yaml")

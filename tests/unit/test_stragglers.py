@@ -126,3 +126,15 @@ def test_restart_never_excludes_a_name_that_is_not_a_host(running) -> None:
     out = supervise.tick(store, "me", policy, ["r"])
     assert any("not excluded" in line and "not a host name" in line for line in out), out
     assert store.nodes() == [] and fake.saves == []
+
+
+def test_request_save_refuses_a_job_id_that_is_not_one(monkeypatch) -> None:
+    from olmoctl.backends import slurm_cli
+    from olmoctl.backends.slurm import SlurmBackend
+    from olmoctl.errors import OlmoctlError
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(slurm_cli, "run", lambda args, **kw: calls.append(args))
+    with pytest.raises(OlmoctlError, match="not a Slurm job id"):
+        SlurmBackend().request_save("--signal=KILL", "")
+    assert calls == []  # nothing reached scancel

@@ -1,0 +1,76 @@
+"""`olmoctl doctor`: a short preflight job on the cluster (same profile, container and
+environment as a real run), one line per check. Exit 0 when every check passed, 1 when one
+failed, 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from olmoctl.cli import complete, exits, options
+
+TIMEOUT_MAX_S = 7 * 86_400
+
+
+def doctor(
+    recipe: str = typer.Argument(
+        "tiny",
+        autocompletion=complete.recipes,
+        help="Recipe whose data files to check (name or path; default: tiny, no files).",
+    ),
+    cluster: str = options.CLUSTER,
+    nodes: int | None = typer.Option(
+        None,
+        "--nodes",
+        "-N",
+        help="Nodes (default: 2 where the cluster has them, so the all-reduce crosses nodes).",
+        callback=options.bounded("--nodes", 1, options.NODES_MAX),
+    ),
+    time_limit: str | None = typer.Option(
+        None, "--time", "-t", help="The job's time limit HH:MM:SS (default: 00:10:00)."
+    ),
+    override: list[str] = options.OVERRIDE,
+    timeout: float = typer.Option(
+        1800.0,
+        "--timeout",
+        help="Seconds to wait for the job, queueing included; then it is cancelled (exit 1).",
+        callback=options.bounded("--timeout", 0, TIMEOUT_MAX_S, above=True),
+    ),
+    as_json: bool = options.JSON,
+) -> None:
+    """Check a cluster before a real run: the network plugin loads, the profile's NCCL/FI
+    variables reach the job, GPUs per node, run dir and data, imports, an all-reduce."""
+    from rich.console import Console
+
+    from olmoctl.core import doctor as core
+
+    spec = core.prepare(recipe, cluster, nodes=nodes, time_limit=time_limit, overrides=override)
+    console = Console(stderr=True, quiet=as_json)
+    with console.status(f"doctor: submitting to {spec.cluster.name}") as spinner:
+        report = core.run(
+            spec,
+            timeout_s=timeout,
+            tick=lambda state: spinner.update(f"doctor: job {state} on {spec.cluster.name}"),
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(
+            f"doctor: cluster {report.cluster}, job {report.job_id} {report.state}, "
+            f"{report.nodes} node(s), {report.world_size} rank(s); run dir {report.run_dir}"
+        )
+        width = max(len(line.name) for line in report.lines)
+        for line in report.lines:
+            word = "skip" if line.skipped else ("PASS" if line.ok else "FAIL")
+            tail = f"  ({line.detail})" if line.detail else ""
+            typer.echo(f"{word}  {line.name:<{width}}  {line.value}{tail}".rstrip())
+        failed = report.failed
+        verdict = "all checks passed" if not failed else f"failed: {', '.join(failed)}"
+        typer.echo(f"doctor: {verdict}")
+    if not report.ok:
+        raise typer.Exit(exits.FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
