@@ -5,8 +5,10 @@ sinks, eval, plain, ...) and medians are compared.
 
     .venv/bin/python benchmarks/eval_sinks.py [--steps 60] [--repeats 3] [--batches 4]
 
-Prints the rates, the ratio plain/sinks (target: <= 1.05) and eval seconds per set and per
-step of training.
+Prints the rates, the ratio plain/sinks and eval seconds per set and per step of training.
+The sinks' cost is about fixed per step (wandb.log ~1 ms, TensorBoard ~0.3 ms on the main
+thread, plus wandb-core's own process): large against tiny's 30 ms CPU steps, nothing
+against a GPU step of seconds.
 """
 
 from __future__ import annotations

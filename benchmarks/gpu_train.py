@@ -9,8 +9,9 @@ disk).
         --config train.compile=true,train.attention=flash
 
 Each --config (comma-separated recipe overrides; default: compile off, then on) runs in its
-own process: the job's Trainer on synthetic data (world 1: FSDP2 on a GPU, the plain module
-on CPU), `--warmup` steps then `--steps` measured ones, no checkpoint during the run.
+own process (--repeats N: N alternating rounds, the median run shown): the job's Trainer
+on synthetic data (world 1: FSDP2 on a GPU, the plain module on CPU), `--warmup` steps then
+`--steps` measured ones, no checkpoint during the run.
 tokens/s is the median of the measured steps' `tokens_per_s` events; MFU = the recipe's
 FLOPs per token x tokens/s / peak (--peak-tflops, or the --cluster profile's
 peak_tflops_bf16; n/a when neither is given), and the same against what a plain matmul
@@ -154,7 +155,7 @@ def matmul_tflops(device: Any) -> float:
     import torch
 
     cuda = device.type == "cuda"
-    n, dtype, reps = (8192, torch.bfloat16, 20) if cuda else (1024, torch.float32, 5)
+    n, dtype, reps = (8192, torch.bfloat16, 20) if cuda else (1024, torch.float32, 40)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
@@ -290,7 +291,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"checkpoint save ({save.get('source', '')}):",
             "| GB | sync stall s | async stall s | async total s | save GB/s | dd GB/s | save/dd |",
             "|---|---|---|---|---|---|---|",
-            f"| {fmt(save.get('bytes'), '.2f', 1e-9)} | {fmt(save.get('sync_stall_s'), '.2f')} "
+            f"| {fmt(save.get('bytes'), '.3g', 1e-9)} | {fmt(save.get('sync_stall_s'), '.2f')} "
             f"| {fmt(save.get('async_stall_s'), '.3f')} | {fmt(save.get('async_total_s'), '.2f')} "
             f"| {fmt(save.get('save_gb_per_s'), '.2f')} | {fmt(save.get('dd_gb_per_s'), '.2f')} "
             f"| {fmt(ratio, '.2f')} |",
@@ -308,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="unmeasured first steps (default 3)")
     ap.add_argument("--micro-batch", type=int, default=0, help="default: the recipe's")
     ap.add_argument("--accum", type=int, default=4, help="micro-batches per step (default 4)")
+    ap.add_argument("--repeats", type=int, default=1, help="alternating rounds; median shown")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="per device, for MFU")
     ap.add_argument("--cluster", default="", help="profile name/path: its peak_tflops_bf16")
     ap.add_argument("--no-save", action="store_true", help="skip the checkpoint figures")
@@ -325,11 +327,22 @@ def main(argv: list[str] | None = None) -> int:
             print("gpu_train: error: --device cuda but no GPU is visible", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="gpu-train-", dir=args.workdir or None))
+    configs = args.config or DEFAULT_CONFIGS
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
     try:
-        configs = args.config or DEFAULT_CONFIGS
-        results = [run_config(args, c, i == 0, work) for i, c in enumerate(configs)]
+        # Alternating rounds, so a slow spell of a shared machine hits every config alike.
+        for round_ in range(args.repeats):
+            for i, c in enumerate(configs):
+                runs[c].append(run_config(args, c, i == 0 and round_ == 0, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results = []
+    for c in configs:
+        ordered = sorted(runs[c], key=lambda r: r["tokens_per_s"])
+        median = dict(ordered[len(ordered) // 2])
+        median["tokens_per_s_runs"] = [r["tokens_per_s"] for r in runs[c]]
+        median["save"] = next((r["save"] for r in runs[c] if r.get("save")), None)
+        results.append(median)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 

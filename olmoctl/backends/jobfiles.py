@@ -42,6 +42,11 @@ def train_command(spec: RunSpec) -> str:
     return " ".join([python_command(spec), *map(quote, args)])
 
 
+def burnin_command(spec: RunSpec) -> str:
+    """The burn-in step's command (olmoctl.train.burnin), run on every node before training."""
+    return " ".join([python_command(spec), "-u -m olmoctl.train.burnin", quote(spec_path(spec))])
+
+
 def preflight_command(spec: RunSpec) -> str:
     """`olmoctl doctor`'s job command: every rank runs the preflight checks on the spec."""
     args = ["-u", "-m", "olmoctl.train.preflight", spec_path(spec)]

@@ -80,6 +80,13 @@ CLUSTER = typer.Option(
 NODES = typer.Option(
     1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
 )
+SPARE_NODES = typer.Option(
+    None,
+    "--spare-nodes",
+    help="Extra nodes to allocate and burn in; training starts on the best --nodes of them "
+    "(default: the profile's burnin.spare_nodes).",
+    callback=bounded("--spare-nodes", 0, NODES_MAX),
+)
 NAME = typer.Option(None, "--name", help="Run name (default: RECIPE-CLUSTER).")
 TIME = typer.Option(None, "--time", "-t", help="Time limit HH:MM:SS (default: the profile's).")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")

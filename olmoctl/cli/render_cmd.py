@@ -22,6 +22,7 @@ def render(
         help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
+    spare_nodes: int | None = options.SPARE_NODES,
     name: str | None = options.NAME,
     time: str | None = options.TIME,
     override: list[str] = options.OVERRIDE,
@@ -76,11 +77,14 @@ def render(
         # (read only: a store that does not exist is not created)
         spec = prepare(
             Store(), recipe, cluster, nodes=nodes, name=name, time_limit=time,
-            overrides=override, existing_ok=True, force=force,
+            overrides=override, existing_ok=True, force=force, spare_nodes=spare_nodes,
         )  # fmt: skip
     except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
         typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
-        spec = resolve(recipe, cluster, nodes=nodes, name=name, time=time, overrides=override)
+        spec = resolve(
+            recipe, cluster, nodes=nodes, name=name, time=time, overrides=override,
+            spare_nodes=spare_nodes,
+        )  # fmt: skip
         launch_checks.check(spec, force=force)
     for problem in launch_checks.problems(spec) if force else ():
         typer.echo(f"warning: launch would refuse this without --force: {problem}", err=True)

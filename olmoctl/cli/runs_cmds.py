@@ -24,6 +24,7 @@ def launch(
         help="Cluster profile name or path to a YAML file.",
     ),
     nodes: int = options.NODES,
+    spare_nodes: int | None = options.SPARE_NODES,
     name: str | None = options.NAME,
     time_limit: str | None = options.TIME,
     override: list[str] = options.OVERRIDE,
@@ -41,9 +42,9 @@ def launch(
 ) -> None:
     """Submit a run: prints the run name and the Slurm job id."""
     if source is not None:
-        if recipe is not None or cluster is not None or nodes != 1:
+        if recipe is not None or cluster is not None or nodes != 1 or spare_nodes is not None:
             raise UsageError(
-                f"--from {source} takes recipe, cluster and nodes from the record; "
+                f"--from {source} takes recipe, cluster and nodes (spares too) from the record; "
                 "change the config with -o KEY=VALUE"
             )
         return _launch_from(
@@ -67,7 +68,7 @@ def launch(
     store.check_writable()  # and so does a state dir where the run could not be recorded
     spec = core.prepare(
         store, recipe, cluster, nodes=nodes, name=name, time_limit=time_limit,
-        overrides=override, force=force,
+        overrides=override, force=force, spare_nodes=spare_nodes,
     )  # fmt: skip
     launch_notes.warn_forced(spec, force)
     if dry_run:

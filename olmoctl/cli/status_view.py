@@ -171,6 +171,11 @@ def detail(d: dict[str, Any]) -> None:
         )
     if d.get("nodes_excluded"):
         console.print(f"excluded nodes: {', '.join(d['nodes_excluded'])}")
+    for b in d.get("burnin") or []:  # what each start's burn-in decided, and why
+        out = "; ".join(f"{x.get('node')} left out: {x.get('reason')}" for x in b["excluded"] or [])
+        on = ",".join(b["use"] or []) or "-"
+        line = f"burn-in (job {b['job_id']}.{b['attempt']}): {b['action']} on {on}"
+        console.print(escape(line + (f"; {out}" if out else "")))
     losses = [loss for _, loss in d["losses"]]
     if losses:
         console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")

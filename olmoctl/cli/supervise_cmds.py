@@ -186,7 +186,8 @@ def nodes(
     clear: str | None = typer.Option(None, "--clear", help="Forget NODE's failures."),
     as_json: bool = options.JSON,
 ) -> None:
-    """Node health: failures per node and the last reason; over the threshold = excluded."""
+    """Node health: failures per node and why (the last reason; for a burn-in, the check and
+    measured vs expected); at the profile's node_failure_threshold a node is excluded."""
     from olmoctl.core import health
     from olmoctl.store import Store
 
@@ -203,11 +204,22 @@ def nodes(
     from rich.table import Table
 
     t = Table(title="node health")
-    for col in ("cluster", "node", "failures", "last reason", "when"):
+    checked = any(r.last_check for r in rows)  # burn-in's columns only when it failed one
+    cols = ("cluster", "node", "failures")
+    cols += ("check", "measured / expected") if checked else ()
+    for col in (*cols, "last reason", "when"):
         t.add_column(col)
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_at)) if r.last_at else "-"
-        t.add_row(r.cluster, r.node, str(r.failures), r.last_reason or "-", when)
+        cells = [r.cluster, r.node, str(r.failures)]
+        if checked:
+            vs = "-"
+            if r.measured is not None or r.expected is not None:
+                got = "-" if r.measured is None else f"{r.measured:.3g}"
+                want = "-" if r.expected is None else f">= {r.expected:.3g}"
+                vs = f"{got} / {want} {r.unit or ''}".strip()
+            cells += [r.last_check or "-", vs]
+        t.add_row(*cells, r.last_reason or "-", when)
     Console().print(t if rows else "no node failures recorded")
 
 

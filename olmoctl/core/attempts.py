@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.base import Backend, JobInfo
+from olmoctl.core import burnin
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
@@ -129,6 +130,10 @@ def classify_ended(
     )
     steps = [e.step for e in seg if isinstance(e, Step) and e.step is not None]
     started = next((e for e in seg if isinstance(e, Started)), None)
+    burned = burnin.verdict_of(events, attempt.job_id, attempt.restart_index)
+    if burned is not None and started is None and (end := burnin.ending(burned)) is not None:
+        ev_burnin = {**verdict.evidence, "burnin": burnin.summary(burned)}
+        verdict = cl.Verdict(end[0], end[1], evidence=ev_burnin)  # no training: the burn-in
     if started is not None:
         verdict.evidence["checkpoint_loaded"] = started.checkpoint_loaded
     tx.update_attempt(

@@ -43,6 +43,7 @@ def prepare(
     overrides: list[str],
     exclude_nodes: list[str] | None = None,
     existing_ok: bool = False,
+    spare_nodes: int | None = None,
     force: bool = False,
 ) -> RunSpec:
     """The spec `launch` would submit now: validated, with a free run name (when none is
@@ -58,6 +59,7 @@ def prepare(
         time=time_limit,
         overrides=overrides,
         exclude_nodes=exclude_nodes,
+        spare_nodes=spare_nodes,
     )
     spec = config.build()
     launch_checks.check(spec, force=force)

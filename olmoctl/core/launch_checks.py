@@ -67,7 +67,7 @@ def problems(spec: RunSpec) -> list[str]:
     """The forcible problems of a new run's spec (memory fit, time limit), each one line."""
     found = [
         memory_problem(spec.recipe, spec.cluster, spec.nodes),
-        time_problem(spec.cluster, spec.nodes, spec.time),
+        time_problem(spec.cluster, spec.allocated_nodes, spec.time),  # spares are allocated too
     ]
     return [p for p in found if p is not None]
 

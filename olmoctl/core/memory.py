@@ -6,8 +6,9 @@ What is counted, per GPU, at the peak (the forward pass has finished, the loss i
 - training state: fp32 parameters, fp32 gradients, AdamW's two fp32 moments (16 bytes per
   parameter), sharded over the FSDP shard group;
 - FSDP's unsharded units: the one computing and the `fsdp.prefetch` gathered ahead (at
-  least one: FSDP2's implicit prefetch), in the param dtype, and one unit's unsharded
-  gradient before its reduce-scatter (param dtype, plus the reduce-dtype copy);
+  least one: FSDP2's implicit prefetch), in the param dtype (on one GPU every block, which
+  stays gathered from forward to backward), and one unit's unsharded gradient before its
+  reduce-scatter (param dtype, plus the reduce-dtype copy);
 - activations, counted tensor by tensor for this trainer's block (train/model.py) in eager
   mode at the recipe's micro batch and sequence length (torch.compile's partitioner keeps
   the same or less: the count is an upper bound there); with activation checkpointing each
@@ -137,8 +138,11 @@ def estimate(
     p_bytes = _DTYPE_BYTES[fsdp.param_dtype] if recipe.train.precision == "bf16" else 4
     r_bytes = _DTYPE_BYTES[fsdp.reduce_dtype] if recipe.train.precision == "bf16" else 4
     grad_copy = r_bytes if r_bytes != p_bytes else 0  # the reduce-dtype copy of the gradient
-    units = 1 + max(fsdp.prefetch, 1)  # computing + gathered ahead (FSDP2: one at least)
-    gathered = unit * (units * p_bytes + p_bytes + grad_copy) / GB
+    if gpus == 1:  # one GPU: no block reshards after forward (train/parallelize.py)
+        gathered = ((m.n_layers * block + root) * p_bytes + unit * (p_bytes + grad_copy)) / GB
+    else:
+        units = 1 + max(fsdp.prefetch, 1)  # computing + gathered ahead (FSDP2: one at least)
+        gathered = unit * (units * p_bytes + p_bytes + grad_copy) / GB
     per = m.num_params() / shard / GB
     acts = activation_bytes(recipe, checkpointing=ac, micro_batch=micro) / GB
     other = activation_bytes(recipe, checkpointing=not ac, micro_batch=micro) / GB

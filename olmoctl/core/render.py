@@ -10,12 +10,15 @@ from functools import lru_cache
 import jinja2
 
 from olmoctl import __version__, paths
-from olmoctl.backends.jobfiles import spec_path, submitit_command, train_command
+from olmoctl.backends.jobfiles import burnin_command, spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
+from olmoctl.core import containers
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.bounds import parse_time
+from olmoctl.schemas.shellsafe import HOST_RE
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
+from olmoctl.train.exit_codes import EXIT_REQUEUE
 
 __all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
 
@@ -37,19 +40,11 @@ def _env() -> jinja2.Environment:
     return env
 
 
-# How each container runtime takes a variable meant for the inside only: exported on the
-# host under this prefix (Apptainer docs, "Environment and Metadata": SINGULARITYENV_xxx sets
-# xxx in the container, and overrides what the image sets; Apptainer reads APPTAINERENV_).
-CONTAINER_ENV_PREFIX = {"singularity": "SINGULARITYENV_", "apptainer": "APPTAINERENV_"}
-
-
 def container_env(spec: RunSpec) -> list[tuple[str, str]]:
-    """(host variable, value) for each of the profile's container.env."""
-    c = spec.cluster.container
-    if c is None or not c.env:
-        return []
-    prefix = CONTAINER_ENV_PREFIX[c.runtime]
-    return [(prefix + name, value) for name, value in c.env.items()]
+    """(host variable, value) to export for the profile's container.env: the runtime's
+    prefixed names (singularity, apptainer) or the names themselves (pyxis); bwrap and
+    podman take them as arguments instead (core/containers.py)."""
+    return containers.host_exports(spec.cluster)
 
 
 def time_min(spec: RunSpec) -> str | None:
@@ -68,6 +63,7 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
     default exactly what `launch` submits."""
     cluster = spec.cluster
     backend = backend_for(spec)
+    burnin = backend.batch_script and cluster.burnin.enabled
     return (
         _env()
         .get_template(TEMPLATE)
@@ -83,8 +79,19 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
             rank_log=rd.rank_log_name("%j", "%t"),
             master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
             local_master_port=rd.LOCAL_MASTER_PORT,
+            container=containers.plan(cluster),
+            requeue_mark=f"{spec.run_dir}/{rd.REQUEUE_READY}",
+            exit_requeue=EXIT_REQUEUE,
             time_min=time_min(spec),
             container_env=container_env(spec),
             task_command=task_command or backend.job_command(spec),
+            burnin=burnin,
+            burnin_dir=f"{spec.run_dir}/{rd.BURNIN_DIR}",
+            burnin_command=burnin_command(spec),
+            # the step's limit: every phase at its limit, in whole minutes, plus one
+            burnin_minutes=int(cluster.burnin.budget_s() // 60) + 2,
+            host_re=f"^{HOST_RE.pattern}$",
+            # nodes the spec excludes stay excluded when the job requeues itself
+            exclude_prefix="".join(f"{sbatch_word(n)}," for n in spec.exclude_nodes),
         )
     )

@@ -47,6 +47,7 @@ class SpecConfig:
     cluster_origin: str
     cluster_ref: str  # the cluster as the user named it
     nodes: int = 1
+    spare_nodes: int | None = None  # None: the profile's burnin.spare_nodes
     name: str | None = None  # None: base_name, else RECIPE-CLUSTER
     base_name: str | None = None
     time: str | None = None  # None: the cluster's default_time
@@ -76,7 +77,12 @@ class SpecConfig:
         """`src`'s recipe and cluster exactly as recorded (never the files as they are now),
         its nodes, time and name unless given; new overrides go after the recorded ones.
         `same_run`: a new attempt of `src` itself, in its run directory."""
-        base: dict[str, Any] = {"nodes": src.nodes, "time": src.time, "base_name": src.name}
+        base: dict[str, Any] = {
+            "nodes": src.nodes,
+            "spare_nodes": src.spare_nodes,
+            "time": src.time,
+            "base_name": src.name,
+        }
         if same_run:
             base.update(name=src.name, run_dir=src.run_dir)
         given = {k: v for k, v in fields.items() if v is not None}
@@ -117,6 +123,10 @@ class SpecConfig:
         recipe, cluster = self.validated(fill_account=self.new_run)
         if self.nodes < 1:
             raise UsageError(f"--nodes must be at least 1, got {self.nodes}")
+        spare = self.spare_nodes
+        if spare is None:  # the profile's default, where a burn-in can pick among spares
+            on = cluster.burnin.enabled and cluster.scheduler == "slurm"
+            spare = cluster.burnin.spare_nodes if on else 0
         name = next(
             (n for n in (self.name, self.base_name) if n is not None),
             catalog.default_name(recipe.name, cluster.name),
@@ -149,7 +159,8 @@ class SpecConfig:
             "recipe": recipe,
             "cluster": cluster,
             "nodes": self.nodes,
-            "time": self.time or default_time(cluster, self.nodes),
+            "spare_nodes": spare,
+            "time": self.time or default_time(cluster, self.nodes + spare),
             "overrides": [*self.recorded_overrides, *self.overrides],
             "exclude_nodes": list(self.exclude_nodes),
             "run_dir": run_dir,

@@ -12,8 +12,10 @@ from olmoctl.backends.base import Backend
 from olmoctl.backends.files import RunFiles
 from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
+from olmoctl.core import burnin
 from olmoctl.core import events as ev
 from olmoctl.errors import OlmoctlError, shown
+from olmoctl.schemas.events import Burnin
 from olmoctl.store import Attempt, AttemptState, DamagedRow, Run, Store
 
 # A launch that crashed between recording and submitting: give it this long to finish.
@@ -197,13 +199,15 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
         if run is None:
             continue
         fs = _files(run)
-        summary = ev.summarize(ev.read_events(run.run_dir, fs=fs))
+        events = ev.read_events(run.run_dir, fs=fs)
+        summary = ev.summarize(events)
         ckpts = ev.complete_checkpoints(run.run_dir, fs)
-        updates.append((run, store.last_attempt(name), summary, ckpts))
+        updates.append((run, store.last_attempt(name), summary, ckpts, events))
     if not updates:
         return
     with store.tx() as tx:
-        for run, last, summary, ckpts in updates:
+        for run, last, summary, ckpts, events in updates:
+            burnin.record(tx, run, events)  # what burn-ins measured: node health
             old = run.summary
             new = {**old, **{k: v for k, v in summary.to_dict().items() if v is not None}}
             # The tail holds recent steps only: the best loss is the best of every look.
@@ -279,4 +283,6 @@ def detail(store: Store, name: str) -> dict[str, Any]:
         "straggler": summary.straggler,
         "goodput": goodput(events, attempts, time.time()),
         "nodes_excluded": run.spec_data.get("exclude_nodes", []),
+        "spare_nodes": run.spec_data.get("spare_nodes", 0),
+        "burnin": [burnin.summary(b) for b in events if isinstance(b, Burnin)],
     }

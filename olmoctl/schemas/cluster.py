@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
 from olmoctl.schemas.bounds import DAY_S, STR_MAX, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.burnin import BurninConfig
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
@@ -18,16 +19,33 @@ TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+# How the ranks enter the image (core/containers.py renders each; docs/clusters.md):
+#   singularity, apptainer  `singularity exec -B BIND... IMAGE.sif CMD` (LUMI, Frontier and
+#                HPC sites in general); the job's environment passes through, and
+#                SINGULARITYENV_X / APPTAINERENV_X set X inside only.
+#   podman      `podman run --rm --network=host --ipc=host --env ... -v BIND... IMAGE CMD`;
+#                nothing passes unless named, so the script names what the job reads.
+#   pyxis       NVIDIA's Slurm plugin over enroot: no exec prefix but srun's own flags
+#                (--container-image=IMAGE --container-mounts=BIND,...), the environment
+#                passes through and --container-env names what must win over the image's.
+#   bwrap       bubblewrap over a root filesystem directory (IMAGE, "/" = this machine's,
+#                read-only); the environment passes through. The dev-container profile.
+Runtime = Literal["singularity", "apptainer", "podman", "pyxis", "bwrap"]
+
+
 class ContainerConfig(Schema):
-    runtime: Literal["singularity", "apptainer"] = "singularity"
+    runtime: Runtime = "singularity"
     # Each may use $NAME / ${NAME} of the compute node's environment, nothing else.
     image: Expandable
-    # Bind mounts, "src" or "src:dst".
+    # Bind mounts, "src", "src:dst" or "src:dst:opts" (bwrap: opts ro or rw).
     binds: list[Expandable] = Field(default_factory=list)
+    # More arguments of the runtime (pyxis: of srun), in order; each starts a new line of
+    # the script when it begins with "-".
     exec_args: list[Expandable] = Field(default_factory=list)
     # Set inside the container only, the way its runtime takes them (singularity:
-    # SINGULARITYENV_NAME; core/render.py): what the runtime does not pass from the host
-    # (LD_LIBRARY_PATH, PATH) or what the image sets itself. Values as in `env`.
+    # SINGULARITYENV_NAME, bwrap: --setenv...; core/containers.py): what the runtime does
+    # not pass from the host (LD_LIBRARY_PATH, PATH) or what the image sets itself. Values
+    # as in `env`.
     env: dict[str, Expandable] = Field(default_factory=dict)
 
     @field_validator("env")
@@ -36,6 +54,25 @@ class ContainerConfig(Schema):
         for key in v:
             check_env_name(key, "container.env: variable name")
         return v
+
+    @model_validator(mode="after")
+    def _binds_fit_the_runtime(self) -> ContainerConfig:
+        for bind in self.binds:
+            parts = bind.split(":")
+            if not parts[0] or len(parts) > 3 or any(not p for p in parts[1:]):
+                raise ValueError(
+                    f"container.binds: {shown(bind)} is not src, src:dst or src:dst:opts"
+                )
+            if self.runtime == "bwrap" and len(parts) == 3 and parts[2] not in ("ro", "rw"):
+                raise ValueError(
+                    f"container.binds: {shown(bind)}: bwrap takes the options ro or rw only"
+                )
+            if self.runtime == "pyxis" and "," in bind:
+                raise ValueError(
+                    f"container.binds: {shown(bind)}: pyxis joins binds with commas, "
+                    "so a bind cannot hold one"
+                )
+        return self
 
 
 class SSHConfig(Schema):
@@ -156,6 +193,8 @@ class ClusterProfile(Schema):
     hang_timeout_s: Int = Field(default=1800, gt=0, le=30 * DAY_S)
     node_failure_threshold: Int = Field(default=1, gt=0, le=1_000_000)
     max_requeues: Int = Field(default=3, ge=0, le=1000)
+    # Node checks before step 1 (olmoctl.train.burnin) and the spare-node default.
+    burnin: BurninConfig = BurninConfig()
 
     ssh: SSHConfig | None = None
     # Weights & Biases on this site's nodes (when a recipe turns it on with

@@ -17,6 +17,7 @@ RUN_DIR/
   tensorboard/, wandb/       metrics sinks' files, when the recipe turns them on (job)
   data/synthetic.npy         the built-in corpus, tokenized, when the recipe names no files
   checkpoints/step_NNNNNNNN/ a checkpoint; complete once it holds `.complete` (job)
+  burnin/JOB-RESTART.verdict what the burn-in found, for the batch script (job: train/burnin)
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"  # wandb itself adds the wandb/ below RUN_DIR
 SYNTHETIC_FILE = "data/synthetic.npy"
 CHECKPOINTS_DIR = "checkpoints"
+# Rank 0 writes this after the save that a stop signal asked for, just before every rank
+# exits with EXIT_REQUEUE; the batch script removes it before the step starts and requeues
+# the job from the host when it is there (srun --kill-on-bad-exit may turn slower ranks'
+# 42 into a kill, so the step's status alone cannot say it).
+REQUEUE_READY = "requeue-ready"
+BURNIN_DIR = "burnin"
+
+
+def verdict_name(job_id: str, restart: int | str) -> str:
+    """One incarnation's burn-in verdict in burnin/ (schemas/burnin.py says what it holds)."""
+    return f"{job_id}-{restart}.verdict"
 
 
 def script_file(attempt_no: int) -> str:
@@ -97,3 +109,12 @@ def master_port_for(job_id: str) -> int:
 def master_port_shell(job_id_var: str = "SLURM_JOB_ID") -> str:
     """master_port_for as a bash arithmetic expression, for the batch script."""
     return f"$(({MASTER_PORT_BASE} + {job_id_var} % {MASTER_PORT_SPAN}))"
+
+
+# The burn-in's own rendezvous (a TCPStore on the allocation's first node): a port range
+# apart from MASTER_PORT's, so a burn-in never meets a training job's store.
+BURNIN_PORT_BASE = 40000
+
+
+def burnin_port_for(job_id: str) -> int:
+    return BURNIN_PORT_BASE + master_port_for(job_id) - MASTER_PORT_BASE

@@ -17,6 +17,11 @@ then the kind's fields:
   straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
                    (every log interval with more than one rank: the slowest rank's compute
                    seconds per step vs the median rank's; olmoctl.train.stragglers)
+  burnin_node      job_id, attempt, node, ok, seconds, checks [{check, value, unit, limit,
+                   ok, error, device}] (one per node of the allocation, before `burnin`)
+  burnin           job_id, attempt, action (train | requeue | fail), nodes (allocation),
+                   use, spare, excluded [{node, check, measured, expected, unit, reason}],
+                   busbw_gbps, seconds, note (olmoctl.train.burnin, before step 1)
 
 Reading is tolerant, so that run directories of older or newer jobs still read: every
 field may be missing (None), unknown fields are kept (model_extra), an unknown kind parses
@@ -41,6 +46,8 @@ class EventKind(StrEnum):
     EVAL = "eval"
     WARNING = "warning"
     STRAGGLER = "straggler"
+    BURNIN_NODE = "burnin_node"
+    BURNIN = "burnin"
 
 
 class ExitReason(StrEnum):
@@ -179,6 +186,37 @@ class Straggler(Event):
     slowest: list[dict[str, Any]] | None = None  # up to 3: {rank, node, seconds}, slowest first
 
 
+class BurninNode(Event):
+    """One node's burn-in: every check it ran, with the measured numbers."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.BURNIN_NODE
+
+    job_id: str | None = None
+    attempt: int | None = None
+    node: str | None = None
+    ok: bool | None = None
+    seconds: float | None = None
+    checks: list[dict[str, Any]] | None = None
+
+
+class Burnin(Event):
+    """The burn-in's verdict for one incarnation of the job."""
+
+    KIND: ClassVar[EventKind | None] = EventKind.BURNIN
+
+    job_id: str | None = None
+    attempt: int | None = None
+    action: str | None = None  # train | requeue | fail (schemas/burnin.ACTIONS)
+    nodes: list[str] | None = None
+    use: list[str] | None = None
+    spare: list[str] | None = None
+    # {node, check, measured, expected, unit, reason} per node left out
+    excluded: list[dict[str, Any]] | None = None
+    busbw_gbps: float | None = None
+    seconds: float | None = None
+    note: str | None = None
+
+
 MODELS: dict[str, type[Event]] = {
     m.KIND.value: m
     for m in (
@@ -188,6 +226,8 @@ MODELS: dict[str, type[Event]] = {
         Heartbeat,
         SignalReceived,
         Exiting,
+        BurninNode,
+        Burnin,
         Eval,
         WarningEvent,
         Straggler,

@@ -22,6 +22,8 @@ class RunSpec(Schema):
     recipe: Recipe
     cluster: ClusterProfile
     nodes: Int = Field(gt=0, le=1_000_000)
+    # Extra nodes allocated and burned in; training runs on the best `nodes` of them.
+    spare_nodes: Int = Field(default=0, ge=0, le=1_000_000)
     time: SlurmTime = Field(pattern=TIME_RE)
     # The -o overrides as the user typed them, in order (recorded for reproducibility).
     overrides: list[str] = Field(default_factory=list)
@@ -37,6 +39,18 @@ class RunSpec(Schema):
             raise ValueError(
                 f"nodes={self.nodes} is above cluster {shown(c.name)}'s limit of {c.max_nodes}"
             )
+        if self.spare_nodes:
+            if self.allocated_nodes > c.max_nodes:
+                raise ValueError(
+                    f"nodes={self.nodes} + spare_nodes={self.spare_nodes} is above cluster "
+                    f"{shown(c.name)}'s limit of {c.max_nodes}"
+                )
+            if c.scheduler != "slurm" or not c.burnin.enabled:
+                why = "is not a Slurm cluster" if c.scheduler != "slurm" else "has burn-in off"
+                raise ValueError(
+                    f"spare nodes need the burn-in that picks among them, and cluster "
+                    f"{shown(c.name)} {why} (cluster.burnin.enabled)"
+                )
         if parse_time(self.time) > c.max_time_s:
             raise ValueError(
                 f"time {self.time} is above cluster {shown(c.name)}'s max time {c.max_time}"
@@ -48,6 +62,11 @@ class RunSpec(Schema):
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    @property
+    def allocated_nodes(self) -> int:
+        """Nodes the job asks Slurm for: the training nodes and the spares."""
+        return self.nodes + self.spare_nodes
 
     @property
     def world_size(self) -> int:

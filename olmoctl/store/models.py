@@ -290,10 +290,25 @@ class NodeHealth:
     failures: int
     last_reason: str | None
     last_at: float | None
+    # The burn-in check that last failed the node (None when a job failure blamed it).
+    last_check: str | None = None
+    measured: float | None = None
+    expected: float | None = None
+    unit: str | None = None
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> NodeHealth:
-        return cls(r["cluster"], r["node"], r["failures"], r["last_reason"], r["last_at"])
+        keys = r.keys()
+        extra = [r[k] if k in keys else None for k in ("last_check", "measured", "expected")]
+        return cls(
+            r["cluster"],
+            r["node"],
+            r["failures"],
+            r["last_reason"],
+            r["last_at"],
+            *extra,
+            r["unit"] if "unit" in keys else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -116,4 +116,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS run_records_commit ON run_records(git_commit);
     CREATE INDEX IF NOT EXISTS run_records_data ON run_records(data_sha256);
     """,
+    # Burn-in (olmoctl.train.burnin): every node's measured numbers per job incarnation, and
+    # on node_health the check that last failed it (measured vs expected).
+    """
+    CREATE TABLE IF NOT EXISTS node_checks (
+        cluster TEXT NOT NULL,
+        node TEXT NOT NULL,
+        run_name TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        restart_index INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        checks_json TEXT NOT NULL DEFAULT '[]',
+        at REAL NOT NULL,
+        PRIMARY KEY (cluster, node, run_name, job_id, restart_index)
+    );
+    ALTER TABLE node_health ADD COLUMN last_check TEXT;
+    ALTER TABLE node_health ADD COLUMN measured REAL;
+    ALTER TABLE node_health ADD COLUMN expected REAL;
+    ALTER TABLE node_health ADD COLUMN unit TEXT;
+    """,
 ]

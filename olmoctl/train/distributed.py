@@ -4,7 +4,7 @@
   LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
 - srun: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_JOB_NODELIST; MASTER_ADDR and
   MASTER_PORT from the environment when set, else the first host of the node list
-  (`scontrol show hostnames`) and olmoctl.schemas.contract.master_port_for(job id).
+  (expanded here, no Slurm client) and olmoctl.schemas.contract.master_port_for(job id).
 - otherwise one process (rank 0 of 1).
 gloo on CPU, nccl on GPU (ROCm's RCCL answers to nccl as well).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,33 +36,39 @@ class DistEnv:
     attempt: int
 
 
+def _split_top(text: str) -> list[str]:
+    """Split a host list at the commas outside brackets."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in parts if p]
+
+
+def _expand_one(pattern: str) -> list[str]:
+    """One host pattern, any number of bracket groups: rack[1-2]-n[01,03] -> 4 names."""
+    m = re.search(r"\[([^\]]*)\]", pattern)
+    if not m:
+        return [pattern]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    out: list[str] = []
+    for part in m.group(1).split(","):
+        lo, _, hi = part.partition("-")
+        numbers = [lo] if not hi else [f"{i:0{len(lo)}d}" for i in range(int(lo), int(hi) + 1)]
+        for n in numbers:
+            out.extend(_expand_one(head + n + tail))
+    return out
+
+
 def expand_nodelist(nodelist: str) -> list[str]:
-    """Slurm host list -> hostnames: `scontrol show hostnames`, or a parser for the
-    common forms (node[1-3,7],gpu01) where scontrol is not installed."""
-    try:
-        out = subprocess.run(
-            ["scontrol", "show", "hostnames", nodelist],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-        if out:
-            return out
-    except (OSError, subprocess.SubprocessError):
-        pass
-    hosts: list[str] = []
-    for prefix, ranges in re.findall(r"([^,\[]+)(?:\[([^\]]*)\])?,?", nodelist):
-        if not ranges:
-            hosts.append(prefix)
-            continue
-        for part in ranges.split(","):
-            lo, _, hi = part.partition("-")
-            if not hi:
-                hosts.append(prefix + lo)
-            else:
-                hosts.extend(f"{prefix}{i:0{len(lo)}d}" for i in range(int(lo), int(hi) + 1))
-    return hosts
+    """Slurm host list -> hostnames, as `scontrol show hostnames` prints them, computed here:
+    the job side calls no Slurm client (it may run in a container that has none)."""
+    return [host for pattern in _split_top(nodelist) for host in _expand_one(pattern)]
 
 
 def detect(env: Mapping[str, str] | None = None) -> DistEnv:

@@ -54,9 +54,12 @@ class _ChunkedLinearCE(torch.autograd.Function):
         divide_by: int,
         chunk: int,
         rows_fn: Callable[..., Any],
+        grad_enabled: bool,
     ) -> torch.Tensor:
         n = h.shape[0]
-        want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # needs_input_grad is set under no_grad too (evaluation): ask the caller's mode.
+        want_h = grad_enabled and ctx.needs_input_grad[0]
+        want_w = grad_enabled and ctx.needs_input_grad[1]
         coef = None
         if want_h or want_w:
             # The plain path's gradient scale, in the same fp32 steps: (1 / divide_by) / n.
@@ -92,7 +95,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
             grad_h = grad_h * grad_out.to(grad_h.dtype)
         if grad_w is not None:
             grad_w = (grad_w * grad_out).to(ctx.w_dtype)
-        return grad_h, grad_w, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None
 
 
 def chunked_loss(
@@ -113,4 +116,6 @@ def chunked_loss(
     d = h.shape[-1]
     h2 = h[:, :-1].reshape(-1, d)
     targets = tokens[:, 1:].reshape(-1)
-    return _ChunkedLinearCE.apply(h2, weight, targets, divide_by, chunk, rows_fn or _rows)
+    rows_fn = rows_fn or _rows
+    grad = torch.is_grad_enabled()
+    return _ChunkedLinearCE.apply(h2, weight, targets, divide_by, chunk, rows_fn, grad)

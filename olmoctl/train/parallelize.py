@@ -63,8 +63,11 @@ def parallelize(
     policy = mp_policy(device_type, precision, fsdp)
     n = len(model.blocks)
     for i, block in enumerate(model.blocks):
-        # The last block's parameters are needed again at once by backward: keep them.
-        fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=i < n - 1)
+        # The last block's parameters are needed again at once by backward: keep them. On
+        # one GPU a shard is the whole tensor: resharding frees nothing and costs a second
+        # all-gather (copy and bf16 cast) per block in backward.
+        reshard = world_size > 1 and i < n - 1
+        fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     set_prefetch(list(model.blocks), fsdp.prefetch)
     return model

@@ -7,15 +7,18 @@ rank 0 writes an `exiting` event when the run directory is known.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from olmoctl.errors import UsageError
 from olmoctl.schemas.events import Exiting, ExitReason
 from olmoctl.train.events import EventLog, Heartbeat
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR
+from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_REQUEUE
 from olmoctl.train.faults import Faults
 from olmoctl.train.signals import StopFlag
 
@@ -28,13 +31,26 @@ class Outcome:
     signal: str | None = None
 
 
+def _mark_requeue_ready(run_dir: Path, outcome: Outcome) -> None:
+    """The save a stop signal asked for is complete (every rank took part): the batch script
+    requeues the job when it finds this, whatever srun made of the ranks' exits."""
+    from olmoctl.fileio import atomic_write
+    from olmoctl.schemas.contract import REQUEUE_READY
+
+    note = {"step": outcome.step, "signal": outcome.signal}
+    try:
+        atomic_write(run_dir / REQUEUE_READY, json.dumps(note) + "\n")
+    except OSError as e:  # the step's exit status (42) may still tell the batch script
+        print(f"olmoctl.train: cannot mark the run ready to requeue: {e}", file=sys.stderr)
+
+
 def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
+    stop = StopFlag().install()  # first: a signal during the imports below is kept
     from olmoctl.train import distributed
     from olmoctl.train.config import load_job_config
 
     denv = distributed.detect()
     events = EventLog(None, enabled=False)
-    stop = StopFlag().install()
     heartbeat: Heartbeat | None = None
     trainer = None
     step = 0
@@ -79,6 +95,8 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         events.emit(
             Exiting(reason=outcome.reason, exit_status=outcome.exit_status, step=outcome.step)
         )
+        if outcome.exit_status == EXIT_REQUEUE and denv.rank == 0:
+            _mark_requeue_ready(job.run_dir, outcome)
         return outcome
     except UsageError as e:
         step = trainer.step if trainer is not None else step
@@ -135,4 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(args.config):
         print(f"olmoctl.train: error: {args.config}: not found", file=sys.stderr)
         return EXIT_BAD_INPUT
+    ignore_late_warning()
     return run_job(args.config, args.run_dir).exit_status
+
+
+def ignore_late_warning() -> None:
+    """USR2 ignored outside run_job (its StopFlag puts this back): a warning that arrives as
+    the process exits must not kill it. Python resets a signal it had a handler for to the
+    default at exit, but leaves SIG_IGN alone."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)

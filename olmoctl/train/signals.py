@@ -1,10 +1,11 @@
 """SIGUSR2 / SIGTERM -> a flag. Nothing else happens in the handler: the training loop
 saves a checkpoint at the next step boundary and exits with EXIT_REQUEUE.
 
-Slurm sends USR2 `signal_before_s` before the time limit (`--signal=USR2@N`), and TERM on
-preemption or cancel. The handlers are installed over whatever was there (submitit's
-included) and the previous ones are kept, so submit_entry can hand the requeue to submitit
-after the save.
+Slurm sends USR2 `signal_before_s` before the time limit to the batch script
+(`--signal=B:USR2@N`), which forwards it to the ranks, and TERM to every process on
+preemption or cancel. The handlers are installed over whatever was there and the previous
+ones are put back afterwards. Requeueing is never the job's: the batch script does it from
+the host once every rank has exited with EXIT_REQUEUE.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
 #SBATCH --exclusive
 #SBATCH --time=48:00:00
 #SBATCH --time-min=24:00:00
-#SBATCH --signal=USR2@300
+#SBATCH --signal=B:USR2@300
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --output=/scratch/project_465000000/alice/olmoctl/runs/1b-lumi/logs/slurm-%j.out
@@ -49,11 +49,148 @@ export MASTER_ADDR
 export MASTER_PORT="$((20000 + SLURM_JOB_ID % 20000))"
 mkdir -p /scratch/project_465000000/alice/olmoctl/runs/1b-lumi/logs
 
+# Burn-in (olmoctl.train.burnin): every node of the allocation is checked before step 1 (in
+# the same container and environment); training then runs on the best 2 of the
+# 2. A bad node is left out (a spare takes its place) or, without enough
+# healthy nodes, the job requeues itself once without every bad node found.
+olmoctl_restart="${SLURM_RESTART_COUNT:-0}"
+OLMOCTL_BURNIN_VERDICT=/scratch/project_465000000/alice/olmoctl/runs/1b-lumi/burnin/"${SLURM_JOB_ID}-${olmoctl_restart}.verdict"
+export OLMOCTL_BURNIN_VERDICT
+mkdir -p /scratch/project_465000000/alice/olmoctl/runs/1b-lumi/burnin
+rm -f "$OLMOCTL_BURNIN_VERDICT"
 srun \
   --ntasks-per-node=8 \
   --cpus-per-task=7 \
   --cpu-bind=mask_cpu:0x00fe000000000000,0xfe00000000000000,0x0000000000fe0000,0x00000000fe000000,0x00000000000000fe,0x000000000000fe00,0x000000fe00000000,0x0000fe0000000000 \
   --distribution=block:block \
+  --kill-on-bad-exit=0 \
+  --time=12 \
+  singularity exec \
+    -B "/project/project_465000000:/project/project_465000000" \
+    -B "/flash/project_465000000:/flash/project_465000000" \
+    -B "/scratch/project_465000000:/scratch/project_465000000" \
+    -B "/var/spool/slurmd" \
+    -B "/opt/cray" \
+    -B "/usr/lib64/libcxi.so.1" \
+    -B "/usr/lib64/libjansson.so.4" \
+    -B "/usr/lib64/libjson-c.so.3" \
+    "/project/project_465000000/containers/olmo-rocm.sif" \
+  python -u -m olmoctl.train.burnin /scratch/project_465000000/alice/olmoctl/runs/1b-lumi/spec.json &
+olmoctl_burnin_pid=$!
+# Wait for the verdict (or the step's end); a task hung past the verdict is not waited on.
+while kill -0 "$olmoctl_burnin_pid" 2>/dev/null && [[ ! -s $OLMOCTL_BURNIN_VERDICT ]]; do
+  sleep 1
+done
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  kill -0 "$olmoctl_burnin_pid" 2>/dev/null || break
+  sleep 1
+done
+kill "$olmoctl_burnin_pid" 2>/dev/null || true
+wait "$olmoctl_burnin_pid" || true
+olmoctl_action="" olmoctl_use="" olmoctl_exclude=""
+if [[ -s $OLMOCTL_BURNIN_VERDICT ]]; then
+  while IFS="=" read -r olmoctl_key olmoctl_value; do
+    case "$olmoctl_key" in
+      action) olmoctl_action="$olmoctl_value" ;;
+      use) olmoctl_use="$olmoctl_value" ;;
+      exclude) olmoctl_exclude="$olmoctl_value" ;;
+    esac
+  done <"$OLMOCTL_BURNIN_VERDICT"
+fi
+# Node names from the verdict reach srun and scontrol: each must be a Slurm host name
+# (olmoctl/schemas/shellsafe.py's HOST_RE), and `use` must name exactly 2 of them.
+olmoctl_host_re='^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'
+olmoctl_hosts() {
+  local -a olmoctl_list
+  local olmoctl_host
+  IFS=, read -r -a olmoctl_list <<<"$1"
+  for olmoctl_host in "${olmoctl_list[@]}"; do
+    [[ $olmoctl_host =~ $olmoctl_host_re ]] || return 1
+  done
+  echo "${#olmoctl_list[@]}"
+}
+if ! olmoctl_n_use="$(olmoctl_hosts "$olmoctl_use")" || ! olmoctl_hosts "$olmoctl_exclude" >/dev/null; then
+  echo "olmoctl: burn-in: the verdict names something that is not a host name; ignored" >&2
+  olmoctl_action=""
+fi
+if [[ $olmoctl_action == train && $olmoctl_n_use != 2 ]]; then
+  olmoctl_action=""
+fi
+if [[ $olmoctl_action == requeue ]]; then
+  # A partition too small to hold the job without those nodes would keep it pending forever.
+  olmoctl_n_nodes="$({ sinfo -h -p "${SLURM_JOB_PARTITION:-}" -o %D 2>/dev/null || true; } | awk '{n += $1} END {print n + 0}')"
+  olmoctl_n_out="$(olmoctl_hosts "$olmoctl_exclude" || echo 0)"
+  if ((olmoctl_n_nodes > 0 && olmoctl_n_nodes - olmoctl_n_out < 2)); then
+    echo "olmoctl: burn-in: partition has too few nodes to requeue without $olmoctl_exclude; training on the allocation as it is" >&2
+    olmoctl_action=""
+  fi
+fi
+case "$olmoctl_action" in
+  train)
+    MASTER_ADDR="${olmoctl_use%%,*}"
+    echo "olmoctl: burn-in: training on $olmoctl_use" ;;
+  requeue)
+    echo "olmoctl: burn-in: requeueing job $SLURM_JOB_ID without $olmoctl_exclude"
+    # scontrol requeue ends this script (SIGTERM, then SIGKILL after KillWait); the job is
+    # pending at once, so its excluded nodes can be set before it starts again.
+    trap "" TERM
+    scontrol requeue "$SLURM_JOB_ID"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="$olmoctl_exclude" && break
+      sleep 1
+    done
+    exit 0 ;;
+  fail)
+    echo "olmoctl: burn-in: not starting (see the burn-in lines above)" >&2
+    exit 1 ;;
+  *)
+    olmoctl_use=""
+    echo "olmoctl: burn-in gave no usable verdict: training on the allocation as it is" >&2 ;;
+esac
+
+# Stopping for the time limit and requeueing happen here, on the batch host, never inside
+# the job (which may run in a container without Slurm's clients): Slurm sends USR2 to this
+# script (--signal=B:USR2@N), which forwards it to the job step, waits for the ranks to save
+# and stop (exit 42, or rank 0's mark after the save) and puts the job back in the queue.
+requeue_mark=/scratch/project_465000000/alice/olmoctl/runs/1b-lumi/requeue-ready
+rm -f "$requeue_mark"
+step_pid=""
+stopping=""
+trapped=""
+# shellcheck disable=SC2317  # a trap handler
+forward_usr2() {
+  trapped=1
+  stopping="${stopping:-USR2}"
+  if [ -n "$step_pid" ]; then kill -USR2 "$step_pid" 2>/dev/null || true; fi
+}
+# TERM: Slurm itself is ending the job (scancel, preemption, `scontrol requeue`, the time
+# limit) and signals the ranks directly; whether it comes back is Slurm's decision.
+trap 'trapped=1; stopping=TERM' TERM
+trap forward_usr2 USR2
+
+# requeue_from_host [NODE,...]: back to the queue with the same job id (the next start has
+# SLURM_RESTART_COUNT+1), kept off NODE,... as well. Slurm refuses ExcNodeList on a running
+# job but takes it once the requeue is under way, and the job cannot start again before
+# this script has ended.
+# shellcheck disable=SC2120  # NODE,... is for callers such as a burn-in check
+requeue_from_host() {
+  scontrol requeue "$SLURM_JOB_ID" || return 1
+  if [ -n "${1:-}" ]; then
+    local current
+    current="$(scontrol -o show job "$SLURM_JOB_ID" | sed -n 's/.* ExcNodeList=\([^ ]*\).*/\1/p')"
+    if [ "$current" = "(null)" ]; then current=""; fi
+    scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$1"
+  fi
+}
+
+srun \
+  --ntasks-per-node=8 \
+  --cpus-per-task=7 \
+  --cpu-bind=mask_cpu:0x00fe000000000000,0xfe00000000000000,0x0000000000fe0000,0x00000000fe000000,0x00000000000000fe,0x000000000000fe00,0x000000fe00000000,0x0000fe0000000000 \
+  --distribution=block:block \
+  --nodes=2 \
+  --ntasks=16 \
+  ${olmoctl_use:+"--nodelist=$olmoctl_use"} \
   --kill-on-bad-exit=1 \
   --output=/scratch/project_465000000/alice/olmoctl/runs/1b-lumi/logs/%j-rank%t.out \
   singularity exec \
@@ -66,4 +203,31 @@ srun \
     -B "/usr/lib64/libjansson.so.4" \
     -B "/usr/lib64/libjson-c.so.3" \
     "/project/project_465000000/containers/olmo-rocm.sif" \
-  python -u -m submitit.core._submit /scratch/project_465000000/alice/olmoctl/runs/1b-lumi/submitit
+  python -u -m submitit.core._submit /scratch/project_465000000/alice/olmoctl/runs/1b-lumi/submitit &
+step_pid=$!
+if [ "$stopping" = USR2 ]; then kill -USR2 "$step_pid" 2>/dev/null || true; fi
+
+# The step's status: a trapped signal interrupts `wait`, so wait again while it runs.
+status=""
+while [ -z "$status" ]; do
+  trapped=""
+  wait "$step_pid" && rc=0 || rc=$?
+  if [ -n "$trapped" ] && [ "$rc" -gt 128 ]; then continue; fi
+  status=$rc
+done
+# --kill-on-bad-exit may kill slower ranks once the first exits 42: rank 0's mark counts.
+# A rank not listening for USR2 yet (starting) dies of it: requeued all the same, the next
+# start resumes from the newest complete checkpoint.
+if [ -e "$requeue_mark" ]; then status=42; fi
+if [ "$stopping" = USR2 ] && [ "$status" = "$((128 + $(kill -l USR2)))" ]; then
+  status=42
+fi
+if [ "$status" = 42 ] && [ "$stopping" != TERM ]; then
+  if [ "${SLURM_RESTART_COUNT:-0}" -ge 3 ]; then
+    echo "olmoctl: not requeued: job $SLURM_JOB_ID was requeued ${SLURM_RESTART_COUNT:-0} times (max_requeues 3)" >&2
+  elif requeue_from_host; then
+    echo "olmoctl: the ranks saved and stopped; job $SLURM_JOB_ID requeued from $(hostname)"
+    exit 0
+  fi
+fi
+exit "$status"

@@ -1,6 +1,8 @@
 """Failures against the real local Slurm, tiny recipe on 2 nodes: each fault is injected at a
 known step (the job pauses after step 15 at a gate file), then olmoctl classifies, resumes
-and the run ends COMPLETED with per-step losses identical (==) to an uninterrupted run."""
+and the run ends COMPLETED with per-step losses identical (==) to an uninterrupted run.
+The time-limit, preemption and node-failure cases run bare (`dev`) and with every rank in a
+container without Slurm's clients (`dev-container`: bubblewrap, clusters/dev-container.yaml)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ import pytest
 from tests.integration.conftest import HANG_GUARD_S, VENV_BIN, DevCluster, Olmoctl, wait_for
 
 pytestmark = pytest.mark.slurm
-ARGS = ["tiny", "--cluster", "dev", "--nodes", "2"]
+# bare, and in a container that hides Slurm (the job side must need none of it)
+PROFILES = ["dev", "dev-container"]
+
+
+def args(cluster: str = "dev") -> list[str]:
+    return ["tiny", "--cluster", cluster, "--nodes", "2"]
+
+
+ARGS = args()
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -42,17 +52,24 @@ class Faulty:
     """A run paused after step 15 (every rank waits at a gate file)."""
 
     def __init__(
-        self, o: Olmoctl, cluster: DevCluster, name: str, *extra: str, faults: dict | None = None
+        self,
+        o: Olmoctl,
+        cluster: DevCluster,
+        name: str,
+        *extra: str,
+        faults: dict | None = None,
+        profile: str = "dev",
     ) -> None:
         self.o, self.cluster, self.name = o, cluster, name
-        self.gate = o.runs.parent / f"{name}.gate"
+        self.dir = o.runs / name
+        # In the run directory: the one place a container run may write.
+        self.gate = self.dir / "fault.gate"
         spec = faults or {"pause_after_step": 15, "gate": str(self.gate)}
         env = dict(o.env, OLMOCTL_TRAIN_FAULTS=json.dumps(spec))
-        res = o("launch", *ARGS, "--name", name, "-o", o.root, *extra, env=env)
+        res = o("launch", *args(profile), "--name", name, "-o", o.root, *extra, env=env)
         assert res.returncode == 0, res.stderr
         self.job = int(res.stdout.split()[2])
         cluster.submitted.append(self.job)
-        self.dir = o.runs / name
 
     def wait_paused(self) -> dict[int, int]:
         """rank -> pid once both ranks wait at the gate."""
@@ -106,9 +123,11 @@ def _finish(proc: subprocess.Popen, timeout: float = HANG_GUARD_S) -> str:
     return out
 
 
-@pytest.mark.parametrize("driver", ["resume", "watch"])
-def test_node_failure(olmoctl, dev_cluster, reference, driver: str) -> None:
-    run = Faulty(olmoctl, dev_cluster, f"nf-{driver}")
+@pytest.mark.parametrize(
+    ("profile", "driver"), [("dev", "resume"), ("dev", "watch"), ("dev-container", "watch")]
+)
+def test_node_failure(olmoctl, dev_cluster, reference, profile: str, driver: str) -> None:
+    run = Faulty(olmoctl, dev_cluster, f"nf-{driver}", profile=profile)
     run.wait_paused()
     nodes = subprocess.run(
         ["scontrol", "show", "hostnames", dev_cluster.job_field(run.job, "NodeList")],
@@ -148,7 +167,7 @@ def test_node_failure(olmoctl, dev_cluster, reference, driver: str) -> None:
     )
     assert losses(run.dir) == reference
     # A new run on this cluster is kept off the failed node too.
-    rendered = olmoctl("render", *ARGS, "-o", olmoctl.root)
+    rendered = olmoctl("render", *args(profile), "-o", olmoctl.root)
     assert f"#SBATCH --exclude={victim}" in rendered.stdout
 
 
@@ -170,15 +189,27 @@ def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
     assert losses(run.dir) == reference
 
 
-def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
-    run = Faulty(olmoctl, dev_cluster, "tl", "--time", "00:01:00")
-    run.wait_paused()
+@pytest.mark.parametrize("profile", PROFILES)
+def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference, profile: str) -> None:
+    run = Faulty(olmoctl, dev_cluster, "tl", "--time", "00:01:00", profile=profile)
+    # Normally the ranks wait at step 15 when the warning comes (Slurm checks limits every
+    # ~30 s: 10-40 s into the job); on a loaded machine it may come before they get there.
     wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "USR2 before the time limit")
     run.open_gate()
+    batch = run.dir / "logs" / f"slurm-{run.job}.out"
+    wait_for(
+        lambda: f"the ranks saved and stopped; job {run.job} requeued from" in batch.read_text(),
+        HANG_GUARD_S,
+        "the batch script to requeue the job from the host",
+    )
+    # Every later life would be warned as early again (and a loaded machine starts the ranks
+    # about as slowly): give the requeued job the time to finish.
+    more_time = ["scontrol", "update", f"JobId={run.job}", "TimeLimit=00:10:00"]
+    wait_for(lambda: dev_cluster.run(more_time).returncode == 0, HANG_GUARD_S, "more time")
     done = run.wait_state(("COMPLETED",))
     attempts = done["attempt_list"]
-    # Each requeue is an attempt of the same job. Slurm may signal a 1-minute job again in
-    # its second life (the warning can come early), so there may be more than one.
+    # Each requeue is an attempt of the same job; the second life may have been warned too
+    # before the time limit was raised, so there may be more than one.
     assert [a["restart_index"] for a in attempts] == list(range(len(attempts)))
     assert len(attempts) >= 2
     assert {a["klass"] for a in attempts[:-1]} == {"PREEMPTED"}
@@ -193,8 +224,9 @@ def test_time_limit_saves_and_requeues(olmoctl, dev_cluster, reference) -> None:
     assert losses(run.dir) == reference
 
 
-def test_scontrol_requeue_preemption(olmoctl, dev_cluster, reference) -> None:
-    run = Faulty(olmoctl, dev_cluster, "pre")
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scontrol_requeue_preemption(olmoctl, dev_cluster, reference, profile: str) -> None:
+    run = Faulty(olmoctl, dev_cluster, "pre", profile=profile)
     run.wait_paused()
     dev_cluster.run(["scontrol", "requeue", str(run.job)], check=True)
     wait_for(lambda: run.events("signal_received"), HANG_GUARD_S, "SIGTERM from the requeue")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from olmoctl.schemas.recipe import Recipe
 from olmoctl.train import fastpath
+from olmoctl.train import loss as loss_mod
 from olmoctl.train.loss import chunked_loss, plain_loss
 from olmoctl.train.model import OLMo, apply_rotary, layer_norm
 from olmoctl.train.parallelize import set_prefetch
@@ -80,12 +81,19 @@ def test_chunked_loss_in_bf16_and_without_grad() -> None:
     # bf16: the plain head gradient is one bf16 matmul, the chunked one an fp32 sum of
     # bf16 matmuls (more exact): within a bf16 rounding step.
     assert rel_err(grads, ref) < 1e-2
-    with torch.no_grad():
-        h = torch.randn(2, 9, 16)
-        w = torch.randn(40, 16)
-        tok = torch.randint(0, 40, (2, 9))
-        got = chunked_loss(h, w, tok, chunk=5)
+    h = torch.randn(2, 9, 16, requires_grad=True)
+    w = torch.randn(40, 16, requires_grad=True)
+    tok = torch.randint(0, 40, (2, 9))
+    calls = []
+
+    def rows_fn(logits: torch.Tensor, targets: torch.Tensor, coef: Any) -> Any:
+        calls.append(coef)
+        return loss_mod._rows(logits, targets, coef)
+
+    with torch.no_grad():  # evaluation: the loss only, no gradient computed on the way
+        got = chunked_loss(h, w, tok, chunk=5, rows_fn=rows_fn)
         assert torch.equal(got, plain_loss(F.linear(h, w), tok))
+    assert calls and all(c is None for c in calls)
 
 
 def old_layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -243,3 +251,50 @@ def test_fsdp2_bf16_keeps_rotary_fp32_and_chunked_loss_matches(tmp_path: Any) ->
     assert res["loss"][0] == res["loss"][1]
     assert res["grad_dtypes"] == ["torch.float32"]
     assert res["rel"] < 1e-2
+
+
+FSDP_COMPILE = r"""
+import json, torch, torch.distributed as dist
+from torch._dynamo.utils import counters
+from olmoctl.schemas.recipe import Recipe
+from olmoctl.train import fastpath, parallelize as P
+from olmoctl.train.model import OLMo
+from tests.train.helpers import tiny
+
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+graphs = {}
+for layers in (2, 5):
+    torch._dynamo.reset()
+    counters.clear()
+    r = Recipe.model_validate(tiny(**{"model.n_layers": layers, "train.compile": True}))
+    with torch.device("meta"):
+        m = OLMo(r.model)
+    fastpath.configure(m, r.train, "cpu", backend="eager")
+    P.parallelize(m, device_type="cpu", world_size=1, local_world_size=1, fsdp=r.fsdp,
+                  precision="fp32")
+    m.to_empty(device="cpu")
+    m.init_weights(1)
+    for _ in range(2):
+        m(torch.randint(0, 257, (2, 64)), loss=True).backward()
+    graphs[layers] = [counters["stats"]["unique_graphs"], counters["frames"]["total"]]
+print("RESULT", json.dumps(graphs))
+dist.destroy_process_group()
+"""
+
+
+def test_compiled_blocks_under_fsdp2_share_one_graph() -> None:
+    """The GPU arrangement (blocks compiled, then fully_shard: FSDP2's hooks run inside each
+    block's compiled call) on CPU/gloo: the graph and frame counts do not grow with depth."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.train.helpers import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FSDP_COMPILE], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    graphs = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert graphs["2"] == graphs["5"], graphs
+    assert graphs["2"][0] == 2, graphs  # the block's graph and the loss's

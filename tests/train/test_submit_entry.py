@@ -1,9 +1,12 @@
 """The submitit entry the launcher submits, run by submitit's LocalExecutor: a USR2 in the
-middle of the run saves at the step boundary, submitit's checkpoint/requeue machinery
-restarts the task, and the second attempt finishes from the checkpoint."""
+middle of the run saves at the step boundary and the task exits with EXIT_REQUEUE (42),
+leaving rank 0's requeue mark and no result (requeueing is the batch script's, on the host;
+submitit's own requeue is not used); the same submission run again finishes from the
+checkpoint."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -28,10 +31,12 @@ def test_checkpoint_returns_a_resubmission_of_the_same_spec() -> None:
     assert type(pickle.loads(pickle.dumps(TrainJob()))) is TrainJob
 
 
-def test_usr2_under_submitit_requeues_and_resumes(
+def test_usr2_under_submitit_exits_42_and_the_same_call_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import submitit
+
+    from olmoctl.schemas.contract import REQUEUE_READY
 
     run_dir = tmp_path / "run"
     spec = write_spec(
@@ -50,8 +55,15 @@ def test_usr2_under_submitit_requeues_and_resumes(
     assert waiting.exists(), job.stderr()
     os.kill(int(waiting.read_text()), signal.SIGUSR2)
     gate.touch()
-    result = job.result()
-    assert result == {"exit_status": 0, "reason": "completed", "step": 12}, job.stderr()
+    poll(job.done, "the stopped task to exit")
+    # Exited (42) without a result: the job is not over, nothing requeued it from inside.
+    assert not job.paths.result_pickle.exists()
+    with pytest.raises(submitit.core.utils.UncompletedJobError):
+        job.result()
+    assert json.loads((run_dir / REQUEUE_READY).read_text()) == {"step": 4, "signal": "SIGUSR2"}
+
+    again = executor.submit(TrainJob(), str(spec))  # what the requeued job runs
+    assert again.result() == {"exit_status": 0, "reason": "completed", "step": 12}
     evs = events(run_dir)
     started = [e for e in evs if e["event"] == "started"]
     assert [s["start_step"] for s in started] == [0, 4]

@@ -1,8 +1,9 @@
 """Run a rendered script under bash with stub srun/sbatch/scontrol/module/singularity/
-apptainer/python on PATH, and tell whether any injected command ran.
+apptainer/podman/bwrap/python on PATH, and tell whether any injected command ran.
 
-The stubs execute the command they wrap (srun: what follows its options; singularity and
-apptainer: what follows `exec`, its options and the image), so a value that turned into
+The stubs execute the command they wrap (srun: what follows its options; singularity,
+apptainer and podman: what follows `exec`/`run`, its options and the image; bwrap: what
+follows `--`), so a value that turned into
 code inside those commands runs too. Hostile test strings call `pwn` (a stub that creates
 the marker file) or `touch pwned` (relative to the script's working directory): either file
 appearing means an input became a command.
@@ -28,14 +29,17 @@ _STUBS = {
     "python": 'printf "%s\\n" "$*" >>"$STUB_LOG"\n',
     "pwn": "touch {marker}\n",
 }
-# singularity/apptainer exec [-B BIND | --bind BIND | --opt]... IMAGE CMD ARGS: run CMD ARGS
+# singularity/apptainer exec, podman run [-B|--bind|-v|--env BIND | --opt]... IMAGE CMD ARGS:
+# run CMD ARGS
 _CONTAINER = (
-    '[ "${1:-}" = exec ] && shift\n'
+    'case "${1:-}" in exec|run) shift ;; esac\n'
     "while [ $# -gt 0 ]; do\n"
-    '  case "$1" in -B|--bind) shift 2 ;; -*) shift ;; *) break ;; esac\n'
+    '  case "$1" in -B|--bind|-v|--env) shift 2 ;; -*) shift ;; *) break ;; esac\n'
     "done\n"
     'shift\nexec "$@"\n'
 )
+# bwrap OPTIONS... -- CMD ARGS: run CMD ARGS (the template always ends bwrap's options with --)
+_BWRAP = 'while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done\nshift\nexec "$@"\n'
 
 
 @dataclass
@@ -58,7 +62,13 @@ class Sandbox:
         self.log = root / "python-calls.log"
         self.bin.mkdir(parents=True, exist_ok=True)
         self.cwd.mkdir(exist_ok=True)
-        stubs = {**_STUBS, "singularity": _CONTAINER, "apptainer": _CONTAINER}
+        stubs = {
+            **_STUBS,
+            "singularity": _CONTAINER,
+            "apptainer": _CONTAINER,
+            "podman": _CONTAINER,
+            "bwrap": _BWRAP,
+        }
         for name, body in stubs.items():
             path = self.bin / name
             path.write_text("#!/bin/bash\n" + body.replace("{marker}", str(self.marker)))

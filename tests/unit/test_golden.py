@@ -17,7 +17,7 @@ from olmoctl.core import catalog, specs
 from olmoctl.core.render import render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-CLUSTERS = ["lumi", "frontier", "a100", "h100", "dev", "local"]
+CLUSTERS = ["lumi", "frontier", "a100", "h100", "dev", "dev-container", "local"]
 RECIPES = ["tiny", "1b", "7b"]
 ACCOUNT = "project_465000000"
 
@@ -92,7 +92,7 @@ def test_lumi_7b_carries_every_lumi_setting(cli) -> None:
         'export GPU_MAX_HW_QUEUES="8"',
         'export MPICH_GPU_SUPPORT_ENABLED="1"',
         'export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"',
-        "#SBATCH --signal=USR2@",
+        "#SBATCH --signal=B:USR2@",
     ]:
         assert line in s, line
 

@@ -246,3 +246,23 @@ def test_absurd_scale_warns_instead_of_crashing(cli) -> None:
     assert data["expected"]["wall_s"] is None  # never finishes in the closed form
     assert any("goodput near zero" in w for w in data["warnings"])
     assert any("above cluster 'lumi''s limit of 1024" in w for w in data["warnings"])
+
+
+def test_one_gpu_keeps_every_block_gathered() -> None:
+    """On one GPU no block reshards after forward (train/parallelize.py): the estimate
+    counts every block's unsharded bf16 copy, and on two GPUs only the prefetch window."""
+    import yaml
+
+    from olmoctl.core.memory import estimate
+    from olmoctl.paths import data_dir
+    from olmoctl.schemas import ClusterProfile, Recipe
+
+    recipe = Recipe.model_validate(yaml.safe_load((data_dir("recipes") / "1b.yaml").read_text()))
+    prof = yaml.safe_load((data_dir("clusters") / "h100.yaml").read_text())
+    one = estimate(recipe, ClusterProfile.model_validate({**prof, "tasks_per_node": 1}), 1)
+    m = recipe.model
+    block = 4 * m.d_model**2 + 3 * m.d_model * m.mlp_hidden
+    root = m.embedding_size * m.d_model
+    assert one.gathered_gb == pytest.approx((16 * block + root) * 2 / 1e9 + root * 6 / 1e9)
+    two = estimate(recipe, ClusterProfile.model_validate({**prof, "tasks_per_node": 2}), 1)
+    assert two.gathered_gb == pytest.approx(root * (2 * 2 + 2 + 4) / 1e9)  # prefetch 1

@@ -146,7 +146,9 @@ def test_render_diff_shows_exactly_the_changed_lines(cli, tmp_path: Path) -> Non
         "+++ r1/now.sh",
         "-#SBATCH --cpus-per-task=1",
         "+#SBATCH --cpus-per-task=4",
-        "-  --cpus-per-task=1 \\",
+        "-  --cpus-per-task=1 \\",  # the burn-in step
+        "+  --cpus-per-task=4 \\",
+        "-  --cpus-per-task=1 \\",  # the training step
         "+  --cpus-per-task=4 \\",
     ]
     assert "cluster.cpus_per_task: 1 -> 4" in res.err

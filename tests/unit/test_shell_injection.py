@@ -163,17 +163,55 @@ def test_env_value_expansions_other_than_a_plain_reference_are_refused(
     assert refused_cleanly(res), (value, res.err)
 
 
-def test_composed_env_values_stay_data(box: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["singularity", "apptainer", "podman", "pyxis", "bwrap"])
+def test_composed_env_values_stay_data(box: Sandbox, tmp_path: Path, runtime: str) -> None:
     """Pieces that are each harmless, referring to one another: the script runs, and
-    nothing they spell is executed (double quotes never re-parse an expansion)."""
+    nothing they spell is executed (double quotes never re-parse an expansion), whatever
+    the runtime does with image, binds and arguments (a prefix, srun flags, bwrap's pairs)."""
     env = {"D": "a", "P": "(pwn);pwn;|pwn", "X": "${D}${P}", "Y": "$X", "OMP_NUM_THREADS": "1"}
     binds = ["$X:/x", "${Y}"]
-    prof = _profile(
-        tmp_path,
-        env=env,
-        container={"image": "/img/$X.sif", "binds": binds, "exec_args": ["--env=$Y"]},
-    )
+    container = {
+        "runtime": runtime,
+        "image": "/img/$X.sif",
+        "binds": binds,
+        "exec_args": ["--env=$Y"],
+        "env": {"Z": "${P}:$X", "LD_LIBRARY_PATH": "$Y:/opt/lib"},
+    }
+    prof = _profile(tmp_path, env=env, container=container)
     _runs(box, olmoctl("render", "tiny", "-c", prof))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "cluster.container.runtime=docker;pwn",
+        "cluster.container.binds=['/a:/b:rw;touch ./pwned']",
+        "cluster.container.binds=['/a:/b:$(pwn)']",
+    ],
+)
+def test_container_runtime_and_bind_options_are_checked(box: Sandbox, override: str) -> None:
+    res = olmoctl("render", "tiny", "-c", "dev-container", "-o", override)
+    assert refused_cleanly(res), res.err
+    assert not box.pwned()
+
+
+def test_runtime_is_one_of_the_known_ones(box: Sandbox) -> None:
+    res = olmoctl("render", "tiny", "-c", "dev-container", "-o", "cluster.container.runtime=docker")
+    assert refused_cleanly(res), res.err
+    for runtime in ("singularity", "apptainer", "podman", "pyxis", "bwrap"):
+        assert runtime in res.err
+
+
+def test_a_bind_that_does_not_fit_the_runtime_is_refused(box: Sandbox) -> None:
+    bwrap = olmoctl(
+        "render", "tiny", "-c", "dev-container", "-o", "cluster.container.binds=['/a:/b:slave']"
+    )
+    assert refused_cleanly(bwrap) and "bwrap takes the options ro or rw only" in bwrap.err
+    pyxis = olmoctl(
+        "render", "tiny", "-c", "dev-container", "-o", "cluster.container.runtime=pyxis",
+        "-o", "cluster.container.binds=['/a,/b:/c']",
+    )  # fmt: skip
+    assert refused_cleanly(pyxis) and "joins binds with commas" in pyxis.err
 
 
 def test_bind_with_prompt_expansion_is_refused(box: Sandbox) -> None:
@@ -287,7 +325,9 @@ def test_classify_keeps_only_host_names() -> None:
 
 
 # -- the shipped profiles: every script runs to its end under the stubs ---------------------
-@pytest.mark.parametrize("cluster", ["dev", "local", "lumi", "frontier", "a100", "h100"])
+@pytest.mark.parametrize(
+    "cluster", ["dev", "dev-container", "local", "lumi", "frontier", "a100", "h100"]
+)
 def test_shipped_profiles_run_under_the_stubs(box: Sandbox, tmp_path: Path, cluster: str) -> None:
     res = olmoctl(
         "render", "tiny", "-c", cluster, "-o", "cluster.account=p1",
