@@ -81,18 +81,25 @@ def check(spec: RunSpec, *, force: bool = False) -> list[str]:
     return [f"launching anyway (--force): {p}" for p in found]
 
 
+def checkpoints_kept(recipe: Recipe) -> int:
+    """The most checkpoints a run of `recipe` holds at once: checkpoint.keep_last, the one
+    being written before the oldest goes, and the permanent ones its whole run keeps
+    (checkpoint.permanent_interval_steps, where the recipe schema has it)."""
+    c = recipe.checkpoint
+    every = getattr(c, "permanent_interval_steps", 0) or 0
+    permanent = recipe.train.total_steps // every if every else 0
+    return c.keep_last + 1 + permanent
+
+
 def space_needed(specs: list[RunSpec]) -> tuple[int, str]:
-    """Bytes the runs' checkpoints will hold at most (checkpoint.keep_last, plus the one
-    being written before the oldest goes), and those words for a message."""
-    need = sum(
-        (s.recipe.checkpoint.keep_last + 1) * memory.checkpoint_bytes(s.recipe) for s in specs
-    )
+    """Bytes the runs' checkpoints will hold at most (checkpoints_kept each), and those
+    words for a message."""
+    need = sum(checkpoints_kept(s.recipe) * memory.checkpoint_bytes(s.recipe) for s in specs)
     first = specs[0].recipe
     size = memory.checkpoint_bytes(first) / memory.GB
     if len(specs) == 1:
-        n = first.checkpoint.keep_last + 1
-        return need, f"{n} checkpoints of {size:,.1f} GB (checkpoint.keep_last + 1 being saved)"
-    return need, f"the checkpoints of {len(specs)} runs (checkpoint.keep_last + 1 each)"
+        return need, f"{checkpoints_kept(first)} checkpoints of {size:,.1f} GB"
+    return need, f"the checkpoints of {len(specs)} runs"
 
 
 def space_warning(specs: list[RunSpec], files: RunFiles) -> str | None:

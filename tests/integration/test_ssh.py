@@ -162,6 +162,9 @@ class Remote:
                                   "--name", name)  # fmt: skip
         assert res.returncode == 0, res.stderr
         assert conns == 1, res.stderr
+        # Slurm and the run dir's free space in one request, files + sbatch in the other;
+        # the launch checks pass without a warning.
+        assert "1 connection, 2 requests" in res.stderr and "warning" not in res.stderr
         job = int(res.stdout.split()[2])
         self.cluster.submitted.append(job)
         return job

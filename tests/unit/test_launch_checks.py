@@ -243,6 +243,27 @@ def test_time_limits_are_validated(limits: list[dict], expected: str) -> None:
         validate(ClusterProfile, {**data, "time_limits": limits}, "frontier.yaml")
 
 
+def test_launch_from_is_checked_like_a_new_launch(user_env, tmp_path: Path) -> None:
+    """`launch --from RUN -o ...` is a new run: a time above the policy added by the
+    override is refused, --force takes it (resume of RUN itself keeps its recorded spec)."""
+    from olmoctl.core import repro
+    from olmoctl.store import Store
+    from tests.unit.test_store import FakeBackend
+
+    store = Store()
+    runs = f"cluster.runs_root={tmp_path / 'runs'}"
+    spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
+                          overrides=[runs])  # fmt: skip
+    launch.submit_attempt(store, spec, FakeBackend(), new_run=True)
+
+    policy = "cluster.time_limits=[{min_nodes: 1, max_time: '00:05:00'}]"
+    with pytest.raises(UsageError, match=r"--time 00:10:00 is above .* limit of 00:05:00"):
+        repro.plan_from(store, "r", name="b", overrides=[policy])
+    assert store.run_names() == ["r"]
+    forced = repro.plan_from(store, "r", name="b", overrides=[policy], force=True)
+    assert forced.spec.time == "00:10:00" and launch_checks.problems(forced.spec)
+
+
 # ---- batch divisibility ---------------------------------------------------------------------
 def test_divisors() -> None:
     assert (
@@ -341,7 +362,18 @@ def test_space_warning_on_a_real_filesystem(user_env, tmp_path: Path) -> None:
     line = launch_checks.space_warning([big], LOCAL)
     assert line is not None and f"holding {big.run_dir}" in line and "4 checkpoints" in line
     need2, what2 = launch_checks.space_needed([big, small])
-    assert need2 > need and what2 == "the checkpoints of 2 runs (checkpoint.keep_last + 1 each)"
+    assert need2 > need and what2 == "the checkpoints of 2 runs"
+
+
+def test_permanent_checkpoints_count_for_the_whole_run() -> None:
+    from types import SimpleNamespace as NS
+
+    r, _ = _load("7b", "lumi")
+    assert launch_checks.checkpoints_kept(r) == r.checkpoint.keep_last + 1
+    # checkpoint.permanent_interval_steps (the retention setting, where the schema has it)
+    ckpt = NS(keep_last=3, permanent_interval_steps=1000)
+    kept = NS(checkpoint=ckpt, train=NS(total_steps=10500))
+    assert launch_checks.checkpoints_kept(kept) == 3 + 1 + 10  # type: ignore[arg-type]
 
 
 def test_remote_free_space_comes_with_the_reachability_check(user_env, tmp_path: Path) -> None:
