@@ -17,6 +17,13 @@ def backend_key(cluster: dict[str, Any]) -> str:
     return str(cluster.get("scheduler", "slurm"))
 
 
+def allocates_nodes(scheduler: str) -> bool:
+    """Whether the scheduler gives one job several nodes that a batch script can steer with
+    srun (Slurm, here or over ssh): a burn-in can choose among them, an all-reduce can cross
+    them. The local executor runs every rank on this machine."""
+    return scheduler != "local"
+
+
 def backend_for(spec_or_key: RunSpec | str) -> Backend:
     """The backend of a spec, or of a backend_key(); a remote (ssh) cluster gets this
     command's one SSHBackend for its login node (olmoctl.backends.ssh)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from olmoctl.backends.base import Backend
 from olmoctl.backends.jobfiles import preflight_command
-from olmoctl.backends.registry import backend_for
+from olmoctl.backends.registry import allocates_nodes, backend_for
 from olmoctl.core.doctor_report import Report, fold
 from olmoctl.core.render import render
 from olmoctl.core.specs import SpecConfig
@@ -44,7 +44,7 @@ def prepare(
     count must be accepted."""
     base = SpecConfig.from_catalog(recipe, cluster, overrides=overrides)
     _, profile = base.validated(fill_account=True)
-    multi = profile.scheduler == "slurm" and profile.max_nodes >= 2
+    multi = allocates_nodes(profile.scheduler) and profile.max_nodes >= 2
     n = nodes if nodes is not None else (2 if multi else 1)
     world = n * profile.tasks_per_node
     if time_limit is None:

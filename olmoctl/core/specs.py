@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from olmoctl.backends.registry import allocates_nodes
 from olmoctl.core import catalog, names
 from olmoctl.core import overrides as ov
 from olmoctl.core.yamlio import load_yaml_mapping
@@ -125,7 +126,7 @@ class SpecConfig:
             raise UsageError(f"--nodes must be at least 1, got {self.nodes}")
         spare = self.spare_nodes
         if spare is None:  # the profile's default, where a burn-in can pick among spares
-            on = cluster.burnin.enabled and cluster.scheduler == "slurm"
+            on = cluster.burnin.enabled and allocates_nodes(cluster.scheduler)
             spare = cluster.burnin.spare_nodes if on else 0
         name = next(
             (n for n in (self.name, self.base_name) if n is not None),
