@@ -5,8 +5,7 @@ run once and leaves it waiting (or for `olmoctl resume RUN` after space was free
 
 from __future__ import annotations
 
-import shutil
-
+from olmoctl.diskspace import free_bytes
 from olmoctl.schemas.contract import checkpoints_root
 
 MARGIN = 1.25  # other writers share the filesystem; the estimate is the state's size
@@ -17,11 +16,5 @@ def room_for(run_dir: str, needed: int | None, remote: bool) -> bool | None:
     filesystem, or an ending that did not say how much it needs)."""
     if remote or needed is None:
         return None
-    path = checkpoints_root(run_dir)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        free = shutil.disk_usage(path).free
-    except OSError:
-        return None
-    return free >= needed * MARGIN
+    free = free_bytes(checkpoints_root(run_dir))  # the nearest existing folder answers
+    return None if free is None else free >= needed * MARGIN

@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from olmoctl.diskspace import free_bytes
+
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # What a short write looks like after the OSError has been turned into text.
 NO_SPACE_TEXT = re.compile(
@@ -53,19 +55,8 @@ def is_no_space(exc: BaseException, path: Path | None = None) -> bool:
             return True
         if NO_SPACE_TEXT.search(str(e)):
             return True
-    return path is not None and free_bytes(path) < NEARLY_FULL_BYTES
-
-
-def free_bytes(path: Path) -> int:
-    """Space this user may still write under path (statvfs f_bavail)."""
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    try:
-        st = os.statvfs(p)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
+    free = free_bytes(path) if path is not None else None
+    return free is not None and free < NEARLY_FULL_BYTES
 
 
 def mount_of(path: Path) -> tuple[str, str]:
@@ -102,7 +93,7 @@ def no_space_line(path: Path, step: int, needed_bytes: int) -> str:
     where = "" if os.path.realpath(path) == mnt else f"checkpoints in {path}; "
     return (
         f"no space left on {mnt} ({fstype}) while saving step {step}: needs "
-        f"~{human_bytes(needed_bytes)}, {human_bytes(free_bytes(path))} free "
+        f"~{human_bytes(needed_bytes)}, {human_bytes(free_bytes(path) or 0)} free "
         f"({where}the previous complete checkpoint is kept)"
     )
 
