@@ -30,6 +30,24 @@ export SUBMITIT_EXECUTOR=slurm
 MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 export MASTER_ADDR
 export MASTER_PORT="$((20000 + SLURM_JOB_ID % 20000))"
+
+# requeue_from_host [NODE,...]: back to the queue with the same job id (the next start has
+# SLURM_RESTART_COUNT+1), kept off NODE,... as well (the burn-in's bad nodes). Slurm refuses
+# ExcNodeList on a running job but takes it once the requeue is under way (retried while it
+# gets there), and the job cannot start again before this script has ended.
+requeue_from_host() {
+  scontrol requeue "$SLURM_JOB_ID" || return 1
+  if [ -n "${1:-}" ]; then
+    local current _
+    current="$(scontrol -o show job "$SLURM_JOB_ID" | sed -n 's/.* ExcNodeList=\([^ ]*\).*/\1/p')"
+    if [ "$current" = "(null)" ]; then current=""; fi
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$1" && return 0
+      sleep 1
+    done
+    echo "olmoctl: requeued, but could not keep job $SLURM_JOB_ID off $1" >&2
+  fi
+}
 mkdir -p /shared/alice/olmoctl/runs/tiny-a100/logs
 
 # Burn-in (olmoctl.train.burnin): every node of the allocation is checked before step 1 (in
@@ -103,14 +121,10 @@ case "$olmoctl_action" in
     echo "olmoctl: burn-in: training on $olmoctl_use" ;;
   requeue)
     echo "olmoctl: burn-in: requeueing job $SLURM_JOB_ID without $olmoctl_exclude"
-    # scontrol requeue ends this script (SIGTERM, then SIGKILL after KillWait); the job is
-    # pending at once, so its excluded nodes can be set before it starts again.
+    # scontrol requeue sends this script TERM (then KILL after KillWait): ignore it while the
+    # excluded nodes are set.
     trap "" TERM
-    scontrol requeue "$SLURM_JOB_ID"
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="$olmoctl_exclude" && break
-      sleep 1
-    done
+    requeue_from_host "$olmoctl_exclude"
     exit 0 ;;
   fail)
     echo "olmoctl: burn-in: not starting (see the burn-in lines above)" >&2
@@ -139,21 +153,6 @@ forward_usr2() {
 # limit) and signals the ranks directly; whether it comes back is Slurm's decision.
 trap 'trapped=1; stopping=TERM' TERM
 trap forward_usr2 USR2
-
-# requeue_from_host [NODE,...]: back to the queue with the same job id (the next start has
-# SLURM_RESTART_COUNT+1), kept off NODE,... as well. Slurm refuses ExcNodeList on a running
-# job but takes it once the requeue is under way, and the job cannot start again before
-# this script has ended.
-# shellcheck disable=SC2120  # NODE,... is for callers such as a burn-in check
-requeue_from_host() {
-  scontrol requeue "$SLURM_JOB_ID" || return 1
-  if [ -n "${1:-}" ]; then
-    local current
-    current="$(scontrol -o show job "$SLURM_JOB_ID" | sed -n 's/.* ExcNodeList=\([^ ]*\).*/\1/p')"
-    if [ "$current" = "(null)" ]; then current=""; fi
-    scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$1"
-  fi
-}
 
 srun \
   --ntasks-per-node=8 \

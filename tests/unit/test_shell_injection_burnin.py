@@ -26,6 +26,11 @@ _SRUN = (
 _SCONTROL = (
     'printf "scontrol %s\\n" "$*" >>"$STUB_SRUN"\n'
     'if [ "${1:-}" = show ] && [ "${2:-}" = hostnames ]; then echo node1; fi\n'
+    # As Slurm reports a job whose script asked `#SBATCH --exclude=...`.
+    'if [ "${1:-}" = -o ] && [ "${3:-}" = job ]; then\n'
+    '  ex="$(sed -n "s/^#SBATCH --exclude=//p" "$STUB_SCRIPT")"\n'
+    '  echo "JobId=$4 ExcNodeList=${ex:-(null)} Features=(null)"\n'
+    "fi\n"
 )
 
 
@@ -49,7 +54,10 @@ def _script(*extra: str) -> str:
 def _run(box: Sandbox, script: str, verdict: str) -> tuple[Ran, list[str]]:
     log = box.root / "srun.log"
     log.write_text("")
-    ran = box.run(script, env={"STUB_VERDICT": verdict, "STUB_SRUN": str(log)})
+    submitted = box.root / "submitted.sh"
+    submitted.write_text(script)
+    env = {"STUB_VERDICT": verdict, "STUB_SRUN": str(log), "STUB_SCRIPT": str(submitted)}
+    ran = box.run(script, env=env)
     return ran, log.read_text().splitlines()
 
 
