@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give every child the default dispositions of the job signals. A runner that ignores or
+    blocks one (a CI runner ignored SIGUSR2) passes that on, and bash can never trap a signal
+    ignored when it started: the batch scripts' USR2 handling would be silently off. Slurm's
+    slurmstepd starts batch scripts with defaults, so the tests must too."""
+    job_signals = {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP}
+    for sig in job_signals:
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, job_signals)
 
 
 @dataclass
