@@ -35,7 +35,13 @@ from olmoctl.train.data import (  # noqa: E402
     write_synthetic,
 )
 from olmoctl.train.model import OLMo, loss_fn  # noqa: E402
-from olmoctl.train.optim import build_optimizer, clip_grad_norm, lr_at, set_lr  # noqa: E402
+from olmoctl.train.optim import (  # noqa: E402
+    build_optimizer,
+    clip_at,
+    clip_grad_norm,
+    lr_at,
+    set_lr,
+)
 from olmoctl.train.run import run_job  # noqa: E402
 
 
@@ -83,7 +89,7 @@ def plain_rate(recipe: Recipe, data_dir: Path, warmup: int) -> float:
         for m in range(accum):
             mb = torch.from_numpy(batch[m * mbs : (m + 1) * mbs])
             (loss_fn(model(mb), mb) / accum).backward()
-        clip_grad_norm(model, recipe.optim.grad_clip)
+        clip_grad_norm(model, clip_at(step, recipe.optim))
         opt.step()
         opt.zero_grad(set_to_none=True)
     tokens = (t.total_steps - warmup) * t.tokens_per_step

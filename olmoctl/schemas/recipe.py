@@ -40,6 +40,11 @@ class ModelConfig(Schema):
     weight_tying: bool = False
     rope_theta: Float = Field(default=10_000.0, gt=0, le=1e12)
     layer_norm_eps: Float = Field(default=1e-5, gt=0, le=1)
+    # Weight init (train/model.py): "normal" is Normal(0, init_std), output projections
+    # scaled by 1/sqrt(2 n_layers); "mitchell" is OLMo's init_fn "mitchell" (the paper's
+    # released configs): truncated normal at +-3 std, std 1/sqrt(fan_in), output projections
+    # of block i also divided by sqrt(2 (i + 1)). init_std is unused by "mitchell".
+    init: Literal["normal", "mitchell"] = "normal"
     init_std: Float = Field(default=0.02, gt=0, le=10)
 
     @model_validator(mode="after")
@@ -88,6 +93,15 @@ class OptimConfig(Schema):
     eps: Float = Field(default=1e-5, gt=0, le=1)
     weight_decay: Float = Field(default=0.1, ge=0, le=1e3)
     grad_clip: Float = Field(default=1.0, ge=0, le=1e9)  # 0 turns clipping off
+    # Clip warmup (OLMo's grad_clip_warmup_steps/_factor): for the first clip_warmup_steps
+    # optimizer steps the clipping threshold is grad_clip x clip_warmup_factor.
+    clip_warmup_steps: Int = Field(default=0, ge=0, le=STEPS_MAX)
+    clip_warmup_factor: Float = Field(default=1.0, gt=0, le=1e6)
+    # Weight decay on the token embedding (the tied output head too). OLMo's own default is
+    # false (decay_embeddings); true here keeps one parameter group, as before the option.
+    # OLMo's decay_norm_and_bias has nothing to act on: this model has no norm weights and
+    # no biases.
+    decay_embeddings: bool = True
 
 
 class ScheduleConfig(Schema):
@@ -95,6 +109,18 @@ class ScheduleConfig(Schema):
     decay: Literal["linear", "cosine", "constant"] = "linear"
     # The learning rate decays to lr * final_lr_ratio (OLMo: to a tenth of the peak).
     final_lr_ratio: Float = Field(default=0.1, ge=0, le=1)
+    # The step at which the decay reaches the floor (OLMo's t_max); null: the run's last
+    # step. Steps past it stay at the floor.
+    decay_steps: Int | None = Field(default=None, gt=0, le=STEPS_MAX)
+
+    @model_validator(mode="after")
+    def _check_decay(self) -> ScheduleConfig:
+        if self.decay_steps is not None and self.decay_steps <= self.warmup_steps:
+            raise ValueError(
+                f"schedule.decay_steps ({self.decay_steps}) must exceed "
+                f"schedule.warmup_steps ({self.warmup_steps})"
+            )
+        return self
 
 
 class TrainConfig(Schema):

@@ -148,24 +148,59 @@ class OLMo(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
-        """Normal(0, init_std) everywhere; output projections scaled by 1/sqrt(2 n_layers).
+        """model.init "normal": Normal(0, init_std), output projections scaled by
+        1/sqrt(2 n_layers); "mitchell": truncated normal (see init_stds).
 
         Each parameter's full tensor comes from its own generator (seed, parameter index),
         and each rank keeps its shard of it, so the initial model is the same whatever the
         world size or sharding (works on meta-initialized, to_empty'd, FSDP2-sharded params).
         """
-        std = self.cfg.init_std
-        out_std = std / math.sqrt(2 * self.cfg.n_layers)
-        for i, (name, param) in enumerate(self.named_parameters()):
+        stds = self.init_stds()
+        truncate = self.cfg.init == "mitchell"
+        for i, param in enumerate(self.parameters()):
             local = param.to_local() if hasattr(param, "to_local") else param
             device = local.device
             gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
-            s = out_std if name.endswith(("attn_out.weight", "ff_out.weight")) else std
+            s = stds[id(param)]
             full = torch.empty(param.shape, device=device, dtype=torch.float32)
-            full.normal_(0.0, s, generator=gen)
+            if truncate:
+                nn.init.trunc_normal_(full, 0.0, s, -3 * s, 3 * s, generator=gen)
+            else:
+                full.normal_(0.0, s, generator=gen)
             if local is not param:
                 full = _local_shard(full, param)
             local.copy_(full.to(local.dtype))
+
+    def init_stds(self) -> dict[int, float]:
+        """Each parameter's init std, by id(parameter).
+
+        "mitchell" is OLMo's init_fn "mitchell" (allenai/OLMo@15af6688, the released
+        configs' init: OLMo-1B.yaml:36, OLMo-7B.yaml:37): initialization.py:46-50 draws
+        trunc_normal(0, std, -3 std, +3 std) with std = 1/sqrt(d), d the fan-in given by
+        model.py, divided by sqrt(2 (layer_id + 1)) where a layer id is passed. model.py
+        passes d = d_model and no layer for wte, the output head (1097-1114), att_proj and
+        ff_proj (651-661); the layer for attn_out (d = d_model) and ff_out (d = its fan-in,
+        the SwiGLU width; 470-487).
+        """
+        cfg = self.cfg
+        out: dict[int, float] = {}
+        if cfg.init == "normal":
+            std = cfg.init_std
+            out_std = std / math.sqrt(2 * cfg.n_layers)
+            for p in self.parameters():
+                out[id(p)] = std
+            for block in self.blocks:
+                out[id(block.attn.attn_out.weight)] = out_std
+                out[id(block.mlp.ff_out.weight)] = out_std
+            return out
+        base = 1.0 / math.sqrt(cfg.d_model)
+        for p in self.parameters():  # wte, the output head, att_proj, ff_proj
+            out[id(p)] = base
+        for layer, block in enumerate(self.blocks):
+            depth = math.sqrt(2 * (layer + 1))
+            out[id(block.attn.attn_out.weight)] = base / depth
+            out[id(block.mlp.ff_out.weight)] = 1.0 / math.sqrt(cfg.mlp_hidden) / depth
+        return out
 
 
 def _local_shard(full: torch.Tensor, dtensor: torch.Tensor) -> torch.Tensor:

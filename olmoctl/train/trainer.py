@@ -35,7 +35,7 @@ from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
 from olmoctl.train.fastpath import configure
 from olmoctl.train.faults import Faults
 from olmoctl.train.model import OLMo, flops_per_token
-from olmoctl.train.optim import build_optimizer, clip_grad_norm, lr_at, set_lr
+from olmoctl.train.optim import build_optimizer, clip_at, clip_grad_norm, lr_at, set_lr
 from olmoctl.train.parallelize import parallelize, set_gradient_sync
 from olmoctl.train.signals import StopFlag
 from olmoctl.train.stragglers import StepTimes
@@ -266,7 +266,7 @@ class Trainer:
                 loss = model(mb, loss=True, divide_by=self.accum)
                 loss.backward()
                 loss_sum += loss.detach()
-            grad_norm = clip_grad_norm(model, r.optim.grad_clip)
+            grad_norm = clip_grad_norm(model, clip_at(self.step, r.optim))
             self.saver.before_update()  # an async save's copy is done before params change
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -213,9 +213,10 @@ def test_time_above_the_bin_is_refused_with_the_limit() -> None:
 
 
 def test_default_time_is_cut_to_the_node_count_limit() -> None:
-    spec = SpecConfig.from_catalog(
-        "1b", "frontier", nodes=64, overrides=[ACCOUNT, "cluster.default_time=12:00:00"]
-    ).build()
+    # 512 GPUs: 4 sequences each of the 1B's 2048, so micro batch 4 (the recipe's 8 needs
+    # 256 GPUs or fewer).
+    overrides = [ACCOUNT, "cluster.default_time=12:00:00", "train.micro_batch_size=4"]
+    spec = SpecConfig.from_catalog("1b", "frontier", nodes=64, overrides=overrides).build()
     assert spec.time == "02:00:00" and launch_checks.check(spec) == []
 
 
@@ -422,8 +423,11 @@ def _refused(p: subprocess.CompletedProcess[str], *texts: str) -> str:
 
 LUMI_65B = ["65b", "--cluster", "lumi", "--nodes", "256", "-o", ACCOUNT]
 LUMI_65B += [word for o in HYBRID for word in ("-o", o)]
+# The 1B at micro batch 4 (the recipe's 8 fits 2048 sequences on at most 256 GPUs).
+MB4 = ["-o", "train.micro_batch_size=4"]
 FRONTIER_6H = ["1b", "--cluster", "frontier", "--nodes", "64", "--time", "06:00:00", "-o", ACCOUNT]
-A100_PAPER = ["1b", "--cluster", "a100", "--nodes", "27"]
+FRONTIER_6H += MB4
+A100_PAPER = ["1b", "--cluster", "a100", "--nodes", "27", *MB4]
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,8 @@ def test_parameter_counts(recipe: str, total: int, non_embedding: int, matmul: i
 @pytest.mark.parametrize(
     ("recipe", "per_token", "tokens"),
     [
-        # 6 x 1,176,764,416 + 12 x 16 x 2048 x 2048
-        ("1b", 7_060_586_496 + 805_306_368, 2_000_000_000_000),
+        # 6 x 1,176,764,416 + 12 x 16 x 2048 x 2048; 739,328 steps (OLMo-1B.yaml max_duration)
+        ("1b", 7_060_586_496 + 805_306_368, 739_328 * 2048 * 2048),
         # 6 x 6,682,050,560 + 12 x 32 x 4096 x 2048
         ("7b", 40_092_303_360 + 3_221_225_472, 2_460_000_000_000),
     ],
@@ -119,7 +119,8 @@ def test_memory_per_gpu_and_the_warning() -> None:
     full = _plan("7b", "lumi", 256)
     assert full.memory.shard_size == 2048 and full.memory.fits
     assert full.memory.params_gb == pytest.approx(4 * 6_888_095_744 / 2048 / 1e9)
-    hybrid = _plan("65b", "lumi", 32)  # hybrid sharding within a node: 65B x 16 B / 8 GPUs
+    # hybrid sharding within a node (the recipe shards fully): 65B x 16 B / 8 GPUs
+    hybrid = _plan("65b", "lumi", 32, ["fsdp.strategy=hybrid", "fsdp.shard_group_size=0"])
     assert hybrid.memory.shard_size == 8 and not hybrid.memory.fits
     assert hybrid.memory.total_gb > 130
     (line,) = [w for w in hybrid.warnings if "GB per GPU" in w]
