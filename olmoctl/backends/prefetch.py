@@ -5,12 +5,15 @@ Every read is named by a `Call`: an ordinary backend or run-file call (op and ar
 built with the same constructor (`read_tail`, `glob`, ...) as the later call it stands for,
 so a prefetched answer is found by construction. The reads that depend on the scheduler's
 answer (the logs of an attempt that just ended, squeue for a job that may have been
-requeued) are declared as data, rules applied to the sacct of the same request.
+requeued or that sacct still calls live) are declared as data, rules applied to the sacct
+of the same request (controller_asks, incarnations: the same functions status uses).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,63 @@ class Call:
 
     def to_wire(self) -> dict[str, Any]:
         return {"op": self.op, **self.args}
+
+
+def controller_asks(
+    job_ids: list[str],
+    result: Any,
+    maybe_requeued: frozenset[str],
+    live_states: frozenset[str],
+) -> list[str]:
+    """The queried jobs that `status` asks the controller about (one queued() call) after
+    the query `result` (a QueryResult): those whose record may mean a requeue, and, when the
+    answer came from accounting, those it still calls live or does not list yet. sacct lags
+    the controller: a job that has just ended may read RUNNING there, or be missing, for
+    minutes; squeue --states=all has its end state at once (for MinJobAge after it).
+    One rule for status (core/status.py) and the login node's prefetch (ssh_serve.py)."""
+    accounting = result.source == "sacct"
+    out = []
+    for j in job_ids:
+        info = result.jobs.get(j)
+        if info is None:
+            if accounting:
+                out.append(j)
+        elif info.state in maybe_requeued or (accounting and info.state in live_states):
+            out.append(j)
+    return out
+
+
+def incarnations(
+    history: list[Any],
+    queued: Any,
+    maybe_requeued: frozenset[str],
+    live_states: frozenset[str],
+) -> list[Any]:
+    """A job's records, one per incarnation (JobInfo, oldest first), from sacct's `history`
+    and the controller's record `queued` (None: not asked, or no longer known):
+    - sacct's last record may mean a requeue: the controller's is the next incarnation;
+    - sacct still calls it live or has no record, the controller says it ended: the
+      controller's state (and reason) on what sacct knows of the same incarnation. squeue's
+      format has no exit code (classify does without) nor end time: seen ended by now, so
+      now (the attempt is final once classified; status looks every few seconds).
+    One rule for status (core/attempts.sync_job) and the login node's prefetch."""
+    records = list(history)
+    if queued is None:
+        return records
+    if records and records[-1].state in maybe_requeued:
+        return [*records, queued]  # requeued, waiting to start again: a new incarnation
+    sacct_live = not records or records[-1].state in live_states
+    if sacct_live and queued.state not in live_states:
+        base = records[-1] if records else queued
+        merged = dataclasses.replace(
+            base,
+            state=queued.state,
+            node_list=queued.node_list or base.node_list,
+            reason=queued.reason or base.reason,
+            end=base.end or queued.end or time.time(),
+        )
+        return [*records[:-1], merged]
+    return records
 
 
 # The calls a prefetch may name; the SSH backend builds its own calls with these too.
@@ -76,7 +136,7 @@ class Prefetch:
     """What one `status` reads from one cluster, in the order it reads it."""
 
     job_ids: list[str]  # one query() (sacct) of these
-    maybe_requeued: frozenset[str]  # then queued() of the queried jobs in these states
+    maybe_requeued: frozenset[str]  # then queued() of the jobs controller_asks() names
     live_states: frozenset[str]  # a record in none of these has ended
     batch_log_suffices: frozenset[str]  # ended so: classified without the rank logs
     node_states_after: frozenset[str]  # ended so: node_states() of the job's nodes

@@ -21,6 +21,7 @@ from olmoctl.backends import prefetch as pf
 from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.backends.ssh_protocol import (
     PROTOCOL,
+    decode_jobs,
     decode_query,
     encode_bytes,
     encode_jobs,
@@ -184,11 +185,12 @@ class LoginNode:
         if p.job_ids:
             res = decode_query(ask(pf.query(p.job_ids)))
             history = res.history
-            maybe = [
-                j for j in p.job_ids if res.jobs.get(j) and res.jobs[j].state in p.maybe_requeued
-            ]
-            if maybe:
-                ask(pf.queued(maybe))
+            maybe = pf.controller_asks(p.job_ids, res, p.maybe_requeued, p.live_states)
+            queued = decode_jobs(ask(pf.queued(maybe))) if maybe else {}
+            rule = (p.maybe_requeued, p.live_states)
+            history = {
+                j: pf.incarnations(history.get(j) or [], queued.get(j), *rule) for j in p.job_ids
+            }
         for a in p.attempts:
             ended = [r for r in history.get(a.job_id) or [] if r.state not in p.live_states]
             if a.job_id in p.job_ids and not ended:

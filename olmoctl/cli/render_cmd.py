@@ -45,8 +45,38 @@ def render(
         None, "--diff-cluster", metavar="A B", help="Diff RECIPE's scripts on clusters A and B."
     ),
     force: bool = options.FORCE,
+    from_spec: Path | None = typer.Option(
+        None,
+        "--from-spec",
+        metavar="SPEC",
+        help="Render from a run's spec.json (or its run directory) as launch wrote it: "
+        "the script that submission used (the hint in every script's header).",
+    ),
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
+    if from_spec is not None:
+        given = [
+            f for f, on in (
+                ("a recipe", recipe is not None), ("--cluster", cluster is not None),
+                ("--nodes", nodes != 1), ("--spare-nodes", spare_nodes is not None),
+                ("--name", name is not None), ("--time", time is not None), ("-o", override),
+                ("--diff", diff is not None), ("--diff-cluster", diff_cluster is not None),
+                ("--attempt", attempt is not None), ("--force", force),
+            ) if on
+        ]  # fmt: skip
+        if given:
+            raise UsageError(
+                f"--from-spec takes everything from the spec; it goes without {', '.join(given)} "
+                "(to change the run: olmoctl launch --from RUN -o KEY=VALUE)"
+            )
+        from olmoctl.core.render import render as render_script
+        from olmoctl.core.render import train_command
+        from olmoctl.core.specs import load_spec_file
+
+        _check_out(out)
+        spec = load_spec_file(from_spec)
+        _emit(render_script(spec, task_command=train_command(spec) if plain else None), out)
+        return
     if diff is not None or diff_cluster is not None or attempt is not None:
         if diff is None and diff_cluster is None:
             raise UsageError("--attempt goes with --diff RUN")
@@ -61,7 +91,7 @@ def render(
             overrides=override,
         )
     if recipe is None or cluster is None:
-        raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN)")
+        raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN, or --from-spec)")
     from olmoctl.core import launch_checks
     from olmoctl.core.launch import prepare
     from olmoctl.core.render import render as render_script
@@ -69,10 +99,7 @@ def render(
     from olmoctl.core.specs import resolve
     from olmoctl.store import Store, StoreBusy, StoreError
 
-    if out is not None:  # refuse a device, FIFO, link... before any work
-        from olmoctl.fileio import check_target
-
-        check_target(out, "--out")
+    _check_out(out)
     try:  # what launch would submit now: its run name and the cluster's node exclusions
         # (read only: a store that does not exist is not created)
         spec = prepare(
@@ -88,7 +115,18 @@ def render(
         launch_checks.check(spec, force=force)
     for problem in launch_checks.problems(spec) if force else ():
         typer.echo(f"warning: launch would refuse this without --force: {problem}", err=True)
-    text = render_script(spec, task_command=train_command(spec) if plain else None)
+    _emit(render_script(spec, task_command=train_command(spec) if plain else None), out)
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None:  # refuse a device, FIFO, link... before any work
+        from olmoctl.fileio import check_target
+
+        check_target(out, "--out")
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """The script on stdout, or written to `out` (_check_out'ed before any work)."""
     if out is None:
         typer.echo(text, nl=False)
         return

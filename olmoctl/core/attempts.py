@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.base import Backend, JobInfo
+from olmoctl.backends.prefetch import incarnations
 from olmoctl.core import burnin
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
 from olmoctl.schemas.shellsafe import is_host
-from olmoctl.store import Attempt, AttemptState, Run, Tx
+from olmoctl.store import LIVE_STATES, Attempt, AttemptState, Run, Tx
 
 # A job whose latest record says one of these may have been requeued by Slurm (then
 # squeue still lists it): ask the controller before calling the attempt over.
 MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
 # An attempt that ended so: classify_ended asks the scheduler about its nodes.
 ASK_NODES_AFTER = frozenset({"NODE_FAIL"})
+# The live states as words (a JobInfo's state; the prefetch's wire form).
+LIVE_WORDS = frozenset(str(s) for s in LIVE_STATES)
 
 
 def sync_job(
@@ -32,9 +35,7 @@ def sync_job(
     one per incarnation. queued: squeue's record if the controller still has the job."""
     base = attempts[0]
     by_index = {a.restart_index: a for a in attempts}
-    records = list(history)
-    if queued is not None and records and records[-1].state in MAYBE_REQUEUED:
-        records.append(queued)  # requeued, waiting to start again: a new incarnation
+    records = incarnations(history, queued, MAYBE_REQUEUED, LIVE_WORDS)
     for i, info in enumerate(records):
         row = by_index.get(i)
         if row is None:

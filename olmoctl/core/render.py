@@ -1,11 +1,17 @@
 """Render a RunSpec into the exact batch script that `launch` submits (pure: no I/O but the
 template). The task command is a slot: the same script serves a submitit job and a plain
 `python -m olmoctl.train` job. What goes there by default, and whether the script is a
-Slurm batch script, the run's backend says (job_command, batch_script)."""
+Slurm batch script, the run's backend says (job_command, batch_script).
+
+The template is olmoctl's own file (shipped data, templates/): an error in it (a syntax
+error, a name it uses that render() does not pass) is olmoctl's failure, not the user's
+input, so it is one line naming the file and line, exit status 1 (OlmoctlError)."""
 
 from __future__ import annotations
 
+import traceback
 from functools import lru_cache
+from pathlib import Path
 
 import jinja2
 
@@ -13,6 +19,7 @@ from olmoctl import __version__, paths
 from olmoctl.backends.jobfiles import burnin_command, spec_path, submitit_command, train_command
 from olmoctl.backends.registry import backend_for
 from olmoctl.core import containers
+from olmoctl.errors import OlmoctlError, flat
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.bounds import parse_time
@@ -20,7 +27,7 @@ from olmoctl.schemas.shellsafe import HOST_RE
 from olmoctl.shellquote import quote, quote_expandable, sbatch_word, shell_name
 from olmoctl.train.exit_codes import EXIT_REQUEUE
 
-__all__ = ["log_dir", "render", "spec_path", "submitit_command", "train_command"]
+__all__ = ["log_dir", "render", "rerender_args", "spec_path", "submitit_command", "train_command"]
 
 TEMPLATE = "sbatch.sh.j2"
 
@@ -58,9 +65,48 @@ def log_dir(spec: RunSpec) -> str:
     return f"{spec.run_dir}/{rd.LOGS_DIR}"
 
 
+def rerender_args(spec: RunSpec, task_command: str | None = None) -> list[str] | None:
+    """What follows `olmoctl render --from-spec` in the header's hint, for the script with
+    `task_command` in its slot: RUN_DIR/spec.json (launch writes it before each submission),
+    `--plain` for train_command where that is not the backend's own; None for any other
+    slot (doctor's preflight), which `render` cannot reproduce."""
+    own = backend_for(spec).job_command(spec)
+    if task_command is None or task_command == own:
+        return [spec_path(spec)]
+    if task_command == train_command(spec):
+        return [spec_path(spec), "--plain"]
+    return None
+
+
 def render(spec: RunSpec, task_command: str | None = None) -> str:
     """The batch script for `spec`; `task_command` is shell text (already quoted), by
     default exactly what `launch` submits."""
+    try:
+        return _render(spec, task_command)
+    except jinja2.TemplateError as e:
+        raise OlmoctlError(template_error(e)) from None
+
+
+def template_error(e: jinja2.TemplateError) -> str:
+    """One line: the template file and line (its own for a syntax error, else the template
+    frame of the traceback) and what Jinja said."""
+    where = getattr(e, "filename", None) or ""
+    line = getattr(e, "lineno", None)
+    if not where or line is None:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith(".j2")]
+        if frames:
+            where, line = frames[-1].filename, frames[-1].lineno
+    where = where or str(paths.data_dir("templates") / TEMPLATE)
+    at = f"{where}:{line}" if line else where
+    what = type(e).__name__
+    return flat(
+        f"{at}: {what}: {e.message or e}; this is olmoctl's own batch-script template "
+        f"(reinstall olmoctl, or undo the edit to {Path(where).name})",
+        600,
+    )
+
+
+def _render(spec: RunSpec, task_command: str | None) -> str:
     cluster = spec.cluster
     backend = backend_for(spec)
     burnin = backend.batch_script and cluster.burnin.enabled
@@ -68,6 +114,7 @@ def render(spec: RunSpec, task_command: str | None = None) -> str:
         _env()
         .get_template(TEMPLATE)
         .render(
+            rerender=rerender_args(spec, task_command),
             version=__version__,
             spec=spec,
             recipe=spec.recipe,

@@ -10,6 +10,7 @@ from typing import Any
 
 from olmoctl.backends.base import Backend
 from olmoctl.backends.files import RunFiles
+from olmoctl.backends.prefetch import controller_asks
 from olmoctl.backends.registry import backend_for, backend_key
 from olmoctl.core import attempts as att
 from olmoctl.core import burnin
@@ -55,8 +56,9 @@ def _run(store: Store, name: str) -> Run:
 
 def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     """Bring every unfinished attempt up to date: ONE sacct call per scheduler for all of
-    them (plus, only when a job may have been requeued, one squeue call), then classify
-    attempts that ended and flag runs that stopped making progress."""
+    them (plus one squeue call for those sacct still calls live, does not list yet, or that
+    may have been requeued: the controller knows an ending before accounting does), then
+    classify attempts that ended and flag runs that stopped making progress."""
     out = Refresh()
     damaged: set[str] = set()  # runs whose row cannot be used: noted, left as they are
 
@@ -135,9 +137,9 @@ def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refre
     out.sources.append(result.source)
     if result.note:
         out.notes.append(result.note)
-    maybe = [
-        j for j in job_ids if result.jobs.get(j) and result.jobs[j].state in att.MAYBE_REQUEUED
-    ]
+    # The controller's word on jobs that may have been requeued, or that accounting may not
+    # have seen end yet (sacct lags squeue): a job that already ended is seen ended now.
+    maybe = controller_asks(job_ids, result, att.MAYBE_REQUEUED, att.LIVE_WORDS)
     queued = backend.queued(maybe) if maybe else {}
     with store.tx() as tx:
         for job_id in job_ids:

@@ -2,7 +2,7 @@
 backends.prefetch.Prefetch), so a backend that pays per round trip (ssh) fetches it all in
 one request. Each read is declared with the same path, size and rule as the code that makes
 it later, so its answer is found by construction:
-  query / queued        status._refresh_group (MAYBE_REQUEUED)
+  query / queued        status._refresh_group (prefetch.controller_asks)
   events tail           events.read_events (events_path, TAIL_BYTES)
   checkpoints           events.complete_checkpoints
   logs of an ending     backend.rank_logs / batch_log (Slurm's layout: backends.jobfiles),
@@ -17,7 +17,6 @@ from olmoctl.backends import prefetch as pf
 from olmoctl.core import attempts as att
 from olmoctl.core import classify as cl
 from olmoctl.core import events as ev
-from olmoctl.store import LIVE_STATES
 
 
 def status_reads(
@@ -28,7 +27,7 @@ def status_reads(
     return pf.Prefetch(
         job_ids=list(job_ids),
         maybe_requeued=att.MAYBE_REQUEUED,
-        live_states=frozenset(str(s) for s in LIVE_STATES),  # the words, for the wire
+        live_states=att.LIVE_WORDS,  # the words, for the wire
         batch_log_suffices=cl.BATCH_LOG_SUFFICES,
         node_states_after=att.ASK_NODES_AFTER,
         attempts=[

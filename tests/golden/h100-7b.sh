@@ -1,6 +1,7 @@
 #!/bin/bash
 # Rendered by olmoctl 0.1.0 for run 7b-h100: recipe 7b on cluster h100.
-# Re-render instead of editing: olmoctl render 7b --cluster h100 --nodes 2
+# Re-render instead of editing: olmoctl render --from-spec /shared/alice/olmoctl/runs/7b-h100/spec.json
+# (spec.json, written at launch, holds recipe, cluster, nodes, -o overrides, exclusions)
 #SBATCH --job-name=7b-h100
 #SBATCH --partition=gpu
 #SBATCH --nodes=2
@@ -26,8 +27,15 @@ export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/7b-h100
 export OLMOCTL_RUN_NAME=7b-h100
 # submitit's job side reads this to know it runs under Slurm.
 export SUBMITIT_EXECUTOR=slurm
-# Rank 0's host and a port derived from the job id, so concurrent jobs never collide.
-MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+# Rank 0's host and a port derived from the job id, so concurrent jobs never collide. The
+# whole list is read, then its first line taken: no pipe into a reader that stops early
+# (`| head -n 1` kills scontrol with SIGPIPE at large node counts, and pipefail aborts).
+olmoctl_hostnames="$(scontrol show hostnames "$SLURM_JOB_NODELIST")" || {
+  echo "olmoctl: scontrol show hostnames $SLURM_JOB_NODELIST failed" >&2
+  exit 1
+}
+MASTER_ADDR="${olmoctl_hostnames%%$'\n'*}"
+unset olmoctl_hostnames
 export MASTER_ADDR
 export MASTER_PORT="$((20000 + SLURM_JOB_ID % 20000))"
 
@@ -39,7 +47,13 @@ requeue_from_host() {
   scontrol requeue "$SLURM_JOB_ID" || return 1
   if [ -n "${1:-}" ]; then
     local current _
-    current="$(scontrol -o show job "$SLURM_JOB_ID" | sed -n 's/.* ExcNodeList=\([^ ]*\).*/\1/p')"
+    # Read whole, then parsed (no pipe: under pipefail and set -e a failing scontrol would
+    # end the script here, its message lost).
+    if ! current="$(scontrol -o show job "$SLURM_JOB_ID")"; then
+      echo "olmoctl: requeued, but could not read job $SLURM_JOB_ID to keep it off $1" >&2
+      return 0
+    fi
+    current="$(sed -n 's/.* ExcNodeList=\([^ ]*\).*/\1/p' <<<"$current")"
     if [ "$current" = "(null)" ]; then current=""; fi
     for _ in 1 2 3 4 5 6 7 8 9 10; do
       scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$1" && return 0

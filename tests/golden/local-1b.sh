@@ -1,6 +1,7 @@
 #!/bin/bash
 # Rendered by olmoctl 0.1.0 for run 1b-local: recipe 1b on cluster local.
-# Re-render instead of editing: olmoctl render 1b --cluster local --nodes 1
+# Re-render instead of editing: olmoctl render --from-spec /home/alice/olmoctl-runs/local/1b-local/spec.json
+# (spec.json, written at launch, holds recipe, cluster, nodes, -o overrides, exclusions)
 
 set -euo pipefail
 

@@ -61,7 +61,8 @@ def test_jobs_see_gpus_hostnames_and_the_submitting_environment(
     script.write_text(
         "#!/bin/bash\n"
         "# what olmoctl's scripts do: rank 0's host is the first node of the allocation\n"
-        'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"\n'
+        'olmoctl_hostnames="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"\n'
+        "MASTER_ADDR=\"${olmoctl_hostnames%%$'\\n'*}\"\n"
         "export MASTER_ADDR\n"
         "srun bash -c 'echo \"$(hostname) gpus=$SLURM_GPUS_ON_NODE cuda=$CUDA_VISIBLE_DEVICES"
         " marker=$OLMOCTL_TEST_MARKER master=$(getent hosts $MASTER_ADDR | cut -d\\  -f1)"

@@ -62,3 +62,23 @@ def test_wait_exits_4_when_slurm_stops_the_job_at_its_time_limit(
     state = olmoctl.run_state("wait-timeout")
     assert state["attempt_list"][-1]["klass"] == "TIMEOUT", state
     assert "olmoctl resume wait-timeout" in err, err
+
+
+def test_wait_exits_1_at_once_when_the_job_fails(
+    olmoctl: Olmoctl, dev_cluster: DevCluster, tmp_path
+) -> None:
+    """A job that fails at its start: `--wait` sees the end at once (squeue has it before
+    sacct does), not minutes later, and exits 1 (README's table)."""
+    import time
+
+    missing = f"data.paths=[{tmp_path / 'missing.npy'}]"  # valid config; the job itself fails
+    start = time.monotonic()
+    res = olmoctl("launch", "tiny", "-c", "dev", "--wait", "--name", "wait-fail", "-o",
+                  olmoctl.root, "-o", missing, "-o", "cluster.burnin.enabled=false")  # fmt: skip
+    took = time.monotonic() - start
+    first = res.stdout.split()
+    if len(first) >= 3 and first[2].isdigit():
+        dev_cluster.submitted.append(int(first[2]))
+    assert res.returncode == 1, res.stderr
+    assert "wait-fail: ended" in res.stderr and "(exit status 1)" in res.stderr
+    assert took < 120, f"--wait took {took:.0f} s to see a job that failed at its start"

@@ -114,4 +114,8 @@ def test_task_command_is_a_slot(user_env: Path) -> None:
     plain = render(spec, task_command=train_command(spec))
     assert submitit_command(spec) in submitted
     assert f"python -u -m olmoctl.train {spec.run_dir}/spec.json" in plain
-    assert plain.replace(train_command(spec), submitit_command(spec)) == submitted
+    # The same script but the slot, and the header's hint (--plain renders it again).
+    hint = f"# Re-render instead of editing: olmoctl render --from-spec {spec.run_dir}/spec.json"
+    assert f"{hint}\n" in submitted and f"{hint} --plain\n" in plain
+    again = plain.replace(train_command(spec), submitit_command(spec))
+    assert again.replace(f"{hint} --plain\n", f"{hint}\n") == submitted

@@ -42,6 +42,9 @@ class FakeBackend(SlurmBackend):
     def query(self, job_ids):
         return QueryResult({j: JobInfo(j, "RUNNING") for j in job_ids}, "sacct")
 
+    def queued(self, job_ids):
+        return {j: JobInfo(j, "RUNNING") for j in job_ids}  # the controller agrees
+
     def cancel(self, job_id, run_dir) -> None:
         self.cancelled.append(job_id)
 
