@@ -107,6 +107,9 @@ class OptimConfig(Schema):
 class ScheduleConfig(Schema):
     warmup_steps: Int = Field(default=0, ge=0, le=STEPS_MAX)
     decay: Literal["linear", "cosine", "constant"] = "linear"
+    # The warmup starts at lr * warmup_start_ratio and rises linearly to the peak (OLMo's
+    # _linear_warmup starts at a tenth); 0: from lr / warmup_steps at the first step.
+    warmup_start_ratio: Float = Field(default=0.0, ge=0, lt=1)
     # The learning rate decays to lr * final_lr_ratio (OLMo: to a tenth of the peak).
     final_lr_ratio: Float = Field(default=0.1, ge=0, le=1)
     # The step at which the decay reaches the floor (OLMo's t_max); null: the run's last

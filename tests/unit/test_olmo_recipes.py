@@ -30,6 +30,7 @@ CITED: dict[str, dict[str, Any]] = {
         "optim.decay_embeddings": False,  # OLMo's default (config.py:450)
         "schedule.decay": "cosine",  # :50
         "schedule.warmup_steps": 2000,  # :51
+        "schedule.warmup_start_ratio": 0.1,  # olmo/optim.py:479-480
         "schedule.final_lr_ratio": 0.1,  # :52
         "schedule.decay_steps": None,  # no t_max: the whole run
         "train.max_steps": 739_328,  # :69
@@ -49,6 +50,7 @@ CITED: dict[str, dict[str, Any]] = {
         "optim.decay_embeddings": False,  # OLMo's default (config.py:450)
         "schedule.decay": "linear",  # :52
         "schedule.warmup_steps": 5000,  # :53
+        "schedule.warmup_start_ratio": 0.1,  # olmo/optim.py:479-480
         "schedule.final_lr_ratio": 0.1,  # :54
         "schedule.decay_steps": 2 * 10**12 // TOKENS_PER_STEP,  # :74 max_duration: 2e12T
         "train.max_tokens": 2_460_000_000_000,  # paper, Table 1
@@ -68,6 +70,7 @@ CITED: dict[str, dict[str, Any]] = {
         "optim.clip_warmup_factor": 5.0,  # :60
         "schedule.decay": "cosine",  # :54
         "schedule.warmup_steps": 10_485_760_000 // TOKENS_PER_STEP,  # :56 (tokens: 2500 steps)
+        "schedule.warmup_start_ratio": 0.1,  # olmo/optim.py:479-480 (at 4cb93c47 too)
         "schedule.final_lr_ratio": 0.1,  # :58
         "schedule.decay_steps": None,  # :57 t_max 2e12 = :79 max_duration: the whole run
         "train.max_tokens": 2 * 10**12,  # :79
@@ -126,6 +129,17 @@ def test_decay_ends_at_decay_steps_then_holds_the_floor() -> None:
     assert lr_at(999, 1.0, s, 1000) == pytest.approx(0.1)
     same = ScheduleConfig(warmup_steps=10, decay="linear", final_lr_ratio=0.1)
     assert all(lr_at(k, 1.0, same, 110) == lr_at(k, 1.0, s, 1000) for k in range(0, 111))
+
+
+def test_warmup_starts_at_a_tenth_of_the_peak_like_olmo() -> None:
+    s = ScheduleConfig(warmup_steps=2000, decay="cosine", warmup_start_ratio=0.1)
+    # OLMo: initial_lr * (0.1 + 0.9 * min(step, W) / W), its step 1-based (ours + 1).
+    for step in (0, 1, 999, 1999):
+        olmo = 4e-4 * (0.1 + 0.9 * min(step + 1, 2000) / 2000)
+        assert lr_at(step, 4e-4, s, 10_000) == pytest.approx(olmo, rel=1e-12)
+    assert lr_at(2000, 4e-4, s, 10_000) == pytest.approx(4e-4)
+    zero = ScheduleConfig(warmup_steps=10, decay="linear")  # the default: from lr / W, as before
+    assert [lr_at(k, 1.0, zero, 100) for k in range(3)] == [0.1, 0.2, 0.3]
 
 
 @pytest.mark.parametrize(
