@@ -12,16 +12,30 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+JOB_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Give every child the default dispositions of the job signals. A runner that ignores or
     blocks one (a CI runner ignored SIGUSR2) passes that on, and bash can never trap a signal
     ignored when it started: the batch scripts' USR2 handling would be silently off. Slurm's
     slurmstepd starts batch scripts with defaults, so the tests must too."""
-    job_signals = {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP}
-    for sig in job_signals:
+    for sig in JOB_SIGNALS:
         if signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, job_signals)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, JOB_SIGNALS)
+
+
+@pytest.fixture(autouse=True)
+def _job_signals_restored() -> Iterator[None]:
+    """Code run in-process (the job side's entry points set SIGUSR2 to SIG_IGN, as they must
+    in a job) must not leave it so for the tests after it, whose bash children would inherit
+    the ignored signal and could never trap it."""
+    saved = {sig: signal.getsignal(sig) for sig in JOB_SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) != handler and handler is not None:
+            signal.signal(sig, handler)
 
 
 @dataclass
