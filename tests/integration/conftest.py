@@ -48,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slurm: needs the local real Slurm cluster (scripts/dev-cluster)"
     )
+    config.addinivalue_line(
+        "markers", "burnin: launches keep the profile's burn-in (others turn it off)"
+    )
 
 
 # Every wait and subprocess timeout in tests/integration is a hang guard, never a speed test:
@@ -248,8 +251,13 @@ class Olmoctl:
     """`olmoctl ARGS` as a user runs it: a subprocess with the cluster's Slurm clients and
     the venv on PATH, a private state dir, and runs under a private runs root (self.root)."""
 
-    def __init__(self, cluster: DevCluster, tmp: Path) -> None:
+    # The burn-in adds ~10 s before every dev job's first step; tests of something else run
+    # without it (tests/integration/test_burnin.py and the tests marked `burnin` keep it).
+    BURNIN_OFF = ("-o", "cluster.burnin.enabled=false")
+
+    def __init__(self, cluster: DevCluster, tmp: Path, burnin: bool = False) -> None:
         self.cluster = cluster
+        self.burnin = burnin
         self.env = dict(cluster.env)
         self.env["PATH"] = f"{cluster.dir / 'bin'}:{VENV_BIN}:{os.environ['PATH']}"
         self.env["OLMOCTL_STATE_DIR"] = str(tmp / "state")
@@ -259,6 +267,9 @@ class Olmoctl:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUARD_S
     ) -> subprocess.CompletedProcess[str]:
+        chosen = any("cluster.burnin.enabled" in a for a in args) or "--from" in args
+        if not self.burnin and not chosen and args[:1] in (("launch",), ("sweep",), ("render",)):
+            args = (*args, *self.BURNIN_OFF)
         return subprocess.run(
             [VENV_BIN + "/olmoctl", *args], env=env or self.env, capture_output=True,
             text=True, timeout=timeout, cwd=REPO,
@@ -274,5 +285,6 @@ class Olmoctl:
 
 
 @pytest.fixture
-def olmoctl(dev_cluster: DevCluster, tmp_path: Path) -> Olmoctl:
-    return Olmoctl(dev_cluster, tmp_path)
+def olmoctl(dev_cluster: DevCluster, tmp_path: Path, request: pytest.FixtureRequest) -> Olmoctl:
+    burnin = request.node.get_closest_marker("burnin") is not None
+    return Olmoctl(dev_cluster, tmp_path, burnin=burnin)

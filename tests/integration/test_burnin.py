@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.conftest import HANG_GUARD_S, DevCluster, Olmoctl, wait_for
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.burnin]
 SLOW = "node2"
 
 

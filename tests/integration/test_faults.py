@@ -123,6 +123,7 @@ def _finish(proc: subprocess.Popen, timeout: float = HANG_GUARD_S) -> str:
     return out
 
 
+@pytest.mark.burnin  # the resumed attempt burns in with one node down: the default path
 @pytest.mark.parametrize(
     ("profile", "driver"), [("dev", "resume"), ("dev", "watch"), ("dev-container", "watch")]
 )

@@ -133,6 +133,7 @@ def test_a_node_slowed_mid_run_is_named_the_straggler(
 
 
 @pytest.mark.slurm
+@pytest.mark.burnin  # the restart burns in too, with the slowed node still up
 def test_restart_policy_restarts_without_the_slowed_node(
     olmoctl: Olmoctl, dev_cluster: DevCluster
 ) -> None:
