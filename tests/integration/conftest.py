@@ -267,7 +267,9 @@ class Olmoctl:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = HANG_GUARD_S
     ) -> subprocess.CompletedProcess[str]:
-        chosen = any("cluster.burnin.enabled" in a for a in args) or "--from" in args
+        # --from (a recorded run) and --continue (a recorded sweep) take no overrides.
+        chosen = any("cluster.burnin.enabled" in a for a in args)
+        chosen = chosen or "--from" in args or "--continue" in args
         if not self.burnin and not chosen and args[:1] in (("launch",), ("sweep",), ("render",)):
             args = (*args, *self.BURNIN_OFF)
         return subprocess.run(
