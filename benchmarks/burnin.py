@@ -25,27 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-OLMOCTL = str(Path(sys.executable).parent / "olmoctl")
+from cluster_bench import OLMOCTL, REPO, events
+from cluster_bench import wait as wait_for
+
 DEV_CLUSTER = str(REPO / "scripts" / "dev-cluster")
 GUARD_S = 1800.0
 
 
-def events(run_dir: Path) -> list[dict]:
-    try:
-        return [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    except (OSError, ValueError):
-        return []
-
-
 def wait(pred, what: str):
-    deadline = time.monotonic() + GUARD_S
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
+    return wait_for(pred, GUARD_S, what)
 
 
 class Bench:

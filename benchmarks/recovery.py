@@ -24,29 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-OLMOCTL = str(Path(sys.executable).parent / "olmoctl")
+from cluster_bench import OLMOCTL, REPO, events, wait
 
 
 def olmoctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([OLMOCTL, *args], env=env, capture_output=True, text=True)
-
-
-def events(run_dir: Path) -> list[dict]:
-    try:
-        return [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    except (OSError, ValueError):
-        return []
-
-
-def wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def last_step(run_dir: Path) -> int:

@@ -8,16 +8,14 @@ import json
 
 import typer
 
-from olmoctl.cli import complete, exits, options
+from olmoctl.cli import exits, options
 
 TIMEOUT_MAX_S = 7 * 86_400
 
 
 def doctor(
-    recipe: str = typer.Argument(
-        "tiny",
-        autocompletion=complete.recipes,
-        help="Recipe whose data files to check (name or path; default: tiny, no files).",
+    recipe: str = options.recipe(
+        "tiny", help="Recipe whose data files to check (name or path; default: tiny, no files)."
     ),
     cluster: str = options.CLUSTER,
     nodes: int | None = typer.Option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
@@ -70,13 +70,21 @@ OVERRIDE = typer.Option(
     metavar="KEY=VALUE",
     help="Override a recipe key (optim.lr=3e-4) or a cluster key (cluster.account=X). Repeatable.",
 )
-CLUSTER = typer.Option(
-    ...,
-    "--cluster",
-    "-c",
-    autocompletion=complete.clusters,
-    help="Cluster profile name or path to a YAML file.",
-)
+RECIPE_HELP = "Recipe name or path to a YAML file."
+CLUSTER_HELP = "Cluster profile name or path to a YAML file."
+
+
+def recipe(default: Any = None, help: str = RECIPE_HELP) -> typer.models.ArgumentInfo:
+    """The RECIPE argument (optional unless `default` is `...`), completed from the catalog."""
+    return typer.Argument(default, autocompletion=complete.recipes, help=help)
+
+
+def cluster(default: Any = None, help: str = CLUSTER_HELP) -> typer.models.OptionInfo:
+    """`--cluster/-c` (optional unless `default` is `...`), completed from the profiles."""
+    return typer.Option(default, "--cluster", "-c", autocompletion=complete.clusters, help=help)
+
+
+CLUSTER = cluster(...)
 NODES = typer.Option(
     1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
 )

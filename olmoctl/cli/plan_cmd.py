@@ -10,13 +10,11 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, options
+from olmoctl.cli import options
 
 
 def plan(
-    recipe: str = typer.Argument(
-        ..., autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
-    ),
+    recipe: str = options.recipe(...),
     cluster: str = options.CLUSTER,
     nodes: int = options.NODES,
     override: list[str] = options.OVERRIDE,

@@ -13,16 +13,8 @@ from olmoctl.errors import UsageError, shown, shown_plain
 
 
 def launch(
-    recipe: str | None = typer.Argument(
-        None, autocompletion=complete.recipes, help="Recipe name or path to a YAML file."
-    ),
-    cluster: str | None = typer.Option(
-        None,
-        "--cluster",
-        "-c",
-        autocompletion=complete.clusters,
-        help="Cluster profile name or path to a YAML file.",
-    ),
+    recipe: str | None = options.recipe(),
+    cluster: str | None = options.cluster(),
     nodes: int = options.NODES,
     spare_nodes: int | None = options.SPARE_NODES,
     name: str | None = options.NAME,

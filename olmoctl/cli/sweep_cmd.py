@@ -7,21 +7,13 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, options
+from olmoctl.cli import options
 from olmoctl.errors import UsageError
 
 
 def sweep(
-    recipe: str | None = typer.Argument(
-        None, autocompletion=complete.recipes, help="Recipe name or path (or from --file)."
-    ),
-    cluster: str | None = typer.Option(
-        None,
-        "--cluster",
-        "-c",
-        autocompletion=complete.clusters,
-        help="Cluster profile name or path (or from --file).",
-    ),
+    recipe: str | None = options.recipe(help="Recipe name or path (or from --file)."),
+    cluster: str | None = options.cluster(help="Cluster profile name or path (or from --file)."),
     grid: list[str] = typer.Option(
         [], "--grid", metavar="KEY=V1,V2", help="Grid values of one key. Repeatable: cartesian."
     ),

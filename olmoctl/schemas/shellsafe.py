@@ -55,9 +55,20 @@ def inline(value: str) -> str:
     return shown_plain(value, SHOW)
 
 
-def check_text(value: str, what: str = "") -> str:
-    if len(value) > MAX_TEXT:
+def _bounded(value: str, what: str) -> None:
+    if len(value) > MAX_TEXT:  # every string bounded (issue 14 item 13)
         raise ValueError(f"{what or 'value'} is {len(value)} characters long; at most {MAX_TEXT}")
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str, problem: str) -> str:
+    """`value` when all of it matches `pattern`; else ValueError: WHAT 'VALUE' PROBLEM."""
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{_subj(what, value)} {problem}")
+    return value
+
+
+def check_text(value: str, what: str = "") -> str:
+    _bounded(value, what)
     m = _CONTROL.search(value)
     if m:
         raise ValueError(
@@ -68,38 +79,33 @@ def check_text(value: str, what: str = "") -> str:
 
 
 def check_name(value: str, what: str = "") -> str:
-    if not NAME_RE.fullmatch(value):
-        raise ValueError(
-            f"{_subj(what, value)} is not allowed here: a name is 1-64 letters, digits and "
-            "_.+-, starting with a letter or digit (it lands in the batch script)"
-        )
-    return value
+    return _matching(
+        NAME_RE, value, what,
+        "is not allowed here: a name is 1-64 letters, digits and _.+-, starting with a letter "
+        "or digit (it lands in the batch script)",
+    )  # fmt: skip
 
 
 def check_word(value: str, what: str = "") -> str:
-    if not WORD_RE.fullmatch(value):
-        raise ValueError(
-            f"{_subj(what, value)} is not allowed here: use one word of letters, digits and "
-            "_@%+=:,./- (no spaces, quotes or shell characters: it lands in the batch script)"
-        )
-    if len(value) > MAX_TEXT:  # bounded like Text (issue 14 item 13: every string bounded)
-        raise ValueError(f"{what or 'value'} is {len(value)} characters long; at most {MAX_TEXT}")
+    _matching(
+        WORD_RE, value, what,
+        "is not allowed here: use one word of letters, digits and _@%+=:,./- (no spaces, "
+        "quotes or shell characters: it lands in the batch script)",
+    )  # fmt: skip
+    _bounded(value, what)  # bounded like Text
     return value
 
 
 def check_host(value: str, what: str = "") -> str:
-    if not HOST_RE.fullmatch(value):
-        raise ValueError(
-            f"{_subj(what, value)} is not allowed here: a Slurm host name is letters, digits "
-            "and _.- (at most 63, a letter or digit first)"
-        )
-    return value
+    return _matching(
+        HOST_RE, value, what,
+        "is not allowed here: a Slurm host name is letters, digits and _.- (at most 63, a "
+        "letter or digit first)",
+    )  # fmt: skip
 
 
 def check_job_id(value: str, what: str = "") -> str:
-    if not JOB_ID_RE.fullmatch(value):
-        raise ValueError(f"{_subj(what, value)} is not a Slurm job id (digits, or JOB_TASK)")
-    return value
+    return _matching(JOB_ID_RE, value, what, "is not a Slurm job id (digits, or JOB_TASK)")
 
 
 def is_host(value: str) -> bool:
@@ -107,17 +113,13 @@ def is_host(value: str) -> bool:
 
 
 def check_env_name(value: str, what: str = "") -> str:
-    if not ENV_NAME_RE.fullmatch(value):
-        raise ValueError(f"{_subj(what, value)} is not a valid environment variable name")
-    return value
+    return _matching(ENV_NAME_RE, value, what, "is not a valid environment variable name")
 
 
 def check_user(value: str, what: str = "") -> str:
-    if not USER_RE.fullmatch(value):
-        raise ValueError(
-            f"{_subj(what, value)} is not a valid user name: letters, digits and _.- (at most 32)"
-        )
-    return value
+    return _matching(
+        USER_RE, value, what, "is not a valid user name: letters, digits and _.- (at most 32)"
+    )
 
 
 def check_expandable(value: str, what: str = "") -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,16 +81,17 @@ def test_watch_notifies_a_webhook_and_mail_of_real_endings(tmp_path: Path) -> No
             assert TOKEN.encode() not in (Path(folder) / f).read_bytes(), f
 
 
-@pytest.mark.slurm
-def test_a_node_slowed_mid_run_is_named_the_straggler(
-    olmoctl: Olmoctl, dev_cluster: DevCluster
-) -> None:
-    res = olmoctl("launch", "tiny", "-c", "dev", "--nodes", "2", "--name", "slow", "-o",
-                  olmoctl.root, "-o", "train.max_steps=100000", "-o", "train.log_interval=5",
-                  "-o", "checkpoint.interval_steps=100000")  # fmt: skip
+def _two_nodes_past_step_10(
+    olmoctl: Olmoctl, dev_cluster: DevCluster, name: str, max_steps: int
+) -> Callable[[], list[dict]]:
+    """Launch tiny on 2 dev nodes as NAME (a step event every 5 steps, no checkpoint on the
+    way) and wait for its step 10; what reads its events.jsonl now."""
+    res = olmoctl("launch", "tiny", "-c", "dev", "--nodes", "2", "--name", name, "-o",
+                  olmoctl.root, "-o", f"train.max_steps={max_steps}", "-o",
+                  "train.log_interval=5", "-o", "checkpoint.interval_steps=100000")  # fmt: skip
     assert res.returncode == 0, res.stderr
     dev_cluster.submitted.append(int(res.stdout.split()[2]))
-    events = olmoctl.runs / "slow" / "events.jsonl"
+    events = olmoctl.runs / name / "events.jsonl"
 
     def lines() -> list[dict]:
         text = events.read_text() if events.exists() else ""
@@ -97,6 +99,14 @@ def test_a_node_slowed_mid_run_is_named_the_straggler(
 
     wait_for(lambda: any(e["event"] == "step" and e["step"] >= 10 for e in lines()),
              HANG_GUARD_S, "10 steps")  # fmt: skip
+    return lines
+
+
+@pytest.mark.slurm
+def test_a_node_slowed_mid_run_is_named_the_straggler(
+    olmoctl: Olmoctl, dev_cluster: DevCluster
+) -> None:
+    lines = _two_nodes_past_step_10(olmoctl, dev_cluster, "slow", max_steps=100000)
     started = next(e for e in lines() if e["event"] == "started")
     slowed = started["nodes"][1]  # rank 1's node
     fast = started["nodes"][0]
@@ -137,19 +147,7 @@ def test_a_node_slowed_mid_run_is_named_the_straggler(
 def test_restart_policy_restarts_without_the_slowed_node(
     olmoctl: Olmoctl, dev_cluster: DevCluster
 ) -> None:
-    res = olmoctl("launch", "tiny", "-c", "dev", "--nodes", "2", "--name", "slowr", "-o",
-                  olmoctl.root, "-o", "train.max_steps=150", "-o", "train.log_interval=5",
-                  "-o", "checkpoint.interval_steps=100000")  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    dev_cluster.submitted.append(int(res.stdout.split()[2]))
-    events = olmoctl.runs / "slowr" / "events.jsonl"
-
-    def lines() -> list[dict]:
-        text = events.read_text() if events.exists() else ""
-        return [json.loads(x) for x in text.splitlines() if x.strip()]
-
-    wait_for(lambda: any(e["event"] == "step" and e["step"] >= 10 for e in lines()),
-             HANG_GUARD_S, "10 steps")  # fmt: skip
+    lines = _two_nodes_past_step_10(olmoctl, dev_cluster, "slowr", max_steps=150)
     slowed = next(e for e in lines() if e["event"] == "started")["nodes"][1]
     watch = None
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,9 +49,7 @@ def tiny(**overrides: Any) -> dict[str, Any]:
 
 
 def write_spec(run_dir: Path, recipe: dict[str, Any], nodes: int = 1) -> Path:
-    """RUN_DIR/spec.json the way the launcher writes it (RunSpec.model_dump_json)."""
-    from olmoctl.schemas.run import RunSpec
-
+    """RUN_DIR/spec.json the way the launcher writes it, on a local 8-node test cluster."""
     cluster = {
         "name": "testbox",
         "scheduler": "local",
@@ -60,15 +59,16 @@ def write_spec(run_dir: Path, recipe: dict[str, Any], nodes: int = 1) -> Path:
         "distributed_backend": "gloo",
         "runs_root": str(run_dir.parent),
     }
+    return save_spec(run_dir, recipe=recipe, cluster=cluster, nodes=nodes)
+
+
+def save_spec(run_dir: Path, **fields: Any) -> Path:
+    """RUN_DIR/spec.json the way the launcher writes it (RunSpec.model_dump_json): the run
+    named after RUN_DIR, 10 minutes, the rest of the spec from `fields`."""
+    from olmoctl.schemas.run import RunSpec
+
     spec = RunSpec.model_validate(
-        {
-            "name": run_dir.name,
-            "recipe": recipe,
-            "cluster": cluster,
-            "nodes": nodes,
-            "time": "00:10:00",
-            "run_dir": str(run_dir),
-        }
+        {"name": run_dir.name, **fields, "time": "00:10:00", "run_dir": str(run_dir)}
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "spec.json"
@@ -212,3 +212,18 @@ def poll(cond: Callable[[], Any], what: str, timeout: float = HANG_GUARD_S) -> A
 
 def first(evs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return next(e for e in evs if e["event"] == kind)
+
+
+def copy_at_step_10(reference: Path, dest: Path, recipe: dict[str, Any]) -> Path:
+    """A 20-step run directory (a checkpoint every 10 steps) as it was when stopped after
+    step 10, at `dest`; its spec.json for `recipe`."""
+    shutil.copytree(reference, dest)
+    shutil.rmtree(dest / "checkpoints" / "step_00000020")
+    (dest / "events.jsonl").unlink()
+    return write_spec(dest, recipe)
+
+
+def assert_bitwise(got: dict[int, float], ref: dict[int, float], from_step: int) -> None:
+    """`got` has the losses of steps from_step..20, each the reference's to the bit."""
+    assert sorted(got) == list(range(from_step, 21))
+    assert all(got[s] == ref[s] for s in got), [(s, got[s], ref[s]) for s in got]

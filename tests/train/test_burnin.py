@@ -11,35 +11,21 @@ from pathlib import Path
 
 from olmoctl.schemas import contract
 from olmoctl.schemas.burnin import parse_verdict
-from olmoctl.schemas.run import RunSpec
-from tests.train.helpers import PY, REPO, _base_env, free_port, logs, tiny, wait_all
+from tests.train.helpers import PY, REPO, _base_env, free_port, logs, save_spec, tiny, wait_all
 
 
 def _spec(run_dir: Path, nodes: int, spare: int) -> Path:
-    spec = RunSpec.model_validate(
-        {
-            "name": run_dir.name,
-            "recipe": tiny(),
-            "cluster": {
-                "name": "testbox",
-                "scheduler": "slurm",
-                "vendor": "cpu",
-                "max_nodes": 8,
-                "distributed_backend": "gloo",
-                "runs_root": str(run_dir.parent),
-                # short limits: a task that does not start is given up on in seconds
-                "burnin": {"start_timeout_s": 20, "check_timeout_s": 60, "measure_s": 0.3},
-            },
-            "nodes": nodes,
-            "spare_nodes": spare,
-            "time": "00:10:00",
-            "run_dir": str(run_dir),
-        }
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "spec.json"
-    path.write_text(spec.model_dump_json(indent=2))
-    return path
+    cluster = {
+        "name": "testbox",
+        "scheduler": "slurm",
+        "vendor": "cpu",
+        "max_nodes": 8,
+        "distributed_backend": "gloo",
+        "runs_root": str(run_dir.parent),
+        # short limits: a task that does not start is given up on in seconds
+        "burnin": {"start_timeout_s": 20, "check_timeout_s": 60, "measure_s": 0.3},
+    }
+    return save_spec(run_dir, recipe=tiny(), cluster=cluster, nodes=nodes, spare_nodes=spare)
 
 
 def _burnin(spec: Path, nodes: list[str], ranks: list[int], log_dir: Path) -> str:

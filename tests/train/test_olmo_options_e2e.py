@@ -5,7 +5,6 @@ rate change after it) is bitwise identical to running straight through."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ from olmoctl.schemas.recipe import Recipe
 from olmoctl.train.optim import lr_at
 from tests.train.helpers import (
     RESUME_RECIPE,
+    assert_bitwise,
+    copy_at_step_10,
     events,
     first,
     launch,
@@ -52,13 +53,8 @@ def test_olmo_options_train_and_resume_bitwise(tmp_path: Path) -> None:
     assert lrs[16] == lrs[20] == pytest.approx(r.optim.lr * r.schedule.final_lr_ratio)
 
     resumed = tmp_path / "resumed"
-    shutil.copytree(ref_dir, resumed)
-    shutil.rmtree(resumed / "checkpoints" / "step_00000020")
-    (resumed / "events.jsonl").unlink()
-    spec = write_spec(resumed, recipe)
+    spec = copy_at_step_10(ref_dir, resumed, recipe)
     assert wait_all(launch(spec, 2, log_dir=tmp_path / "logs")) == [0, 0], logs(tmp_path / "logs")
     evs = events(resumed)
     assert first(evs, "started")["start_step"] == 10
-    got = losses(evs)
-    assert sorted(got) == list(range(11, 21))
-    assert all(got[s] == ref[s] for s in got), [(s, got[s], ref[s]) for s in got]
+    assert_bitwise(losses(evs), ref, from_step=11)

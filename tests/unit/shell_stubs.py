@@ -18,6 +18,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 HANG_GUARD_S = 60  # a script of ours runs in milliseconds; this only stops a hang
 
 _STUBS = {
@@ -103,6 +105,15 @@ class Sandbox:
         )
         calls = self.log.read_text().splitlines()
         return Ran(res.returncode, res.stdout, res.stderr, self.pwned(), calls)
+
+
+def sandbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A Sandbox in tmp_path as the working directory, with a HOME inside it so `~` runs
+    roots resolve (and get created) there: what each test file's `box` fixture starts from."""
+    sandbox = Sandbox(tmp_path / "box")
+    monkeypatch.setenv("HOME", str(sandbox.root / "home"))
+    monkeypatch.chdir(sandbox.cwd)
+    return sandbox
 
 
 @dataclass

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import launch, notify, supervise
+from olmoctl.core import notify, supervise
 from olmoctl.core.watch_notices import Observer
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
 from tests.sinks import http_sink, smtp_sink
-from tests.unit.test_store import FakeBackend
 
 TOKEN = "T0000/B0000/XXXXsecretXXXX"
 SLACK = f"https://hooks.slack.com/services/{TOKEN}"
@@ -155,18 +154,6 @@ def test_watch_refuses_bad_notify_options_in_one_line(cli, tmp_path: Path, monke
 
 def _files(root: Path) -> list[Path]:
     return [Path(d) / n for d, _, names in os.walk(root) for n in names]
-
-
-@pytest.fixture
-def run(user_env, tmp_path: Path, monkeypatch):
-    store = Store()
-    fake = FakeBackend()
-    monkeypatch.setattr(supervise, "backend_for", lambda spec: fake)
-    monkeypatch.setattr(supervise.status, "backend_for", lambda sched: fake)
-    spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
-                          overrides=[f"cluster.runs_root={tmp_path}"])  # fmt: skip
-    launch.submit_attempt(store, spec, fake, new_run=True)
-    return store
 
 
 def test_observer_announces_endings_and_exclusions_once(run: Store) -> None:

@@ -10,16 +10,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.unit.shell_stubs import Cli, Sandbox, olmoctl, refused_cleanly
+from tests.unit.shell_stubs import Cli, Sandbox, olmoctl, refused_cleanly, sandbox_home
 
 
 @pytest.fixture
 def box(tmp_path: Path, user_env: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """Stubs, and a HOME inside tmp_path so `~` runs roots resolve (and get created) there."""
-    sandbox = Sandbox(tmp_path / "box")
-    monkeypatch.setenv("HOME", str(sandbox.root / "home"))
-    monkeypatch.chdir(sandbox.cwd)
-    return sandbox
+    return sandbox_home(tmp_path, monkeypatch)
 
 
 def _profile(tmp_path: Path, base: str = "dev", **changes: object) -> str:

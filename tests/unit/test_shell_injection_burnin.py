@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.shell_stubs import Ran, Sandbox, olmoctl
+from tests.unit.shell_stubs import Ran, Sandbox, olmoctl, sandbox_home
 
 # The burn-in step writes $STUB_VERDICT (printf %b: \n for newlines) to the verdict file;
 # any other python call is logged with MASTER_ADDR. srun and scontrol log their arguments.
@@ -36,11 +36,9 @@ _SCONTROL = (
 
 @pytest.fixture
 def box(tmp_path: Path, user_env: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    sandbox = Sandbox(tmp_path / "box")
+    sandbox = sandbox_home(tmp_path, monkeypatch)
     for name, body in (("python", _PYTHON), ("srun", _SRUN), ("scontrol", _SCONTROL)):
         (sandbox.bin / name).write_text("#!/bin/bash\n" + body)
-    monkeypatch.setenv("HOME", str(sandbox.root / "home"))
-    monkeypatch.chdir(sandbox.cwd)
     (sandbox.cwd / "node7").write_text("")  # a file a glob in a verdict could expand to
     return sandbox
 

@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.conftest import REPO
-from tests.unit.shell_stubs import Sandbox, olmoctl, refused_cleanly, restore_env, set_env
+from tests.unit.shell_stubs import (
+    Sandbox,
+    olmoctl,
+    refused_cleanly,
+    restore_env,
+    sandbox_home,
+    set_env,
+)
 
 SETTINGS = settings(
     max_examples=25,
@@ -103,10 +110,7 @@ def test_the_field_lists_cover_the_schemas() -> None:
 
 @pytest.fixture
 def box(tmp_path: Path, user_env: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    sandbox = Sandbox(tmp_path / "box")
-    monkeypatch.setenv("HOME", str(sandbox.root / "home"))
-    monkeypatch.chdir(sandbox.cwd)
-    return sandbox
+    return sandbox_home(tmp_path, monkeypatch)
 
 
 def _base_cluster(box: Sandbox) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from olmoctl.schemas.events import Exiting
 from olmoctl.store import Store
 from olmoctl.train.exit_codes import EXIT_STORAGE
 from tests.unit.test_classify import _classify, _logs
-from tests.unit.test_supervise import run  # noqa: F401 - the fixture
 
 LINE = (
     "no space left on /scratch (lustre) while saving step 20: needs ~14.2 GB, 3.1 GB free "
@@ -48,7 +47,7 @@ def _end_storage(store: Store, needed: int) -> None:
         )  # fmt: skip
 
 
-def test_watch_resumes_a_full_disk_only_once_there_is_room(run: Store) -> None:  # noqa: F811
+def test_watch_resumes_a_full_disk_only_once_there_is_room(run: Store) -> None:
     policy = supervise.WatchPolicy(backoff_s=0)
     _end_storage(run, needed=1 << 60)  # more than any disk here
     done = supervise.tick(run, "me", policy, runs=["r"])
@@ -64,7 +63,7 @@ def test_watch_resumes_a_full_disk_only_once_there_is_room(run: Store) -> None: 
     assert len(run.attempts("r")) == 2
 
 
-def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> None:  # noqa: F811
+def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> None:
     spec = launch.spec_of(run.get_run("r"))
     assert spec.recipe.checkpoint.permanent_interval_steps == 0
     with run.tx() as tx:

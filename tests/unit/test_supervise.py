@@ -3,26 +3,11 @@ failures are in tests/integration/test_faults.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from olmoctl.core import launch, supervise
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
-from tests.unit.test_store import FakeBackend
-
-
-@pytest.fixture
-def run(user_env, tmp_path: Path, monkeypatch):
-    store = Store()
-    fake = FakeBackend()
-    monkeypatch.setattr(supervise, "backend_for", lambda spec: fake)
-    monkeypatch.setattr(supervise.status, "backend_for", lambda sched: fake)
-    spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
-                          overrides=[f"cluster.runs_root={tmp_path}"])  # fmt: skip
-    launch.submit_attempt(store, spec, fake, new_run=True)
-    return store
 
 
 def _end(store: Store, klass: str) -> None:
