@@ -12,7 +12,12 @@ import pytest
 
 from olmoctl.core import classify as cl
 from olmoctl.core import launch, status, supervise
-from olmoctl.schemas.contract import COMPLETE_MARKER, checkpoints_root, is_permanent_step, step_dir_name
+from olmoctl.schemas.contract import (
+    COMPLETE_MARKER,
+    checkpoints_root,
+    is_permanent_step,
+    step_dir_name,
+)
 from olmoctl.schemas.events import Exiting
 from olmoctl.store import DB_NAME, MIGRATIONS, Store
 from olmoctl.train.exit_codes import EXIT_STORAGE
