@@ -227,6 +227,10 @@ def _update_runs(store: Store, run_names: list[str]) -> None:
                 tx.update_attempt(last.id, last_step=summary.step)
             for step, path, complete in ckpts:
                 tx.record_checkpoint(run.name, step, str(path), complete)
+            # Rows of folders retention has deleted since: shown and used no more. Retention
+            # always keeps one, so an empty listing (a remote that did not answer) marks nothing.
+            if ckpts:
+                tx.mark_checkpoints_deleted(run.name, [step for step, _, _ in ckpts])
 
 
 def overview(store: Store, **filters: Any) -> list[dict[str, Any]]:

@@ -275,11 +275,18 @@ class Checkpoint:
     complete: bool
     bytes: int | None
     saved_at: float | None
+    deleted_at: float | None = None  # when a refresh found its folder gone (retention)
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> Checkpoint:
         return cls(
-            r["run_name"], r["step"], r["path"], bool(r["complete"]), r["bytes"], r["saved_at"]
+            r["run_name"],
+            r["step"],
+            r["path"],
+            bool(r["complete"]),
+            r["bytes"],
+            r["saved_at"],
+            r["deleted_at"],
         )
 
 

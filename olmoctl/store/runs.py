@@ -41,9 +41,12 @@ class RunReads(Queries):
             args.append(since)
         return [Run.of(r) for r in self._db().execute(sql + " ORDER BY created_at", args)]
 
-    def checkpoints(self, run_name: str) -> list[Checkpoint]:
+    def checkpoints(self, run_name: str, *, include_deleted: bool = False) -> list[Checkpoint]:
+        """The run's checkpoints, oldest first: those still on disk at the last refresh
+        (retention deletes old ones), or every one ever seen with `include_deleted`."""
+        live = "" if include_deleted else " AND deleted_at IS NULL"
         rows = self._db().execute(
-            "SELECT * FROM checkpoints WHERE run_name = ? ORDER BY step", (run_name,)
+            f"SELECT * FROM checkpoints WHERE run_name = ?{live} ORDER BY step", (run_name,)
         )
         return [Checkpoint.of(r) for r in rows]
 
@@ -114,6 +117,19 @@ class RunWrites(Queries):
             "INSERT INTO checkpoints (run_name, step, path, complete, bytes, saved_at) "
             "VALUES (?,?,?,?,?,?) ON CONFLICT(run_name, step) DO UPDATE SET "
             "path=excluded.path, complete=excluded.complete, bytes=excluded.bytes, "
-            "saved_at=excluded.saved_at",
+            "saved_at=excluded.saved_at, deleted_at=NULL",
             (run_name, step, path, int(complete), nbytes, saved_at),
+        )
+
+    def mark_checkpoints_deleted(
+        self, run_name: str, on_disk: list[int], at: float | None = None
+    ) -> None:
+        """Mark deleted every live checkpoint row of the run whose step is not `on_disk`
+        (retention removed its folder). A folder seen again later is live again
+        (record_checkpoint), so a listing that missed it only hides it until then."""
+        marks = ",".join("?" * len(on_disk))
+        self._db().execute(
+            "UPDATE checkpoints SET deleted_at = ? WHERE run_name = ? AND deleted_at IS NULL"
+            + (f" AND step NOT IN ({marks})" if on_disk else ""),
+            (time.time() if at is None else at, run_name, *on_disk),
         )

@@ -135,4 +135,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE node_health ADD COLUMN expected REAL;
     ALTER TABLE node_health ADD COLUMN unit TEXT;
     """,
+    # Retention (olmoctl.train.retention) deletes old checkpoint folders: a row whose folder
+    # is gone keeps its history but is marked deleted, and readers skip it.
+    """
+    ALTER TABLE checkpoints ADD COLUMN deleted_at REAL;
+    """,
 ]

@@ -3,9 +3,12 @@ slowest rank, its node and its ratio to the median into events (`straggler`).
 
 What is timed is the work a rank does alone: each block's forward (between FSDP's
 all-gather, which runs before our pre-hook, and the block's end) and the optimizer step
-(after the gradient reductions). A step's wall time says nothing here: FSDP's collectives
-make every rank wait for the slowest, so all ranks would read the same. On a GPU the
-intervals are CUDA events on the compute stream, read after one device sync per report.
+(after the gradient reductions). Only training compute counts: a block's forward in eval
+mode (olmoctl.train.evaluate runs model.eval() under no_grad) is not timed, so an eval in a
+log interval does not make a rank look slow. A step's wall time says nothing here: FSDP's
+collectives make every rank wait for the slowest, so all ranks would read the same. On a
+GPU the intervals are CUDA events on the compute stream, read after one device sync per
+report.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def _median(values: list[float]) -> float:
     return ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
 
 
+def _training(owner: Any) -> bool:
+    """Whether a hook's owner is training compute: a module in train mode, or the optimizer
+    (which has no mode)."""
+    return bool(getattr(owner, "training", True))
+
+
 class StepTimes:
     """Hooks on the model's blocks and the optimizer; `report(step)` at each log interval
     (a collective: every rank calls it at the same step). Inert with one rank."""
@@ -87,14 +96,17 @@ class StepTimes:
 
     def _begin(self, key: int) -> Any:
         @torch.compiler.disable
-        def hook(*_: Any) -> None:
-            self.open[key] = self._mark()
+        def hook(owner: Any, *_: Any) -> None:
+            if _training(owner):
+                self.open[key] = self._mark()
 
         return hook
 
     def _end(self, key: int, step: bool = False) -> Any:
         @torch.compiler.disable
-        def hook(*_: Any) -> None:
+        def hook(owner: Any, *_: Any) -> None:
+            if not _training(owner):
+                return
             start = self.open.pop(key, None)
             if start is not None:
                 end = self._mark()

@@ -4,15 +4,22 @@ for room before it resumes, and `status RUN` naming the permanent checkpoints.""
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from olmoctl.core import classify as cl
 from olmoctl.core import launch, status, supervise
-from olmoctl.schemas.contract import is_permanent_step
+from olmoctl.schemas.contract import (
+    COMPLETE_MARKER,
+    checkpoints_root,
+    is_permanent_step,
+    step_dir_name,
+)
 from olmoctl.schemas.events import Exiting
-from olmoctl.store import Store
+from olmoctl.store import DB_NAME, MIGRATIONS, Store
 from olmoctl.train.exit_codes import EXIT_STORAGE
 from tests.unit.test_classify import _classify, _logs
 
@@ -70,8 +77,12 @@ def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> 
         data = spec.model_dump(mode="json")
         data["recipe"]["checkpoint"]["permanent_interval_steps"] = 20
         tx.set_run_spec("r", type(spec).model_validate(data))
-        for step in (10, 20, 30, 40):
-            tx.record_checkpoint("r", step, f"/x/step_{step:08d}", complete=step != 40)
+    for step in (10, 20, 30, 40):  # on disk: a refresh marks rows without a folder deleted
+        d = checkpoints_root(spec.run_dir) / step_dir_name(step)
+        d.mkdir(parents=True)
+        if step != 40:
+            (d / COMPLETE_MARKER).touch()
+    status.refresh(run, run_names=["r"])
     d = status.detail(run, "r")
     assert [(c["step"], c["permanent"]) for c in d["checkpoints"]] == [
         (10, False), (20, True), (30, False), (40, True),
@@ -88,3 +99,50 @@ def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> 
 )
 def test_permanent_steps(step: int, every: int, expected: bool) -> None:
     assert is_permanent_step(step, every) is expected
+
+
+def test_checkpoints_retention_deleted_are_not_shown(run: Store, cli) -> None:  # noqa: F811
+    """A checkpoint folder retention deleted: its row is kept, marked deleted, and neither
+    `status RUN` nor store.checkpoints lists it; a folder seen again is live again."""
+    root = checkpoints_root(launch.spec_of(run.get_run("r")).run_dir)
+    for step in (10, 20, 30):
+        (root / step_dir_name(step)).mkdir(parents=True)
+        (root / step_dir_name(step) / COMPLETE_MARKER).touch()
+    status.refresh(run, run_names=["r"])
+    assert [c.step for c in run.checkpoints("r")] == [10, 20, 30]
+    for step in (10, 20):  # retention (keep_last=1) after the save of step 30
+        shutil.rmtree(root / step_dir_name(step))
+    status.refresh(run, run_names=["r"])
+    assert [c.step for c in run.checkpoints("r")] == [30]
+    gone = [c for c in run.checkpoints("r", include_deleted=True) if c.deleted_at is not None]
+    assert [c.step for c in gone] == [10, 20]
+    assert [c["step"] for c in status.detail(run, "r")["checkpoints"]] == [30]
+    run.close()
+    res = cli("status", "r")
+    assert "checkpoints: 30" in res.out and "10" not in res.out.split("checkpoints:")[1], res.out
+    (root / step_dir_name(20)).mkdir()  # seen again (a listing that missed it): live again
+    status.refresh(run, run_names=["r"])
+    assert [c.step for c in run.checkpoints("r")] == [20, 30]
+
+
+def test_an_old_store_upgrades_with_its_checkpoints_live(tmp_path: Path) -> None:
+    """A store from before the deleted_at column: its rows survive the upgrade, live."""
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for i, migration in enumerate(MIGRATIONS[:-1]):
+        conn.executescript(migration)
+        conn.execute(f"PRAGMA user_version = {i + 1}")
+    conn.execute(
+        "INSERT INTO runs (name, recipe, cluster, nodes, state, run_dir, spec_json, "
+        "total_steps, created_at, updated_at) VALUES ('o','x','c',1,'RUNNING','/d','{}',9,0,0)"
+    )
+    conn.execute("INSERT INTO checkpoints VALUES ('o', 5, '/d/checkpoints/s5', 1, NULL, NULL)")
+    conn.commit()
+    conn.close()
+    store = Store(tmp_path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert [(c.step, c.deleted_at) for c in store.checkpoints("o")] == [(5, None)]
+    with store.tx() as tx:
+        tx.mark_checkpoints_deleted("o", [], at=1.0)
+    assert store.checkpoints("o") == []
+    assert store.checkpoints("o", include_deleted=True)[0].deleted_at == 1.0
+    store.close()
