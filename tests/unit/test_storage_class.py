@@ -101,7 +101,7 @@ def test_permanent_steps(step: int, every: int, expected: bool) -> None:
     assert is_permanent_step(step, every) is expected
 
 
-def test_checkpoints_retention_deleted_are_not_shown(run: Store, cli) -> None:  # noqa: F811
+def test_checkpoints_retention_deleted_are_not_shown(run: Store, cli) -> None:
     """A checkpoint folder retention deleted: its row is kept, marked deleted, and neither
     `status RUN` nor store.checkpoints lists it; a folder seen again is live again."""
     root = checkpoints_root(launch.spec_of(run.get_run("r")).run_dir)
