@@ -5,16 +5,17 @@ run once and leaves it waiting (or for `olmoctl resume RUN` after space was free
 
 from __future__ import annotations
 
-from olmoctl.diskspace import free_bytes
+from olmoctl.backends.files import RunFiles
 from olmoctl.schemas.contract import checkpoints_root
 
 MARGIN = 1.25  # other writers share the filesystem; the estimate is the state's size
 
 
-def room_for(run_dir: str, needed: int | None, remote: bool) -> bool | None:
-    """True/False when the space can be seen from here, None when not (a remote cluster's
-    filesystem, or an ending that did not say how much it needs)."""
-    if remote or needed is None:
+def room_for(run_dir: str, needed: int | None, files: RunFiles) -> bool | None:
+    """True/False when the cluster's filesystem answered (locally, or through the ssh
+    login node's free_space for a remote cluster), None when it did not or the ending did
+    not say how much it needs."""
+    if needed is None:
         return None
-    free = free_bytes(checkpoints_root(run_dir))  # the nearest existing folder answers
+    free = files.free_bytes(str(checkpoints_root(run_dir)))  # the nearest existing folder
     return None if free is None else free >= needed * MARGIN

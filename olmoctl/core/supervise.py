@@ -248,8 +248,8 @@ def tick(
 
 def _has_room(run: Run, last: Attempt) -> bool:
     """A STORAGE ending: does the checkpoint filesystem now have the space it needed?"""
-    remote = backend_for(spec_of(run)).files.remote
-    return bool(room_for(run.run_dir, last.evidence.get("needed_bytes"), remote))
+    files = backend_for(spec_of(run)).files
+    return bool(room_for(run.run_dir, last.evidence.get("needed_bytes"), files))
 
 
 def _damaged(run: Run) -> bool:

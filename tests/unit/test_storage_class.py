@@ -12,6 +12,7 @@ import pytest
 
 from olmoctl.core import classify as cl
 from olmoctl.core import launch, status, supervise
+from olmoctl.core.space import room_for
 from olmoctl.schemas.contract import (
     COMPLETE_MARKER,
     checkpoints_root,
@@ -68,6 +69,32 @@ def test_watch_resumes_a_full_disk_only_once_there_is_room(run: Store) -> None:
     done = supervise.tick(run, "me", policy, runs=["r"])
     assert len(done) == 1 and done[0].startswith("r: resumed after STORAGE as job ")
     assert len(run.attempts("r")) == 2
+
+
+class _AskedFiles:
+    """A cluster's files as watch sees them (local or through ssh): only free_bytes used."""
+
+    def __init__(self, free: int | None) -> None:
+        self.free = free
+        self.asked: list[str] = []
+
+    def free_bytes(self, path: str) -> int | None:
+        self.asked.append(path)
+        return self.free
+
+
+@pytest.mark.parametrize(
+    ("free", "needed", "expected"),
+    [(2000, 1000, True), (1100, 1000, False), (None, 1000, None), (2000, None, None)],
+)
+def test_room_is_asked_of_the_clusters_filesystem(
+    free: int | None, needed: int | None, expected: bool | None
+) -> None:
+    """A remote cluster's filesystem answers through its files (ssh: the login node's
+    free_space op), so watch resumes a remote STORAGE ending once space exists there too."""
+    files = _AskedFiles(free)
+    assert room_for("/scratch/u/runs/r", needed, files) is expected
+    assert files.asked == ([] if needed is None else ["/scratch/u/runs/r/checkpoints"])
 
 
 def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> None:
