@@ -189,21 +189,15 @@ def resolve(recipe_ref: str, cluster_ref: str, **fields: Any) -> RunSpec:
 
 
 def load_spec_file(path: str | os.PathLike[str]) -> RunSpec:
-    """A run's spec.json as launch wrote it (or the run directory holding it), validated:
-    `render --from-spec` renders the very script of that submission from it."""
+    """A run's spec.json as launch wrote it (or the run directory holding it), validated by
+    the job's own reader: `render --from-spec` renders the very script of that submission."""
     from pathlib import Path
 
-    from olmoctl.errors import shown_plain
     from olmoctl.schemas import contract as rd
-    from olmoctl.schemas.bounded import RUN_FILE, load_json, read_text
+    from olmoctl.train.config import load_run_spec
 
     p = Path(path)
-    if p.is_dir():
-        p = p / rd.SPEC_FILE
-    data = load_json(read_text(p, "run spec", RUN_FILE), shown_plain(p), RUN_FILE)
-    if not isinstance(data, dict):
-        raise UsageError(f"{shown_plain(p)}: expected a run spec (a JSON object)")
-    return validate(RunSpec, data, shown_plain(p))
+    return load_run_spec(p / rd.SPEC_FILE if p.is_dir() else p)
 
 
 def for_new_run(

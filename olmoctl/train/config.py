@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from olmoctl.errors import UsageError, shown_plain
 from olmoctl.schemas.bounded import (
@@ -31,17 +32,27 @@ class JobConfig:
     spec: RunSpec | None = None
 
 
-def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) -> JobConfig:
-    p = Path(path)
-    if p.suffix == ".json":  # spec.json, as the launcher wrote it
+def read_mapping(p: Path, expected: str = "a mapping at the top") -> dict[str, Any]:
+    """A spec.json (as the launcher wrote it) or a recipe file (YAML, JSON), parsed within
+    bounds; its top must be a mapping (else: EXPECTED, got TYPE)."""
+    if p.suffix == ".json":
         data = load_json(read_text(p, "run spec", RUN_FILE), shown_plain(p), RUN_FILE)
     else:
         text = read_text(p, "recipe file", FILE)
         data = load_yaml(text, shown_plain(p), FILE, loader=UniqueKeyLoader)
     if not isinstance(data, dict):
-        raise UsageError(
-            f"{shown_plain(p)}: expected a mapping at the top, got {type(data).__name__}"
-        )
+        raise UsageError(f"{shown_plain(p)}: expected {expected}, got {type(data).__name__}")
+    return data
+
+
+def load_run_spec(p: Path) -> RunSpec:
+    """A run's spec.json, validated (the job's entry point and `render --from-spec`)."""
+    return validate(RunSpec, read_mapping(p, "a run spec (a JSON object)"), str(p))
+
+
+def load_job_config(path: str | os.PathLike[str], run_dir: str | None = None) -> JobConfig:
+    p = Path(path)
+    data = read_mapping(p)
     if "recipe" in data and "cluster" in data:
         spec: RunSpec = validate(RunSpec, data, str(p))
         where = Path(run_dir) if run_dir else Path(os.path.expanduser(spec.run_dir))

@@ -48,13 +48,12 @@ def lr_at(step: int, peak: float, sched: ScheduleConfig, total_steps: int) -> fl
     """Learning rate for optimizer step `step` (0-based); the decay ends at
     schedule.decay_steps when set (OLMo's t_max), else at the run's last step."""
     if step < sched.warmup_steps:
-        ramp = (step + 1) / sched.warmup_steps
-        if sched.warmup_start_ratio == 0:
+        start = sched.warmup_start_ratio
+        if start == 0:
             return peak * (step + 1) / sched.warmup_steps  # as before the option: bitwise
         # OLMo: initial_lr * (0.1 + 0.9 * min(step, W) / W) (optim.py:479-480 at
         # allenai/OLMo@15af6688), its step 1-based like step + 1 here.
-        start = sched.warmup_start_ratio
-        return peak * (start + (1.0 - start) * ramp)
+        return peak * (start + (1.0 - start) * (step + 1) / sched.warmup_steps)
     if sched.decay == "constant":
         return peak
     floor = peak * sched.final_lr_ratio

@@ -93,6 +93,7 @@ def test_a_running_job_is_not_called_over(lagging, tmp_path: Path) -> None:
     spec = launch.prepare(store, "tiny", "dev", nodes=1, name="r", time_limit=None,
                           overrides=[f"cluster.runs_root={tmp_path}"])  # fmt: skip
     launch.submit_attempt(store, spec, new_run=True)
+    # timeout=0: exactly one look, then return (not a deadline: the fakes answer at once).
     last = progress.wait_for_run(store, "r", quiet=True, timeout=0)
     assert last is not None and last.state == "RUNNING" and last.is_live
     assert fake.asked and all(a == [last.job_id] for a in fake.asked)
