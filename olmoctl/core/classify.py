@@ -125,11 +125,14 @@ def classify(
     reason = exiting.reason if exiting else None
     if slurm_state == "COMPLETED" and reason in (None, ExitReason.COMPLETED):
         return Verdict(COMPLETED, "completed", evidence=ev)
+    # Slurm's word wins over the job's: at the time limit and on scancel it sends SIGTERM,
+    # which the job answers like a preemption (save, exit), but what stopped it was the time
+    # limit or a cancellation (a real preemption or requeue reads PREEMPTED/REQUEUED).
+    saved = ", checkpoint saved" if reason == ExitReason.PREEMPTED else ""
     if slurm_state == "TIMEOUT":
-        # Slurm's word wins: at the limit it sends SIGTERM, which the job answers like a
-        # preemption (save, exit), but what stopped it was the time limit.
-        saved = ", checkpoint saved" if reason == ExitReason.PREEMPTED else ""
         return Verdict(TIMEOUT, f"time limit reached{saved}", evidence=ev)
+    if slurm_state == "CANCELLED" and "DUE TO" not in batch:  # scancel, not Slurm's ending
+        return Verdict(CANCELLED, f"cancelled (not by olmoctl){saved}", evidence=ev)
     if reason == ExitReason.PREEMPTED or slurm_state in ("PREEMPTED", "REQUEUED"):
         sig = (exiting.signal if exiting else None) or ""
         return Verdict(

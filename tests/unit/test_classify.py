@@ -153,4 +153,11 @@ def test_slurm_timeout_wins_over_the_jobs_own_save() -> None:
     ended because of the time limit (seen for real: tests/integration/test_wait_exits.py)."""
     v = _classify(slurm_state="TIMEOUT", exiting=Exiting(reason="preempted", signal="SIGTERM"))
     assert (v.klass, v.reason) == (cl.TIMEOUT, "time limit reached, checkpoint saved")
+
+
+def test_scancel_wins_over_the_jobs_sigterm_save() -> None:
+    """scancel sends SIGTERM too: the job saves and exits, but it was cancelled (a --wait
+    on it exits 3, not 4, and watch does not resume it)."""
+    v = _classify(slurm_state="CANCELLED", exiting=Exiting(reason="preempted", signal="SIGTERM"))
+    assert (v.klass, v.reason) == (cl.CANCELLED, "cancelled (not by olmoctl), checkpoint saved")
     assert _classify(slurm_state="TIMEOUT").reason == "time limit reached"
