@@ -6,7 +6,7 @@ fast a save writes (GB/s) against `dd bs=1M conv=fsync` on the same filesystem.
 
 The state is the OLMo model of recipes/SHAPE.yaml (1b: its width, vocabulary and
 `--layers` blocks, so it fits a CPU's memory) plus AdamW's moments, as the trainer saves it
-(olmoctl.train.async_save.Saver, one process, gloo). "Training" between saves is AdamW
+(olmoctl.train.checkpoint.async_save.Saver, one process, gloo). "Training" between saves is AdamW
 steps on fixed gradients, which change every tensor the save holds, as a real step does.
 
 - stall: wall time the trainer loses per save: the whole save when synchronous; the call
@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from olmoctl.schemas.recipe import ModelConfig  # noqa: E402
-from olmoctl.train.async_save import Saver  # noqa: E402
-from olmoctl.train.faults import Faults  # noqa: E402
-from olmoctl.train.model import OLMo  # noqa: E402
+from olmoctl.train.checkpoint.async_save import Saver  # noqa: E402
+from olmoctl.train.model.olmo import OLMo  # noqa: E402
+from olmoctl.train.runtime.faults import Faults  # noqa: E402
 
 
 def dd_gbps(directory: Path, nbytes: int) -> float:

@@ -79,12 +79,12 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One config, in this process: set up the job's Trainer, run, read its step events."""
     import torch
 
-    from olmoctl.train import distributed
-    from olmoctl.train.config import load_job_config
-    from olmoctl.train.events import EventLog
-    from olmoctl.train.faults import Faults
-    from olmoctl.train.model import flops_per_token
-    from olmoctl.train.signals import StopFlag
+    from olmoctl.train.model.olmo import flops_per_token
+    from olmoctl.train.observe.events import EventLog
+    from olmoctl.train.runtime import distributed
+    from olmoctl.train.runtime.config import load_job_config
+    from olmoctl.train.runtime.faults import Faults
+    from olmoctl.train.runtime.signals import StopFlag
     from olmoctl.train.trainer import Trainer
 
     run_dir = Path(spec["run_dir"])

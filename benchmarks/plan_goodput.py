@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 import time
 
-from olmoctl.core import plan_inputs
-from olmoctl.core.plan import make_plan
-from olmoctl.core.simulate import simulate
+from olmoctl.core.plan import inputs as plan_inputs
+from olmoctl.core.plan.costs import make_plan
+from olmoctl.core.plan.simulate import simulate
 
 
 def main(seeds: int = 256) -> None:

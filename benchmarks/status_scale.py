@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from olmoctl.core import specs  # noqa: E402
+from olmoctl.core.launch import specs  # noqa: E402
 from olmoctl.store import Store  # noqa: E402
 
 

@@ -28,14 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from olmoctl.schemas.recipe import Recipe  # noqa: E402
-from olmoctl.train.data import (  # noqa: E402
+from olmoctl.train.data.tokens import (  # noqa: E402
     BatchLoader,
     TokenDataset,
     build_global_indices,
     write_synthetic,
 )
-from olmoctl.train.model import OLMo, loss_fn  # noqa: E402
-from olmoctl.train.optim import (  # noqa: E402
+from olmoctl.train.model.olmo import OLMo, loss_fn  # noqa: E402
+from olmoctl.train.model.optim import (  # noqa: E402
     build_optimizer,
     clip_at,
     clip_grad_norm,

@@ -1,6 +1,6 @@
 """Free space on the filesystem that will hold a run's checkpoints, and the one warning when
 it is short. Standard library only, so that every side can use it: `launch` (core, before
-submitting; core/launch_checks.py), the login node's `olmoctl _remote serve` (the
+submitting; core/launch/checks.py), the login node's `olmoctl _remote serve` (the
 `free_space` op, for a remote cluster) and the job (olmoctl.train may import it)."""
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ CATALOG_SUFFIXES = (".yaml", ".yml")
 def catalog_files(kind: str) -> dict[str, tuple[Path, str]]:
     """Name -> (file, "shipped" | "user") of every `clusters` or `recipes` YAML file, the
     user's own shadowing shipped ones. Reads folder listings only (no YAML, no pydantic):
-    the catalog (core/catalog.py) and shell completion share it."""
+    the catalog (core/launch/catalog.py) and shell completion share it."""
     found: dict[str, tuple[Path, str]] = {}
     for source, folder in (("shipped", data_dir(kind)), ("user", user_dir(kind))):
         try:

@@ -24,7 +24,7 @@ def holds_run(run_dir: str | Path) -> bool:
 
 
 def dir_taken(run_dir: str) -> UsageError:
-    """The one "run directory already holds a run" error (core/names.py, LocalFiles)."""
+    """The one "run directory already holds a run" error (core/launch/names.py, LocalFiles)."""
     return UsageError(f"run directory {run_dir} already holds a run; pick another --name")
 
 

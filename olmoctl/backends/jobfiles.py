@@ -49,7 +49,7 @@ def burnin_command(spec: RunSpec) -> str:
 
 def preflight_command(spec: RunSpec) -> str:
     """`olmoctl doctor`'s job command: every rank runs the preflight checks on the spec."""
-    args = ["-u", "-m", "olmoctl.train.preflight", spec_path(spec)]
+    args = ["-u", "-m", "olmoctl.train.burnin.preflight", spec_path(spec)]
     return " ".join([python_command(spec), *map(quote, args)])
 
 

@@ -43,7 +43,7 @@ def controller_asks(
     answer came from accounting, those it still calls live or does not list yet. sacct lags
     the controller: a job that has just ended may read RUNNING there, or be missing, for
     minutes; squeue --states=all has its end state at once (for MinJobAge after it).
-    One rule for status (core/status.py) and the login node's prefetch (ssh_serve.py)."""
+    One rule for status (core/track/status.py) and the login node's prefetch (ssh_serve.py)."""
     accounting = result.source == "sacct"
     out = []
     for j in job_ids:

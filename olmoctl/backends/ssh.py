@@ -97,7 +97,7 @@ class SSHBackend(jobfiles.SlurmJobLogs):
                 "scheduler: slurm"
             )
         # The run directory's free space comes in the same round trip: launch warns when it
-        # cannot hold the checkpoints (core/launch_checks.py asks files.free_bytes next).
+        # cannot hold the checkpoints (core/launch/checks.py asks files.free_bytes next).
         free = pf.free_space(spec.run_dir)
         ops = [{"op": "check_reachable", "spec": spec.model_dump(mode="json")}, free.to_wire()]
         reachable, space = self.link.open().request(ops, False)

@@ -11,12 +11,12 @@ from olmoctl.cli import options
 from olmoctl.errors import UsageError, shown_plain
 
 if TYPE_CHECKING:
-    from olmoctl.core.catalog import Entry
+    from olmoctl.core.launch.catalog import Entry
 
 
 def clusters(as_json: bool = options.JSON) -> None:
     """List cluster profiles (shipped and your own in ~/.config/olmoctl/clusters)."""
-    from olmoctl.core import catalog
+    from olmoctl.core.launch import catalog
 
     rows, bad = [], []
     for entry in catalog.available("clusters").values():
@@ -54,7 +54,7 @@ def clusters(as_json: bool = options.JSON) -> None:
 
 def recipes(as_json: bool = options.JSON) -> None:
     """List training recipes (shipped and your own in ~/.config/olmoctl/recipes)."""
-    from olmoctl.core import catalog
+    from olmoctl.core.launch import catalog
 
     rows, bad = [], []
     for entry in catalog.available("recipes").values():

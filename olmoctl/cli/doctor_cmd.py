@@ -41,7 +41,7 @@ def doctor(
     variables reach the job, GPUs per node, run dir and data, imports, an all-reduce."""
     from rich.console import Console
 
-    from olmoctl.core import doctor as core
+    from olmoctl.core.doctor import job as core
 
     spec = core.prepare(recipe, cluster, nodes=nodes, time_limit=time_limit, overrides=override)
     console = Console(stderr=True, quiet=as_json)

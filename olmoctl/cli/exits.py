@@ -24,7 +24,7 @@ TABLE = (
 )
 EPILOG = "Exit status: " + "; ".join(f"{code} {what}" for code, what in TABLE) + "."
 
-# classify's classes (core/classify.py) that `olmoctl resume` continues, and Slurm end
+# classify's classes (core/track/classify.py) that `olmoctl resume` continues, and Slurm end
 # states meaning the same where an attempt was never classified.
 _STOPPED_CLASSES = frozenset(
     {"TIMEOUT", "PREEMPTED", "NODE_FAIL", "RANK_KILLED", "COLLECTIVE", "HANG"}

@@ -39,7 +39,7 @@ def export(
     """Convert a run's checkpoint (any world size) into a model directory that
     `transformers.AutoModelForCausalLM.from_pretrained(DIR)` loads: config.json +
     model.safetensors (+ olmoctl-export.json saying where it came from)."""
-    from olmoctl.core import export as core
+    from olmoctl.core.outputs import export as core
     from olmoctl.errors import UsageError, shown
     from olmoctl.schemas.hf import DTYPES
     from olmoctl.store import Store

@@ -1,5 +1,5 @@
 """What `launch` and `sweep` print on stderr beside their result: each check --force
-overrode, and the free-space warning (core/launch_checks.py)."""
+overrode, and the free-space warning (core/launch/checks.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def warning(text: str) -> None:
 def warn_forced(spec: Any, force: bool, prefix: str = "") -> None:
     """With --force, each check that would have refused the run, as a warning."""
     if force:
-        from olmoctl.core.launch_checks import problems
+        from olmoctl.core.launch.checks import problems
 
         for p in problems(spec):
             warning(f"{prefix}launching anyway (--force): {p}")
@@ -25,7 +25,7 @@ def warn_space(specs: list[Any], *, remote_ok: bool) -> None:
     """The free-space warning for runs about to be submitted (a remote cluster's login node
     is asked only when `remote_ok`: a dry run opens no connection for it)."""
     from olmoctl.backends.registry import backend_for
-    from olmoctl.core.launch_checks import space_warning
+    from olmoctl.core.launch.checks import space_warning
 
     files = backend_for(specs[0]).files
     if files.remote and not remote_ok:

@@ -30,9 +30,9 @@ def logs(
     from rich.console import Console
 
     from olmoctl.backends.registry import backend_for
-    from olmoctl.core import logs as core
-    from olmoctl.core import status
-    from olmoctl.core.launch import find_run, spec_of
+    from olmoctl.core.track import logs as core
+    from olmoctl.core.track import status
+    from olmoctl.core.track.runs import find_run, spec_of
     from olmoctl.errors import UsageError
     from olmoctl.store import Store
 

@@ -40,9 +40,9 @@ def plan(
     ),
 ) -> None:
     """Time, GPU-hours, energy, CO2, memory and checkpoint interval of a run, before launch."""
-    from olmoctl.core import plan_inputs
-    from olmoctl.core.plan import make_plan
-    from olmoctl.core.plan_inputs import check_mfu
+    from olmoctl.core.plan import inputs as plan_inputs
+    from olmoctl.core.plan.costs import make_plan
+    from olmoctl.core.plan.inputs import check_mfu
 
     if mfu is not None:
         check_mfu(mfu)
@@ -53,7 +53,7 @@ def plan(
     result = make_plan(r, c, nodes, mfu=mfu, observed=obs)
     sim = None
     if simulate or plot is not None:
-        from olmoctl.core import simulate as sim_mod
+        from olmoctl.core.plan import simulate as sim_mod
 
         if plot is not None:
             from olmoctl.fileio import check_target

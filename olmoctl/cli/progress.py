@@ -16,7 +16,7 @@ def wait_for_run(
 ) -> Attempt | None:
     """Poll until the run's last attempt leaves the live states; returns that attempt
     (cli.exits.of_run_end turns it into the exit status)."""
-    from olmoctl.core import status as core
+    from olmoctl.core.track import status as core
 
     console = Console(stderr=True, quiet=quiet)
     deadline = None if timeout is None else time.monotonic() + timeout

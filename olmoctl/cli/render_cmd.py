@@ -61,9 +61,9 @@ def render(
                 f"--from-spec takes everything from the spec; it goes without {', '.join(given)} "
                 "(to change the run: olmoctl launch --from RUN -o KEY=VALUE)"
             )
-        from olmoctl.core.render import render as render_script
-        from olmoctl.core.render import train_command
-        from olmoctl.core.specs import load_spec_file
+        from olmoctl.core.launch.render import render as render_script
+        from olmoctl.core.launch.render import train_command
+        from olmoctl.core.launch.specs import load_spec_file
 
         _check_out(out)
         spec = load_spec_file(from_spec)
@@ -84,11 +84,11 @@ def render(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster CLUSTER (or --diff RUN, or --from-spec)")
-    from olmoctl.core import launch_checks
-    from olmoctl.core.launch import prepare
-    from olmoctl.core.render import render as render_script
-    from olmoctl.core.render import train_command
-    from olmoctl.core.specs import resolve
+    from olmoctl.core.launch import checks as launch_checks
+    from olmoctl.core.launch.render import render as render_script
+    from olmoctl.core.launch.render import train_command
+    from olmoctl.core.launch.specs import resolve
+    from olmoctl.core.launch.submit import prepare
     from olmoctl.store import Store, StoreBusy, StoreError
 
     _check_out(out)
@@ -143,7 +143,7 @@ def _render_diff(
     overrides: list[str],
 ) -> None:
     """Print a unified diff (stdout) and the config keys that differ (stderr)."""
-    from olmoctl.core import repro
+    from olmoctl.core.launch import repro
     from olmoctl.store import Store
 
     if run is not None:

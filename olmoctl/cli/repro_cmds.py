@@ -75,8 +75,9 @@ def show(
     as_json: bool = options.JSON,
 ) -> None:
     """What a run recorded to be re-run exactly: config, scripts, code, environment, data."""
-    from olmoctl.core import record, repro
-    from olmoctl.core.launch import find_run
+    from olmoctl.core.launch import repro
+    from olmoctl.core.records import record
+    from olmoctl.core.track.runs import find_run
     from olmoctl.schemas.record import Record
     from olmoctl.store import Store
 
@@ -176,7 +177,7 @@ def card(
     as_json: bool = options.JSON,
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
-    from olmoctl.core import card as core
+    from olmoctl.core.outputs import card as core
     from olmoctl.store import Store
 
     paths = core.write(Store(), run, out)

@@ -51,8 +51,8 @@ def launch(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster (or --from RUN)")
-    from olmoctl.core import launch as core
-    from olmoctl.core.render import render
+    from olmoctl.core.launch import submit as core
+    from olmoctl.core.launch.render import render
     from olmoctl.store import Store
 
     store = Store()
@@ -94,8 +94,8 @@ def _launch_from(
 ) -> None:
     """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
     difference in code, packages or data since SOURCE ran."""
-    from olmoctl.core import repro
-    from olmoctl.core.render import render
+    from olmoctl.core.launch import repro
+    from olmoctl.core.launch.render import render
     from olmoctl.store import Store
 
     store = Store()
@@ -190,10 +190,10 @@ def status(
 
     store = Store()
     from olmoctl.cli import status_view
-    from olmoctl.core import status as core
+    from olmoctl.core.track import status as core
 
     if run is not None:
-        from olmoctl.core.launch import find_run  # catalog, render: not for the table
+        from olmoctl.core.track.runs import find_run  # catalog, render: not for the table
 
         find_run(store, run)
     info = core.refresh(store, run_names=[run] if run else None)
@@ -248,7 +248,7 @@ def cancel(
     as_json: bool = options.JSON,
 ) -> None:
     """Cancel the run's live attempt (scancel) and record it as cancelled by the user."""
-    from olmoctl.core import control
+    from olmoctl.core.track import control
 
     if (run is None) == (sweep is None):
         raise UsageError("cancel takes a run name or --sweep SWEEP (one of them)")

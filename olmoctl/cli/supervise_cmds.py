@@ -25,7 +25,7 @@ def resume(
     as_json: bool = options.JSON,
 ) -> None:
     """New attempt of RUN from its newest complete checkpoint, bad nodes excluded."""
-    from olmoctl.core import supervise
+    from olmoctl.core.supervise import watch as supervise
     from olmoctl.store import Store
 
     res = supervise.resume(Store(), run, nodes=nodes, overrides=override)
@@ -120,9 +120,9 @@ def watch(
     stragglers; notify a webhook or e-mail of what happens."""
     from rich.console import Console
 
-    from olmoctl.core import supervise
-    from olmoctl.core.launch import find_run
-    from olmoctl.core.stragglers import StragglerPolicy
+    from olmoctl.core.supervise import watch as supervise
+    from olmoctl.core.supervise.stragglers import StragglerPolicy
+    from olmoctl.core.track.runs import find_run
     from olmoctl.store import Store
 
     store = Store()
@@ -140,7 +140,7 @@ def watch(
     console.print(f"watch: {owner}, every {interval:g}s, log {store.dir / 'watch.log'}")
     observer = None
     if notifier.enabled:
-        from olmoctl.core.watch_notices import Observer
+        from olmoctl.core.supervise.notices import Observer
 
         console.print(f"watch: notify {notifier.describe()}")
         observer = Observer(store, runs or None)
@@ -163,8 +163,8 @@ def _notifier(
     """The watch's Notifier from its options and the environment (bad input: exit 2)."""
     import os
 
-    from olmoctl.core import notify as nt
-    from olmoctl.core.supervise import log_action
+    from olmoctl.core.supervise import notify as nt
+    from olmoctl.core.supervise.watch import log_action
 
     env = dict(os.environ)
     target = nt.resolve_url(url, url_file, env)
@@ -188,7 +188,7 @@ def nodes(
 ) -> None:
     """Node health: failures per node and why (the last reason; for a burn-in, the check and
     measured vs expected); at the profile's node_failure_threshold a node is excluded."""
-    from olmoctl.core import health
+    from olmoctl.core.track import health
     from olmoctl.store import Store
 
     store = Store()

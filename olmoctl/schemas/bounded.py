@@ -5,7 +5,7 @@ Three limits, each checked before the work it guards: size (at most LIMIT + 1 by
 read), nesting depth (counted while YAML is composed, so no RecursionError), and the size of
 the data once YAML aliases are expanded (counted on the composed node graph, memoized, so an
 alias bomb is refused in microseconds, before anything is constructed or validated).
-Shared by the launcher and the job (train/config.py), hence in schemas/.
+Shared by the launcher and the job (train/runtime/config.py), hence in schemas/.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-# How the ranks enter the image (core/containers.py renders each; docs/clusters.md):
+# How the ranks enter the image (core/launch/containers.py renders each; docs/clusters.md):
 #   singularity, apptainer  `singularity exec -B BIND... IMAGE.sif CMD` (LUMI, Frontier and
 #                HPC sites in general); the job's environment passes through, and
 #                SINGULARITYENV_X / APPTAINERENV_X set X inside only.
@@ -43,7 +43,7 @@ class ContainerConfig(Schema):
     # the script when it begins with "-".
     exec_args: list[Expandable] = Field(default_factory=list)
     # Set inside the container only, the way its runtime takes them (singularity:
-    # SINGULARITYENV_NAME, bwrap: --setenv...; core/containers.py): what the runtime does
+    # SINGULARITYENV_NAME, bwrap: --setenv...; core/launch/containers.py): what the runtime does
     # not pass from the host (LD_LIBRARY_PATH, PATH) or what the image sets itself. Values
     # as in `env`.
     env: dict[str, Expandable] = Field(default_factory=dict)

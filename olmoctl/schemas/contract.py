@@ -9,7 +9,7 @@ RUN_DIR/
   spec.json                  the resolved RunSpec (launcher)
   scripts/attempt-N.sh       each attempt's exact batch script (launcher)
   logs/slurm-JOB.out         the batch script's output;  logs/JOB-rankR.out  per rank
-  record.json                what the run needs to be re-run (launcher: olmoctl.core.record)
+  record.json                what the run needs to be re-run (launcher: olmoctl.core.records.record)
   code/HASH.diff             local source changes at submission (launcher)
   events.jsonl               one JSON event per line, rank 0 (job: olmoctl.schemas.events)
   global_indices.npy (+.json) the run's data order and what it was made from (job)

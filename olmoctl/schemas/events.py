@@ -1,5 +1,6 @@
 """RUN_DIR/events.jsonl: the events rank 0 of a job appends, as the job writes them
-(olmoctl.train.events.EventLog.emit) and the launcher reads them (olmoctl.core.events).
+(olmoctl.train.observe.events.EventLog.emit) and the launcher reads them
+(olmoctl.core.track.events).
 
 Every line is one JSON object with "ts" (unix time, float) and "event" (an EventKind),
 then the kind's fields:
@@ -16,7 +17,7 @@ then the kind's fields:
   warning          source, message (e.g. a metrics sink that failed and was turned off)
   straggler        step, rank, node, seconds, median_s, ratio, world_size, slowest
                    (every log interval with more than one rank: the slowest rank's compute
-                   seconds per step vs the median rank's; olmoctl.train.stragglers)
+                   seconds per step vs the median rank's; olmoctl.train.observe.stragglers)
   burnin_node      job_id, attempt, node, ok, seconds, checks [{check, value, unit, limit,
                    ok, error, device}] (one per node of the allocation, before `burnin`)
   burnin           job_id, attempt, action (train | requeue | fail), nodes (allocation),
@@ -153,7 +154,7 @@ class Exiting(Event):
 
 
 class Eval(Event):
-    """One eval set's result at a step (in-loop evaluation, olmoctl.train.evaluate)."""
+    """One eval set's result at a step (in-loop evaluation, olmoctl.train.observe.evaluate)."""
 
     KIND: ClassVar[EventKind | None] = EventKind.EVAL
 

@@ -1,6 +1,6 @@
 """How an olmoctl model maps onto Hugging Face `transformers`' OLMo (`OlmoForCausalLM`,
 model_type "olmo"): the config fields and the parameter names. Torch-free, so the launcher
-can refuse an export before loading anything; the job side (train/export_hf.py) does the
+can refuse an export before loading anything; the job side (train/model/export_hf.py) does the
 tensor work with the same table.
 
 Field by field (transformers models/olmo/configuration_olmo.py and modeling_olmo.py):

@@ -1,6 +1,6 @@
 """`olmoctl doctor`'s job/launcher contract: what each rank of the preflight job
-(olmoctl.train.preflight) reports, one JSON file per rank in RUN_DIR/preflight/, and what
-the launcher (olmoctl.core.doctor) reads back. Check names are fixed here so both sides and
+(olmoctl.train.burnin.preflight) reports, one JSON file per rank in RUN_DIR/preflight/, and what
+the launcher (olmoctl.core.doctor.job) reads back. Check names are fixed here so both sides and
 the tests say the same thing."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class ModelConfig(Schema):
     weight_tying: bool = False
     rope_theta: Float = Field(default=10_000.0, gt=0, le=1e12)
     layer_norm_eps: Float = Field(default=1e-5, gt=0, le=1)
-    # Weight init (train/model.py): "normal" is Normal(0, init_std), output projections
+    # Weight init (train/model/olmo.py): "normal" is Normal(0, init_std), output projections
     # scaled by 1/sqrt(2 n_layers); "mitchell" is OLMo's init_fn "mitchell" (the paper's
     # released configs): truncated normal at +-3 std, std 1/sqrt(fan_in), output projections
     # of block i also divided by sqrt(2 (i + 1)). init_std is unused by "mitchell".

@@ -1,6 +1,6 @@
 """RUN_DIR/record.json, as typed models: what a run needs to be re-run exactly.
 
-The launcher writes it (olmoctl.core.record, as plain JSON, unchanged on disk); readers
+The launcher writes it (olmoctl.core.records.record, as plain JSON, unchanged on disk); readers
 (`show`, `card`, `launch --from`, `render --diff`) parse it with `Record.of` and use typed
 attributes. Reading is tolerant so that records of older and newer olmoctl versions read:
 every field may be missing, unknown fields are kept (model_extra).

@@ -1,6 +1,6 @@
 """The one validator for strings that reach a batch script, a job-array script, a Slurm
 argument list or the local job's environment, whatever field, file, environment variable or
-store row they came from. `olmoctl.core.render` holds the one quoting function that puts
+store row they came from. `olmoctl.core.launch.render` holds the one quoting function that puts
 them there; together they make sure no value can run a command.
 
 Kinds of value (each a check_* function, and an Annotated type for the schemas):

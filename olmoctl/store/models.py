@@ -2,7 +2,7 @@
 
 JSON columns that every caller decodes (a run's summary, an attempt's evidence, a sweep's
 definition, points and jobs) arrive decoded; a run's spec stays text, since only some
-callers need the RunSpec (core.launch.spec_of validates it).
+callers need the RunSpec (core.track.runs.spec_of validates it).
 
 A row is read tolerantly: one damaged row (bad JSON, a wrong type written by hand or by a
 broken tool) must not hide every other run. A Run says what is wrong in `damage`; its
@@ -155,7 +155,7 @@ class Run:
     nodes: int
     state: str
     run_dir: str
-    spec_json: str  # the resolved RunSpec (core.launch.spec_of)
+    spec_json: str  # the resolved RunSpec (core.track.runs.spec_of)
     total_steps: int
     sweep: str | None
     created_at: float

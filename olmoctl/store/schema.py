@@ -98,7 +98,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep);
     """,
-    # Reproducibility records (olmoctl.core.record): RUN_DIR/record.json, indexed here.
+    # Reproducibility records (olmoctl.core.records.record): RUN_DIR/record.json, indexed here.
     """
     CREATE TABLE IF NOT EXISTS run_records (
         run_name TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE,
@@ -135,8 +135,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE node_health ADD COLUMN expected REAL;
     ALTER TABLE node_health ADD COLUMN unit TEXT;
     """,
-    # Retention (olmoctl.train.retention) deletes old checkpoint folders: a row whose folder
-    # is gone keeps its history but is marked deleted, and readers skip it.
+    # Retention (olmoctl.train.checkpoint.retention) deletes old checkpoint folders: a row
+    # whose folder is gone keeps its history but is marked deleted, and readers skip it.
     """
     ALTER TABLE checkpoints ADD COLUMN deleted_at REAL;
     """,

@@ -4,7 +4,7 @@ Importing this package is cheap (no torch): the heavy modules are imported by th
 points (`python -m olmoctl.train`, `olmoctl.train.submit_entry.TrainJob`) when they run.
 """
 
-from olmoctl.train.exit_codes import (
+from olmoctl.train.runtime.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_COMPLETED,
     EXIT_ERROR,

@@ -1,5 +1,6 @@
 """`python -m olmoctl.train RUN_DIR/spec.json` (or `RECIPE.yaml --run-dir DIR`): one rank of
-the job, under srun, torchrun, submitit or alone. Exit statuses: olmoctl.train.exit_codes."""
+the job, under srun, torchrun, submitit or alone. Exit statuses:
+olmoctl.train.runtime.exit_codes."""
 
 import os
 import sys

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from olmoctl.errors import UsageError
 from olmoctl.schemas.events import Exiting, ExitReason
-from olmoctl.train.events import EventLog, Heartbeat
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_REQUEUE, EXIT_STORAGE
-from olmoctl.train.faults import Faults
-from olmoctl.train.signals import StopFlag
-from olmoctl.train.storage import SaveFailed, StorageFull
+from olmoctl.train.checkpoint.storage import SaveFailed, StorageFull
+from olmoctl.train.observe.events import EventLog, Heartbeat
+from olmoctl.train.runtime.exit_codes import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_REQUEUE, EXIT_STORAGE
+from olmoctl.train.runtime.faults import Faults
+from olmoctl.train.runtime.signals import StopFlag
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ def _mark_requeue_ready(run_dir: Path, outcome: Outcome) -> None:
 
 def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     stop = StopFlag().install()  # first: a signal during the imports below is kept
-    from olmoctl.train import distributed
-    from olmoctl.train.config import load_job_config
+    from olmoctl.train.runtime import distributed
+    from olmoctl.train.runtime.config import load_job_config
 
     denv = distributed.detect()
     events = EventLog(None, enabled=False)
@@ -61,7 +61,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         job = load_job_config(config_path, run_dir)
         events = EventLog(job.run_dir, enabled=denv.rank == 0)
         if denv.rank == 0:  # TensorBoard / W&B when the recipe turns them on
-            from olmoctl.train.sinks import attach
+            from olmoctl.train.observe.sinks import attach
 
             attach(events, job)
         from olmoctl.train.trainer import Trainer

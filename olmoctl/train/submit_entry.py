@@ -18,7 +18,7 @@ from typing import Any
 import submitit
 
 from olmoctl.errors import OlmoctlError, UsageError
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.runtime.exit_codes import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_REQUEUE
 
 
 class TrainFailed(OlmoctlError):
@@ -38,7 +38,7 @@ def _step_is_the_job() -> None:
 class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self, spec_path: str) -> dict[str, Any]:
         # In place of submitit's USR2 handler, which would requeue from inside the job; the
-        # trainer's own (train/signals.py) sits on top while it runs.
+        # trainer's own (train/runtime/signals.py) sits on top while it runs.
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         from olmoctl.schemas.contract import master_port_for
         from olmoctl.train.run import run_job

@@ -18,27 +18,27 @@ import torch.distributed as dist
 from olmoctl.errors import UsageError
 from olmoctl.schemas.contract import INDICES_FILE, SYNTHETIC_FILE, checkpoints_root
 from olmoctl.schemas.events import Started, Step
-from olmoctl.train import checkpoint as ckpt
-from olmoctl.train.async_save import Saver
-from olmoctl.train.config import JobConfig
-from olmoctl.train.data import (
+from olmoctl.train.checkpoint import dcp as ckpt
+from olmoctl.train.checkpoint.async_save import Saver
+from olmoctl.train.data.tokens import (
     BatchLoader,
     TokenDataset,
     resolve_paths,
     write_global_indices,
     write_synthetic,
 )
-from olmoctl.train.distributed import DistEnv
-from olmoctl.train.evaluate import build_evaluator
-from olmoctl.train.events import EventLog
-from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
-from olmoctl.train.fastpath import configure
-from olmoctl.train.faults import Faults
-from olmoctl.train.model import OLMo, flops_per_token
-from olmoctl.train.optim import build_optimizer, clip_at, clip_grad_norm, lr_at, set_lr
-from olmoctl.train.parallelize import parallelize, set_gradient_sync
-from olmoctl.train.signals import StopFlag
-from olmoctl.train.stragglers import StepTimes
+from olmoctl.train.model.fastpath import configure
+from olmoctl.train.model.olmo import OLMo, flops_per_token
+from olmoctl.train.model.optim import build_optimizer, clip_at, clip_grad_norm, lr_at, set_lr
+from olmoctl.train.model.parallelize import parallelize, set_gradient_sync
+from olmoctl.train.observe.evaluate import build_evaluator
+from olmoctl.train.observe.events import EventLog
+from olmoctl.train.observe.stragglers import StepTimes
+from olmoctl.train.runtime.config import JobConfig
+from olmoctl.train.runtime.distributed import DistEnv
+from olmoctl.train.runtime.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.runtime.faults import Faults
+from olmoctl.train.runtime.signals import StopFlag
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Trainer:
         rank0_then_share(lambda: write_global_indices(run_dir, self.dataset, needed, t.seed, held))
         indices = np.load(run_dir / INDICES_FILE, mmap_mode="r")
         self.loader = BatchLoader(self.dataset, indices, t.global_batch_size, self.rank, self.world)
-        self.evaluator = build_evaluator(self)  # olmoctl.train.evaluate: eval sets checked
+        self.evaluator = build_evaluator(self)  # olmoctl.train.observe.evaluate: eval sets checked
 
         self.expected = {
             "model_hash": ckpt.model_hash(r.model),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import specs
+from olmoctl.core.launch.render import render
 from tests.integration.conftest import CLUSTER_DIR, DevCluster, Olmoctl
 
 pytestmark = pytest.mark.slurm

@@ -22,7 +22,7 @@ def _trainer_model(spec: dict, checkpoint: Path) -> torch.nn.Module:
     import torch.distributed.checkpoint as dcp
 
     from olmoctl.schemas.recipe import ModelConfig
-    from olmoctl.train.model import OLMo
+    from olmoctl.train.model.olmo import OLMo
 
     model = OLMo(ModelConfig.model_validate(spec["recipe"]["model"]))
     state = {"model": model.state_dict()}

@@ -83,7 +83,7 @@ def test_changed_data_file_makes_launch_from_warn(olmoctl: Repro, tmp_path: Path
         text.write_text(" ".join(words[(i * 7 + seed) % len(words)] for i in range(n)) + ".")
         out = tmp_path / "tokens.npy"
         subprocess.run(
-            [sys.executable, "-m", "olmoctl.train.tokenize", str(text), "--out", str(out)],
+            [sys.executable, "-m", "olmoctl.train.data.tokenize", str(text), "--out", str(out)],
             check=True,
             capture_output=True,
         )

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from olmoctl.schemas.contract import CHECKPOINT_TMP_PREFIX, COMPLETE_MARKER
-from olmoctl.train.checkpoint import list_complete, newest_complete
-from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE, EXIT_STORAGE
-from olmoctl.train.faults import ENV as FAULTS_ENV
-from olmoctl.train.faults import STALLED_FILE
+from olmoctl.train.checkpoint.dcp import list_complete, newest_complete
+from olmoctl.train.runtime.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE, EXIT_STORAGE
+from olmoctl.train.runtime.faults import ENV as FAULTS_ENV
+from olmoctl.train.runtime.faults import STALLED_FILE
 from tests.train.helpers import events, launch, logs, losses, poll, tiny, wait_all, write_spec
 
 pytestmark = pytest.mark.slow

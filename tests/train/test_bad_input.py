@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from olmoctl.train import data as data_mod
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT
+from olmoctl.train.data import tokens as data_mod
+from olmoctl.train.data.tokenize import write_tokens
 from olmoctl.train.run import main
-from olmoctl.train.tokenize import write_tokens
+from olmoctl.train.runtime.exit_codes import EXIT_BAD_INPUT
 from tests.train.helpers import events, tiny, write_spec
 
 

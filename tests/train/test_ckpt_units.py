@@ -12,9 +12,9 @@ import pytest
 from torch.distributed.checkpoint.api import CheckpointException
 
 from olmoctl.schemas.contract import COMPLETE_MARKER, step_dir_name
-from olmoctl.train import checkpoint as ckpt
-from olmoctl.train import storage
-from olmoctl.train.retention import to_remove
+from olmoctl.train.checkpoint import dcp as ckpt
+from olmoctl.train.checkpoint import storage
+from olmoctl.train.checkpoint.retention import to_remove
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from olmoctl.train.checkpoint import newest_complete
-from olmoctl.train.corpus import generate_documents
-from olmoctl.train.exit_codes import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_REQUEUE
-from olmoctl.train.faults import ENV as FAULTS_ENV
-from olmoctl.train.sinks import wandb_id
-from olmoctl.train.tokenize import tokenize_documents, write_tokens
+from olmoctl.train.checkpoint.dcp import newest_complete
+from olmoctl.train.data.corpus import generate_documents
+from olmoctl.train.data.tokenize import tokenize_documents, write_tokens
+from olmoctl.train.observe.sinks import wandb_id
+from olmoctl.train.runtime.exit_codes import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.runtime.faults import ENV as FAULTS_ENV
 from tests.train.helpers import (
     RESUME_RECIPE,
     events,

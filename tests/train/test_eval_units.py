@@ -16,14 +16,14 @@ from olmoctl.errors import UsageError
 from olmoctl.schemas.errors import validate
 from olmoctl.schemas.events import Eval, Exiting, Started, Step
 from olmoctl.schemas.recipe import Recipe
-from olmoctl.train.data import (
+from olmoctl.train.data.tokens import (
     TokenDataset,
     build_global_indices,
     draw_held_out,
     write_global_indices,
 )
-from olmoctl.train.events import EventLog
-from olmoctl.train.sinks import Sink, Sinks, TensorBoardSink, WandbSink, values_of
+from olmoctl.train.observe.events import EventLog
+from olmoctl.train.observe.sinks import Sink, Sinks, TensorBoardSink, WandbSink, values_of
 from tests.train.helpers import tiny
 from tests.train.sink_files import tb_scalars, wandb_history
 

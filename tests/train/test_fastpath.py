@@ -1,4 +1,4 @@
-"""The speed settings (olmoctl/train/fastpath.py, loss.py, parallelize.set_prefetch): the
+"""The speed settings (olmoctl/train/model/fastpath.py, loss.py, parallelize.set_prefetch): the
 chunked loss against the plain one (values and gradients), the model's numerics against the
 pre-fastpath formulas, one compiled graph for all blocks, and the auto policies."""
 
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from olmoctl.schemas.recipe import Recipe
-from olmoctl.train import fastpath
-from olmoctl.train import loss as loss_mod
-from olmoctl.train.loss import chunked_loss, plain_loss
-from olmoctl.train.model import OLMo, apply_rotary, layer_norm
-from olmoctl.train.parallelize import set_prefetch
+from olmoctl.train.model import fastpath
+from olmoctl.train.model import loss as loss_mod
+from olmoctl.train.model.loss import chunked_loss, plain_loss
+from olmoctl.train.model.olmo import OLMo, apply_rotary, layer_norm
+from olmoctl.train.model.parallelize import set_prefetch
 from tests.train.helpers import tiny
 
 
@@ -198,8 +198,8 @@ def test_prefetch_lists() -> None:
 FSDP_BF16 = r"""
 import json, torch, torch.distributed as dist
 from olmoctl.schemas.recipe import Recipe
-from olmoctl.train import parallelize as P
-from olmoctl.train.model import OLMo
+from olmoctl.train.model import parallelize as P
+from olmoctl.train.model.olmo import OLMo
 from tests.train.helpers import tiny
 
 dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
@@ -257,8 +257,9 @@ FSDP_COMPILE = r"""
 import json, torch, torch.distributed as dist
 from torch._dynamo.utils import counters
 from olmoctl.schemas.recipe import Recipe
-from olmoctl.train import fastpath, parallelize as P
-from olmoctl.train.model import OLMo
+from olmoctl.train.model import fastpath
+from olmoctl.train.model import parallelize as P
+from olmoctl.train.model.olmo import OLMo
 from tests.train.helpers import tiny
 
 dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)

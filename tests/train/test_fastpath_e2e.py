@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.train.checkpoint import list_complete
-from olmoctl.train.exit_codes import EXIT_COMPLETED
+from olmoctl.train.checkpoint.dcp import list_complete
+from olmoctl.train.runtime.exit_codes import EXIT_COMPLETED
 from tests.train.helpers import events, first, launch, logs, losses, tiny, wait_all, write_spec
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from olmoctl.schemas.recipe import Recipe
-from olmoctl.train.optim import lr_at
+from olmoctl.train.model.optim import lr_at
 from tests.train.helpers import (
     RESUME_RECIPE,
     assert_bitwise,

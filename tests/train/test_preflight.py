@@ -1,5 +1,5 @@
-"""`olmoctl doctor`'s job side, `python -m olmoctl.train.preflight RUN_DIR/spec.json`, as real
-processes: two ranks with srun's environment do the gloo all-reduce; a wrong variable, a
+"""`olmoctl doctor`'s job side, `python -m olmoctl.train.burnin.preflight RUN_DIR/spec.json`,
+as real processes: two ranks with srun's environment do the gloo all-reduce; a wrong variable, a
 plugin that does not load, an interface the node lacks or a missing data file each fail
 the check that names it."""
 
@@ -16,7 +16,7 @@ import pytest
 
 from olmoctl.schemas import preflight as pf
 from olmoctl.schemas.preflight import RankReport
-from olmoctl.train import preflight_checks as checks
+from olmoctl.train.burnin import preflight_checks as checks
 from tests.train.helpers import HANG_GUARD_S, PY, REPO, _base_env, free_port, tiny, write_spec
 
 
@@ -40,7 +40,7 @@ def _run(spec: Path, ranks: int = 1, env: dict[str, str] | None = None) -> list[
                 SLURM_JOB_ID=job_id, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank),
                 SLURM_NTASKS=str(ranks), SLURM_NNODES="1", SLURM_JOB_NODELIST="localhost",
             )  # fmt: skip
-        cmd = [PY, "-m", "olmoctl.train.preflight", str(spec)]
+        cmd = [PY, "-m", "olmoctl.train.burnin.preflight", str(spec)]
         procs.append(subprocess.Popen(cmd, env=e, cwd=REPO, stdout=subprocess.DEVNULL))
     return [p.wait(timeout=HANG_GUARD_S) for p in procs]
 
@@ -125,6 +125,6 @@ def test_expand_fills_only_plain_references() -> None:
 
 @pytest.mark.parametrize("argv", [[], ["a", "b"]])
 def test_usage(argv: list[str]) -> None:
-    from olmoctl.train.preflight import main
+    from olmoctl.train.burnin.preflight import main
 
     assert main(argv) == 2

@@ -1,5 +1,5 @@
 """Each rank times its own compute and rank 0 writes the slowest rank of every log interval
-(olmoctl/train/stragglers.py), with real ranks on gloo. That a slowed node is the one named
+(olmoctl/train/observe/stragglers.py), with real ranks on gloo. That a slowed node is the one named
 is tested on the dev cluster (tests/integration/test_watchers.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from olmoctl.train import stragglers
-from olmoctl.train.stragglers import StepTimes
+from olmoctl.train.observe import stragglers
+from olmoctl.train.observe.stragglers import StepTimes
 from tests.train.helpers import events, launch, logs, tiny, wait_all, write_spec
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def _interval(monkeypatch: pytest.MonkeyPatch, with_eval: bool) -> float:
         x.sum().backward()
         opt.step()
         opt.zero_grad()
-        if with_eval:  # as olmoctl.train.evaluate runs an eval at a step boundary
+        if with_eval:  # as olmoctl.train.observe.evaluate runs an eval at a step boundary
             with torch.no_grad():
                 model.eval()
                 for block in model.blocks:

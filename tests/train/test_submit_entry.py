@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.train.faults import ENV as FAULTS_ENV
+from olmoctl.train.runtime.faults import ENV as FAULTS_ENV
 from olmoctl.train.submit_entry import TrainJob
 from tests.train.helpers import HANG_GUARD_S, events, poll, tiny, write_spec
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from olmoctl.train.checkpoint import list_complete, newest_complete
-from olmoctl.train.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
-from olmoctl.train.faults import ENV as FAULTS_ENV
-from olmoctl.train.faults import STALLED_FILE
+from olmoctl.train.checkpoint.dcp import list_complete, newest_complete
+from olmoctl.train.runtime.exit_codes import EXIT_COMPLETED, EXIT_REQUEUE
+from olmoctl.train.runtime.faults import ENV as FAULTS_ENV
+from olmoctl.train.runtime.faults import STALLED_FILE
 from tests.train.helpers import (
     RESUME_RECIPE,
     assert_bitwise,

@@ -15,19 +15,19 @@ from olmoctl.errors import UsageError
 from olmoctl.schemas.contract import COMPLETE_MARKER, master_port_for, step_dir_name
 from olmoctl.schemas.events import Step
 from olmoctl.schemas.recipe import Recipe, ScheduleConfig
-from olmoctl.train import checkpoint as ckpt
-from olmoctl.train.data import (
+from olmoctl.train.checkpoint import dcp as ckpt
+from olmoctl.train.data.tokenize import EOS, tokenize_documents
+from olmoctl.train.data.tokenize import main as tokenize_main
+from olmoctl.train.data.tokens import (
     BatchLoader,
     TokenDataset,
     build_global_indices,
     open_token_file,
 )
-from olmoctl.train.distributed import detect, expand_nodelist
-from olmoctl.train.events import EventLog, Heartbeat
-from olmoctl.train.model import OLMo, flops_per_token, loss_fn
-from olmoctl.train.optim import lr_at
-from olmoctl.train.tokenize import EOS, tokenize_documents
-from olmoctl.train.tokenize import main as tokenize_main
+from olmoctl.train.model.olmo import OLMo, flops_per_token, loss_fn
+from olmoctl.train.model.optim import lr_at
+from olmoctl.train.observe.events import EventLog, Heartbeat
+from olmoctl.train.runtime.distributed import detect, expand_nodelist
 from tests.train.helpers import poll, tiny
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import launch, supervise
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.supervise import watch as supervise
 from olmoctl.store import Store
 from tests.unit.test_store import FakeBackend
 

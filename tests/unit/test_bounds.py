@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from olmoctl.core import catalog
-from olmoctl.core.overrides import _field_annotation
-from olmoctl.core.yamlio import load_yaml_mapping
+from olmoctl.core.launch import catalog
+from olmoctl.core.launch.overrides import _field_annotation
+from olmoctl.core.launch.yamlio import load_yaml_mapping
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.bounds import INT64_MAX, STR_MAX, time_problem
 from olmoctl.schemas.errors import model_paths

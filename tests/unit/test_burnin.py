@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import burnin as core_burnin
-from olmoctl.core.specs import resolve
+from olmoctl.core.launch.specs import resolve
+from olmoctl.core.track import burnin as core_burnin
 from olmoctl.errors import UsageError
 from olmoctl.schemas.burnin import BurninConfig, format_verdict, parse_verdict
 from olmoctl.schemas.events import Burnin, BurninNode, parse_event
 from olmoctl.store import Store
-from olmoctl.train.burnin import ring_rounds
-from olmoctl.train.burnin_judge import judge, measure
+from olmoctl.train.burnin.judge import judge, measure
+from olmoctl.train.burnin.step import ring_rounds
 
 CFG = BurninConfig()
 
@@ -177,7 +177,7 @@ def _events(job: str, attempt: int, bad: str | None) -> list:
 
 
 def test_the_store_keeps_what_burn_in_measured_once(user_env: Path) -> None:
-    from olmoctl.core.launch import prepare
+    from olmoctl.core.launch.submit import prepare
 
     store = Store()
     spec = prepare(store, "tiny", "dev", nodes=2, name="b1", time_limit=None, overrides=[])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from olmoctl.core import catalog, specs
+from olmoctl.core.launch import catalog, specs
 from tests.conftest import REPO
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import classify as cl
+from olmoctl.core.track import classify as cl
 from olmoctl.schemas.events import Exiting
 
 TB_CODE = """step 5/40 loss 4.1
@@ -107,7 +107,7 @@ def test_oom_cancel_hang() -> None:
 
 
 def test_observed_mfu_and_mtbf(user_env, tmp_path: Path) -> None:
-    from olmoctl.core.plan_inputs import observed
+    from olmoctl.core.plan.inputs import observed
     from olmoctl.store import Store
 
     assert observed("tiny", "dev").mfu is None  # no store yet, and none is created

@@ -56,7 +56,7 @@ def tab(tmp_path: Path, user_env: Path):
 
 
 def _runs(tmp_path: Path, *names: str) -> None:
-    from olmoctl.core import specs
+    from olmoctl.core.launch import specs
     from olmoctl.store import Store
 
     with Store().tx() as tx:

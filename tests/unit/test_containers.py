@@ -1,4 +1,4 @@
-"""container.runtime -> the script's words (core/containers.py), one runtime at a time, as
+"""container.runtime -> the script's words (core/launch/containers.py), one runtime at a time, as
 rendered by the template; the stub runs of every runtime are in test_shell_injection.py."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import specs
+from olmoctl.core.launch.render import render
 
 
 def _script(runtime: str, **container: object) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from olmoctl.backends.files import LOCAL
-from olmoctl.core import events as ev
-from olmoctl.core.card import final_losses
+from olmoctl.core.outputs.card import final_losses
+from olmoctl.core.track import events as ev
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas.events import (
     CheckpointSaved,
@@ -25,7 +25,7 @@ from olmoctl.schemas.events import (
     parse_event,
 )
 from olmoctl.schemas.record import Record
-from olmoctl.train.events import EventLog
+from olmoctl.train.observe.events import EventLog
 
 DATA = Path(__file__).parent / "data"
 

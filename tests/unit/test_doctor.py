@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import doctor
-from olmoctl.core.doctor_report import RANKS, fold
+from olmoctl.core.doctor import job as doctor
+from olmoctl.core.doctor.report import RANKS, fold
 from olmoctl.schemas import preflight as pf
 from olmoctl.schemas.preflight import Check, RankReport
 
@@ -89,13 +89,13 @@ def test_prepare_two_nodes_one_sample_per_rank(user_env: Path) -> None:
 
 def test_the_script_is_a_real_runs_with_the_preflight_in_the_slot(user_env: Path) -> None:
     from olmoctl.backends.jobfiles import preflight_command, submitit_command
-    from olmoctl.core.render import render
+    from olmoctl.core.launch.render import render
 
     spec = doctor.prepare(
         "tiny", "lumi", nodes=2, time_limit=None, overrides=["cluster.account=p1"]
     )
     script = render(spec, task_command=preflight_command(spec))
-    assert f"python -u -m olmoctl.train.preflight {spec.run_dir}/spec.json" in script
+    assert f"python -u -m olmoctl.train.burnin.preflight {spec.run_dir}/spec.json" in script
     full = render(spec).splitlines(keepends=True)
     hint = full[2:4]  # the re-render hint (`render` gives back run scripts, not this one)
     assert "--from-spec" in hint[0] and "".join(hint) not in script

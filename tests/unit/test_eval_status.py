@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from olmoctl.backends.slurm import SlurmBackend
-from olmoctl.core import events as ev
-from olmoctl.core import launch
-from olmoctl.core.card import final_evals
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.outputs.card import final_evals
+from olmoctl.core.track import events as ev
 from olmoctl.store import Store
 
 

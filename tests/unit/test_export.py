@@ -1,5 +1,5 @@
 """`olmoctl export --format hf`: the field/name mapping (schemas/hf.py), the tensor work
-(train/export_hf.py) on a checkpoint saved here, and every refusal (one line, exit 2,
+(train/model/export_hf.py) on a checkpoint saved here, and every refusal (one line, exit 2,
 nothing written). The real flow (a run on the Slurm cluster, two ranks) is
 tests/integration/test_export.py."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from olmoctl.core import catalog
+from olmoctl.core.launch import catalog
 from olmoctl.schemas import hf
 from olmoctl.schemas.recipe import ModelConfig
-from olmoctl.train.model import OLMo
+from olmoctl.train.model.olmo import OLMo
 
 # The published configs of the paper's models on the Hugging Face hub
 # (allenai/OLMo-1B-hf and allenai/OLMo-7B-hf config.json), the fields the architecture uses.
@@ -76,7 +76,7 @@ def _tiny_checkpoint(path: Path) -> tuple[ModelConfig, OLMo]:
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_export_writes_a_directory_transformers_loads(tmp_path: Path, dtype: str) -> None:
     transformers = pytest.importorskip("transformers", reason="export extra not installed")
-    from olmoctl.train import export_hf
+    from olmoctl.train.model import export_hf
 
     cfg, ours = _tiny_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "out" / "model"
@@ -97,7 +97,7 @@ def test_export_writes_a_directory_transformers_loads(tmp_path: Path, dtype: str
 
 def test_a_checkpoint_of_another_shape_is_refused_and_nothing_written(tmp_path: Path) -> None:
     from olmoctl.errors import OlmoctlError
-    from olmoctl.train import export_hf
+    from olmoctl.train.model import export_hf
 
     cfg, _ = _tiny_checkpoint(tmp_path / "ckpt")
     other = cfg.model_copy(update={"n_layers": 3})
@@ -108,7 +108,7 @@ def test_a_checkpoint_of_another_shape_is_refused_and_nothing_written(tmp_path: 
 
 
 def _run(tmp_path: Path) -> str:
-    from olmoctl.core import specs
+    from olmoctl.core.launch import specs
     from olmoctl.store import Store
 
     spec = specs.resolve("tiny", "dev", name="r", overrides=[f"cluster.runs_root={tmp_path}"])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import catalog, specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import catalog, specs
+from olmoctl.core.launch.render import render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CLUSTERS = ["lumi", "frontier", "a100", "h100", "dev", "dev-container", "local"]
@@ -107,7 +107,7 @@ def test_render_out_writes_the_same_bytes(cli, tmp_path: Path) -> None:
 
 
 def test_task_command_is_a_slot(user_env: Path) -> None:
-    from olmoctl.core.render import submitit_command, train_command
+    from olmoctl.core.launch.render import submitit_command, train_command
 
     spec = specs.resolve("tiny", "dev", nodes=2)
     submitted = render(spec)  # what launch submits: submitit's job-side command

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import specs
+from olmoctl.core.launch.render import render
 from olmoctl.schemas.contract import REQUEUE_READY
 
 HANG_GUARD_S = 60  # the script runs in well under a second; this only stops a hang

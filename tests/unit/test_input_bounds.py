@@ -182,7 +182,7 @@ def test_huge_integer_in_yaml(cli, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ run-directory files
 def test_job_config_bounds(tmp_path: Path) -> None:
-    from olmoctl.train.config import load_job_config
+    from olmoctl.train.runtime.config import load_job_config
 
     deep = tmp_path / "spec.json"
     deep.write_text("[" * 5000 + "]" * 5000)
@@ -195,7 +195,7 @@ def test_job_config_bounds(tmp_path: Path) -> None:
 
 
 def test_record_file_bounds(tmp_path: Path) -> None:
-    from olmoctl.core.record import read_file
+    from olmoctl.core.records.record import read_file
 
     (tmp_path / "record.json").write_text("[" * 5000 + "]" * 5000)
     assert read_file(tmp_path) is None
@@ -285,7 +285,7 @@ def test_bad_account_variable_is_blamed(cli, monkeypatch: pytest.MonkeyPatch, va
 
 
 def test_status_filter_that_matches_nothing(cli, tmp_path: Path) -> None:
-    from olmoctl.core import specs
+    from olmoctl.core.launch import specs
     from olmoctl.store import Store
 
     spec = specs.resolve("tiny", "dev", name="r", overrides=[f"cluster.runs_root={tmp_path}"])

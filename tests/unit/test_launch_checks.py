@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 
 from olmoctl import diskspace
 from olmoctl.backends.files import LOCAL
-from olmoctl.core import launch, launch_checks, memory, plan_inputs
-from olmoctl.core.plan import make_plan
-from olmoctl.core.specs import SpecConfig
+from olmoctl.core.launch import checks as launch_checks
+from olmoctl.core.launch import memory
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.launch.specs import SpecConfig
+from olmoctl.core.plan import inputs as plan_inputs
+from olmoctl.core.plan.costs import make_plan
 from olmoctl.errors import UsageError
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.batch import batch_fixes, batch_problem, divisors
@@ -175,9 +178,9 @@ def test_fixes_only_name_options_that_exist() -> None:
 
 def test_parallelize_applies_activation_checkpointing() -> None:
     """The option the fit check proposes is real: the trainer wraps each block."""
-    src = (Path(launch.__file__).parents[1] / "train" / "parallelize.py").read_text()
+    src = (Path(launch.__file__).parents[2] / "train" / "model" / "parallelize.py").read_text()
     assert "model.activation_checkpointing = fsdp.activation_checkpointing" in src
-    model_src = (Path(launch.__file__).parents[1] / "train" / "model.py").read_text()
+    model_src = (Path(launch.__file__).parents[2] / "train" / "model" / "olmo.py").read_text()
     assert "torch.utils.checkpoint.checkpoint(" in model_src
 
 
@@ -236,8 +239,8 @@ def test_plan_uses_the_limit_for_its_node_count() -> None:
     ],
 )  # fmt: skip
 def test_time_limits_are_validated(limits: list[dict], expected: str) -> None:
-    from olmoctl.core import catalog
-    from olmoctl.core.yamlio import load_yaml_mapping
+    from olmoctl.core.launch import catalog
+    from olmoctl.core.launch.yamlio import load_yaml_mapping
 
     data = load_yaml_mapping(catalog.find("clusters", "frontier").path)
     with pytest.raises(UsageError, match=re.escape(expected)):
@@ -247,7 +250,7 @@ def test_time_limits_are_validated(limits: list[dict], expected: str) -> None:
 def test_launch_from_is_checked_like_a_new_launch(user_env, tmp_path: Path) -> None:
     """`launch --from RUN -o ...` is a new run: a time above the policy added by the
     override is refused, --force takes it (resume of RUN itself keeps its recorded spec)."""
-    from olmoctl.core import repro
+    from olmoctl.core.launch import repro
     from olmoctl.store import Store
     from tests.unit.test_store import FakeBackend
 

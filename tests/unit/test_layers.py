@@ -1,6 +1,8 @@
 """Imports point one way (docs/architecture.md): cli -> core -> store/backends -> schemas;
-train stands alone. Read from the source with ast, lazy (in-function) imports included, so
-a rule cannot be dodged by importing late; `if TYPE_CHECKING:` imports are not imports."""
+train stands alone. Inside core and train, the subpackages are ordered too (ORDER below):
+each imports only those after it. Read from the source with ast, lazy (in-function) imports
+included, so a rule cannot be dodged by importing late; `if TYPE_CHECKING:` imports are not
+imports."""
 
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ FORBIDDEN = {
     "store": ("cli", "core", "backends"),
     "core": ("cli",),
     "schemas": ("cli", "core", "backends", "store", "train"),
+}
+
+# Inside a layer, its subpackages from the top down: a subpackage imports only from those
+# after it (a tuple holds siblings, which import none of each other). A module directly in
+# the layer's folder (train's entry points, run.py, trainer.py) stands above all of them.
+ORDER = {
+    "core": ["supervise", "sweep", "doctor", "plan", "outputs", "launch", "records", "track"],
+    "train": ["burnin", "observe", ("checkpoint", "model", "data"), "runtime"],
 }
 
 
@@ -83,6 +93,42 @@ def test_layers_import_only_downwards(graph: dict[str, set[str]]) -> None:
     assert not bad, "\n".join(bad)
 
 
+def _rank(module: str) -> tuple[str, int, str] | None:
+    """(layer, rank, subpackage) of a module inside an ordered layer; rank -1 for the
+    layer's own top-level modules; None outside the ordered layers."""
+    parts = module.split(".")
+    if len(parts) < 3 or parts[1] not in ORDER:
+        return None
+    sub = parts[2]
+    for rank, entry in enumerate(ORDER[parts[1]]):
+        if sub in (entry if isinstance(entry, tuple) else (entry,)):
+            return parts[1], rank, sub
+    return parts[1], -1, sub
+
+
+def test_every_subpackage_is_placed() -> None:
+    """A new subpackage of core or train must be given its place in ORDER."""
+    for layer, order in ORDER.items():
+        placed = {s for e in order for s in (e if isinstance(e, tuple) else (e,))}
+        found = {p.name for p in (PACKAGE / layer).iterdir() if (p / "__init__.py").is_file()}
+        assert found == placed, f"{layer}: folders {sorted(found)} vs ORDER {sorted(placed)}"
+
+
+def test_subpackages_import_only_downwards(graph: dict[str, set[str]]) -> None:
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        here = _rank(mod)
+        if here is None or here[1] == -1:
+            continue
+        for dep in sorted(deps):
+            there = _rank(dep)
+            if there is None or there[0] != here[0] or there[2] == here[2]:
+                continue
+            if there[1] <= here[1]:  # upwards, or a sibling
+                bad.append(f"{mod} imports {dep}")
+    assert not bad, "\n".join(bad)
+
+
 def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
     # Tarjan's strongly connected components: any with more than one module is a cycle.
     index: dict[str, int] = {}
@@ -119,4 +165,14 @@ def test_the_rules_see_real_imports(graph: dict[str, set[str]]) -> None:
     """The parser itself works: known edges are found, lazy ones included."""
     assert "olmoctl.backends.base" in graph["olmoctl.backends.registry"]
     assert "olmoctl.backends.slurm" in graph["olmoctl.backends.registry"]  # lazy
-    assert "olmoctl.core.launch" in graph["olmoctl.core.sweep.arrays"]  # `from pkg import mod`
+    assert "olmoctl.core.launch.submit" in graph["olmoctl.core.sweep.arrays"]  # from pkg import
+    assert "olmoctl.core.track.runs" in graph["olmoctl.core.supervise.watch"]
+
+
+def test_the_order_rule_ranks_subpackages() -> None:
+    """The subpackage rule itself: ranks grow downwards; top-level modules rank above all."""
+    assert _rank("olmoctl.core.track.status") == ("core", 7, "track")
+    launch, watch = _rank("olmoctl.core.launch.submit"), _rank("olmoctl.core.supervise.watch")
+    assert launch is not None and watch is not None and launch[1] > watch[1]
+    assert _rank("olmoctl.train.run") == ("train", -1, "run")
+    assert _rank("olmoctl.cli.main") is None

@@ -1,6 +1,6 @@
-"""watch notifications (core/notify.py): formats, the secret kept out of every message,
+"""watch notifications (core/supervise/notify.py): formats, the secret kept out of every message,
 bad options, and delivery to real local receivers (tests/sinks.py: an HTTP server and a
-minimal SMTP responder); what watch announces (core/watch_notices.py)."""
+minimal SMTP responder); what watch announces (core/supervise/notices.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import notify, supervise
-from olmoctl.core.watch_notices import Observer
+from olmoctl.core.supervise import notify
+from olmoctl.core.supervise import watch as supervise
+from olmoctl.core.supervise.notices import Observer
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
 from tests.sinks import http_sink, smtp_sink

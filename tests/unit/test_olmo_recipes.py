@@ -12,10 +12,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from olmoctl.core import catalog
+from olmoctl.core.launch import catalog
 from olmoctl.schemas.recipe import ModelConfig, OptimConfig, Recipe, ScheduleConfig
-from olmoctl.train.model import OLMo
-from olmoctl.train.optim import build_optimizer, clip_at, lr_at, param_groups
+from olmoctl.train.model.olmo import OLMo
+from olmoctl.train.model.optim import build_optimizer, clip_at, lr_at, param_groups
 
 TOKENS_PER_STEP = 2048 * 2048
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from olmoctl.core import plan as P
-from olmoctl.core import plan_inputs
+from olmoctl.core.plan import costs as P
+from olmoctl.core.plan import inputs as plan_inputs
 from olmoctl.errors import UsageError
 
 LUMI = ["-o", "cluster.account=project_465000000"]
@@ -250,11 +250,11 @@ def test_absurd_scale_warns_instead_of_crashing(cli) -> None:
 
 
 def test_one_gpu_keeps_every_block_gathered() -> None:
-    """On one GPU no block reshards after forward (train/parallelize.py): the estimate
+    """On one GPU no block reshards after forward (train/model/parallelize.py): the estimate
     counts every block's unsharded bf16 copy, and on two GPUs only the prefetch window."""
     import yaml
 
-    from olmoctl.core.memory import estimate
+    from olmoctl.core.launch.memory import estimate
     from olmoctl.paths import data_dir
     from olmoctl.schemas import ClusterProfile, Recipe
 

@@ -16,10 +16,12 @@ import pytest
 
 from olmoctl import provenance
 from olmoctl.backends.slurm import SlurmBackend
-from olmoctl.core import launch, record, repro
+from olmoctl.core.launch import repro
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.records import record
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
-from olmoctl.train.tokenize import tokenize_documents, write_tokens
+from olmoctl.train.data.tokenize import tokenize_documents, write_tokens
 
 
 class FakeBackend(SlurmBackend):

@@ -18,9 +18,10 @@ from olmoctl.backends import ssh_protocol as wire
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.files import LOCAL
 from olmoctl.backends.ssh_link import Link, RemoteServer
-from olmoctl.core import events as ev
-from olmoctl.core import launch, logs
-from olmoctl.core.status_reads import status_reads
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.track import events as ev
+from olmoctl.core.track import logs
+from olmoctl.core.track.status_reads import status_reads
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas.cluster import SSHConfig
 from tests.conftest import REPO
@@ -293,7 +294,8 @@ def test_ssh_modules_import_no_fabric() -> None:
     code = (
         "import sys\n"
         "import olmoctl.backends.ssh, olmoctl.backends.ssh_serve, olmoctl.cli.remote_cmd\n"
-        "import olmoctl.core.runfiles, olmoctl.backends.files, olmoctl.core.status_reads\n"
+        "import olmoctl.core.launch.runfiles, olmoctl.backends.files\n"
+        "import olmoctl.core.track.status_reads\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('fabric', 'paramiko')]\n"
         "assert not heavy, heavy\n"
     )
@@ -381,7 +383,7 @@ def test_status_of_ended_remote_jobs_is_one_request(user_env, tmp_path: Path, mo
     """The declared prefetch covers everything status reads, classification included: the
     sacct, squeue of a maybe-requeued job, the logs and node states of the jobs that ended,
     events tails and checkpoints; so `status` makes exactly one request."""
-    from olmoctl.core import status
+    from olmoctl.core.track import status
     from olmoctl.store import Store
 
     slurm = _FakeSlurm()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from olmoctl import paths
-from olmoctl.core import launch, render, specs
+from olmoctl.core.launch import render, specs
+from olmoctl.core.launch import submit as launch
 from olmoctl.store import Store
 from tests.unit.test_store import FakeBackend
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import specs
+from olmoctl.core.launch.render import render
 from tests.unit.test_host_requeue import _requeue_function
 
 REPO = Path(__file__).resolve().parents[2]

@@ -73,7 +73,7 @@ def test_sweep_grid_value_with_newline_is_refused(box: Sandbox) -> None:
 
 def test_launch_from_override_of_name_is_refused(user_env: Path) -> None:
     """launch --from RUN builds through SpecConfig.from_spec: the same validation."""
-    from olmoctl.core.specs import SpecConfig, resolve
+    from olmoctl.core.launch.specs import SpecConfig, resolve
     from olmoctl.errors import UsageError
 
     recorded = resolve("tiny", "dev")

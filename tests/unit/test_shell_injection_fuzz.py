@@ -270,7 +270,7 @@ def test_sweep_points_and_array_script(
         p = sweep.plan(Store(), d)
     except UsageError:  # pragma: no cover - the CLI accepted the same definition
         raise AssertionError("plan refused what the dry run accepted") from None
-    from olmoctl.core.render import render
+    from olmoctl.core.launch.render import render
 
     for point in p.points:
         assert not box.run(render(point.spec)).pwned

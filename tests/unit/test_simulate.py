@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from olmoctl.core import plan as P
-from olmoctl.core import plan_inputs
-from olmoctl.core import simulate as S
+from olmoctl.core.plan import costs as P
+from olmoctl.core.plan import inputs as plan_inputs
+from olmoctl.core.plan import simulate as S
 
 # Llama 3 (Dubey et al. 2024, section 3.3.4): 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 2,048 nodes of 8. Per-node MTBF ~6,335 h; on 128 nodes (1,024 GPUs) ~49.5 h.

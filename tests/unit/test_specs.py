@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import launch, repro, supervise, sweep
-from olmoctl.core.names import Taken, free_name
-from olmoctl.core.specs import resolve
+from olmoctl.core import sweep
+from olmoctl.core.launch import repro
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.launch.names import Taken, free_name
+from olmoctl.core.launch.specs import resolve
+from olmoctl.core.supervise import watch as supervise
+from olmoctl.core.track.runs import spec_of
 from olmoctl.errors import UsageError
 from olmoctl.schemas import RunSpec
 from olmoctl.store import Store
-from olmoctl.train.config import load_job_config
+from olmoctl.train.runtime.config import load_job_config
 from tests.unit.test_store import FakeBackend
 
 LR = "optim.lr=1e-3"
@@ -64,15 +68,15 @@ def test_from_without_a_name_picks_the_next_free_one(store: Store, tmp_path: Pat
 
 
 def test_resume_keeps_the_spec_and_adds_overrides(store: Store, tmp_path: Path) -> None:
-    before = launch.spec_of(store.get_run("r"))
+    before = spec_of(store.get_run("r"))
     supervise.resume(store, "r", refresh=False)
-    assert launch.spec_of(store.get_run("r")) == before
+    assert spec_of(store.get_run("r")) == before
     _end_last(store)
     supervise.resume(store, "r", refresh=False, overrides=["train.max_steps=7"])
     # What a launch of the same inputs under the same name would have been.
     runs = f"cluster.runs_root={tmp_path / 'runs'}"
     expected = resolve("tiny", "dev", name="r", overrides=[runs, LR, "train.max_steps=7"])
-    assert launch.spec_of(store.get_run("r")) == expected
+    assert spec_of(store.get_run("r")) == expected
 
 
 def _end_last(store: Store) -> None:

@@ -114,7 +114,7 @@ def test_wheel_carries_data_folders(tmp_path: Path) -> None:
         check=True,
     )
     code = (
-        "import olmoctl, olmoctl.paths as p; from olmoctl.core import render, specs\n"
+        "import olmoctl, olmoctl.paths as p; from olmoctl.core.launch import render, specs\n"
         f"assert olmoctl.__file__.startswith({str(site)!r}), olmoctl.__file__\n"
         "assert '_data' in str(p.data_dir('templates'))\n"
         "print(render.render(specs.resolve('tiny', 'dev'))[:11])\n"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import classify as cl
-from olmoctl.core import launch, status, supervise
-from olmoctl.core.space import room_for
+from olmoctl.core.supervise import watch as supervise
+from olmoctl.core.supervise.space import room_for
+from olmoctl.core.track import classify as cl
+from olmoctl.core.track import status
+from olmoctl.core.track.runs import spec_of
 from olmoctl.schemas.contract import (
     COMPLETE_MARKER,
     checkpoints_root,
@@ -21,7 +23,7 @@ from olmoctl.schemas.contract import (
 )
 from olmoctl.schemas.events import Exiting
 from olmoctl.store import DB_NAME, MIGRATIONS, Store
-from olmoctl.train.exit_codes import EXIT_STORAGE
+from olmoctl.train.runtime.exit_codes import EXIT_STORAGE
 from tests.unit.test_classify import _classify, _logs
 
 LINE = (
@@ -98,7 +100,7 @@ def test_room_is_asked_of_the_clusters_filesystem(
 
 
 def test_status_names_permanent_checkpoints(run: Store, tmp_path: Path, cli) -> None:
-    spec = launch.spec_of(run.get_run("r"))
+    spec = spec_of(run.get_run("r"))
     assert spec.recipe.checkpoint.permanent_interval_steps == 0
     with run.tx() as tx:
         data = spec.model_dump(mode="json")
@@ -131,7 +133,7 @@ def test_permanent_steps(step: int, every: int, expected: bool) -> None:
 def test_checkpoints_retention_deleted_are_not_shown(run: Store, cli) -> None:
     """A checkpoint folder retention deleted: its row is kept, marked deleted, and neither
     `status RUN` nor store.checkpoints lists it; a folder seen again is live again."""
-    root = checkpoints_root(launch.spec_of(run.get_run("r")).run_dir)
+    root = checkpoints_root(spec_of(run.get_run("r")).run_dir)
     for step in (10, 20, 30):
         (root / step_dir_name(step)).mkdir(parents=True)
         (root / step_dir_name(step) / COMPLETE_MARKER).touch()

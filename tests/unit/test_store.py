@@ -12,7 +12,8 @@ import pytest
 
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.slurm import SlurmBackend
-from olmoctl.core import launch, status
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.track import status
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.store import MIGRATIONS, AttemptState, Store
 
@@ -232,7 +233,7 @@ def test_attempt_state_is_live() -> None:
 
 
 def _spec(name: str, runs_root: Path):
-    from olmoctl.core import specs
+    from olmoctl.core.launch import specs
 
     return specs.resolve(
         "tiny", "dev", nodes=1, name=name, overrides=[f"cluster.runs_root={runs_root}"]

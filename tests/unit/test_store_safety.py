@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import launch
+from olmoctl.core.launch import submit as launch
 from olmoctl.errors import OlmoctlError
 from olmoctl.store import DB_NAME, MIGRATIONS, Store, StoreBusy, StoreError
 from olmoctl.store import db as store_db

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import launch, supervise
-from olmoctl.core import stragglers as core_sg
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.supervise import stragglers as core_sg
+from olmoctl.core.supervise import watch as supervise
+from olmoctl.core.track.runs import spec_of
 from olmoctl.schemas.events import Straggler, parse_event
 from olmoctl.store import Store
-from olmoctl.train.stragglers import slowest
+from olmoctl.train.observe.stragglers import slowest
 from tests.unit.test_store import FakeBackend
 
 
@@ -99,7 +101,7 @@ def test_restart_excludes_the_node_with_why_and_asks_the_job_to_save(running, cl
     (row,) = store.nodes()
     assert row.node == "node2" and row.failures >= 1
     assert row.last_reason.startswith("straggler: 2.50x the median compute per step")
-    threshold = launch.spec_of(store.get_run("r")).cluster.node_failure_threshold
+    threshold = spec_of(store.get_run("r")).cluster.node_failure_threshold
     assert supervise.excluded(store, "dev", threshold) == ["node2"]
     assert supervise.tick(store, "me", policy, ["r"]) == [] and fake.saves == ["101"]  # once
     store.close()
@@ -109,7 +111,7 @@ def test_restart_excludes_the_node_with_why_and_asks_the_job_to_save(running, cl
 
 def test_status_run_shows_the_straggler(running, cli, monkeypatch) -> None:
     store, fake = running
-    monkeypatch.setattr("olmoctl.core.status.backend_for", lambda sched: fake)
+    monkeypatch.setattr("olmoctl.core.track.status.backend_for", lambda sched: fake)
     store.close()
     res = cli("status", "r")
     assert res.code == 0, res.err

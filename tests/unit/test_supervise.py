@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from olmoctl.core import launch, supervise
+from olmoctl.core.supervise import watch as supervise
+from olmoctl.core.track.runs import spec_of
 from olmoctl.errors import UsageError
 from olmoctl.store import Store
 
@@ -33,7 +34,7 @@ def test_resume_excludes_bad_nodes_and_links_attempts(run: Store) -> None:
     attempts = run.attempts("r")
     assert [a.attempt_no for a in attempts] == [1, 2]
     assert "#SBATCH --exclude=node2" in attempts[1].script
-    spec = launch.spec_of(run.get_run("r"))
+    spec = spec_of(run.get_run("r"))
     assert spec.recipe.optim.lr == 1e-3 and spec.overrides[-1] == "optim.lr=1e-3"
 
 

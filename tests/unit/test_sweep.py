@@ -337,7 +337,7 @@ def test_names_taken_are_refused_or_skipped(user_env, tmp_path) -> None:
 
 
 def test_cancel_stops_waiting_points_and_cancels_live_ones(user_env, tmp_path, monkeypatch) -> None:
-    from olmoctl.core import control
+    from olmoctl.core.track import control
 
     store = Store()
     d = _def(tmp_path, grid=["optim.lr=1e-3,2e-3,3e-3"], max_parallel=1, array=False)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from olmoctl.core import specs
-from olmoctl.core.render import render
+from olmoctl.core.launch import specs
+from olmoctl.core.launch.render import render
 from tests.conftest import REPO
 
 # allenai/OLMo at 214aea5, scripts/lumi/mitch-ish-7b.sh (the LUMI 7B run).

@@ -13,8 +13,9 @@ import pytest
 from olmoctl.backends import prefetch as pf
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.cli import exits, progress
-from olmoctl.core import attempts as att
-from olmoctl.core import launch, status
+from olmoctl.core.launch import submit as launch
+from olmoctl.core.track import attempts as att
+from olmoctl.core.track import status
 from olmoctl.store import LIVE_STATES, Store
 from tests.unit.test_store import FakeBackend
 

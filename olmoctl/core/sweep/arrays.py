@@ -8,7 +8,7 @@ from pathlib import Path
 
 from olmoctl import __version__
 from olmoctl.backends.base import Backend
-from olmoctl.core import launch as launch_mod
+from olmoctl.core.launch import submit as launch_mod
 from olmoctl.core.sweep.points import Plan, Point, shape
 from olmoctl.errors import OlmoctlError
 from olmoctl.fileio import atomic_write

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from olmoctl.backends.registry import backend_for
-from olmoctl.core import catalog, launch_checks
-from olmoctl.core.names import Taken
-from olmoctl.core.render import render
-from olmoctl.core.specs import SpecConfig, overrides_where
+from olmoctl.core.launch import catalog
+from olmoctl.core.launch import checks as launch_checks
+from olmoctl.core.launch.names import Taken
+from olmoctl.core.launch.render import render
+from olmoctl.core.launch.specs import SpecConfig, overrides_where
 from olmoctl.core.sweep.rows import get
 from olmoctl.core.sweep.spec import Definition, expand, point_overrides
 from olmoctl.errors import UsageError, shown, shown_plain
@@ -69,7 +70,7 @@ def _names_free(store: Store, base: str, count: int, runs_root: str) -> bool:
 def plan(store: Store, d: Definition, *, force: bool = False) -> Plan:
     """Expand and resolve every point; the first bad one rejects the whole sweep (a point
     that would not fit in GPU memory or asks for more time than its node count may have
-    too, unless `force`: core/launch_checks.py)."""
+    too, unless `force`: core/launch/checks.py)."""
     params = expand(d)
     config = SpecConfig.from_catalog(
         d.recipe, d.cluster, nodes=d.nodes, time=d.time, overrides=d.overrides

@@ -13,10 +13,11 @@ from typing import Any
 
 from olmoctl.backends.base import Backend
 from olmoctl.backends.registry import backend_for
-from olmoctl.core import launch as launch_mod
+from olmoctl.core.launch import submit as launch_mod
 from olmoctl.core.sweep.arrays import submit_arrays, sweep_dir
 from olmoctl.core.sweep.points import Plan
 from olmoctl.core.sweep.rows import get
+from olmoctl.core.track.runs import find_run, spec_of
 from olmoctl.errors import OlmoctlError
 from olmoctl.store import WAITING, AttemptState, Store
 
@@ -148,7 +149,7 @@ def advance(
     names = row.point_names
     if refresh_first:
         if refresh is None:
-            from olmoctl.core.status import refresh
+            from olmoctl.core.track.status import refresh
         refresh(store, run_names=names)
     with store.tx() as tx:
         states = {r.name: r.state for r in tx.runs(sweep=sweep)}
@@ -160,7 +161,7 @@ def advance(
             tx.set_run_state(n, AttemptState.SUBMITTING)
     submitted: list[tuple[str, str | None]] = []
     for i, n in enumerate(take):
-        spec = launch_mod.spec_of(launch_mod.find_run(store, n))
+        spec = spec_of(find_run(store, n))
         try:
             done = launch_mod.submit_attempt(store, spec, backend, new_run=False)
         except BaseException:
@@ -178,7 +179,7 @@ def advance(
 def cancel(store: Store, sweep: str, *, refresh: Callable[..., Any] | None = None) -> dict:
     """Cancel every point: waiting ones are never submitted, live ones are scancelled
     (queued before running, so an array's throttle cannot start another meanwhile)."""
-    from olmoctl.core import control
+    from olmoctl.core.track import control
 
     names = get(store, sweep).point_names
     with store.tx() as tx:
@@ -186,7 +187,7 @@ def cancel(store: Store, sweep: str, *, refresh: Callable[..., Any] | None = Non
         for n in waiting:
             tx.set_run_state(n, AttemptState.CANCELLED)
     if refresh is None:
-        from olmoctl.core.status import refresh
+        from olmoctl.core.track.status import refresh
     refresh(store, run_names=names)
     live = []
     for n in names:

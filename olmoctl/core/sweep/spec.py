@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from olmoctl.core.yamlio import load_yaml_mapping
+from olmoctl.core.launch.yamlio import load_yaml_mapping
 from olmoctl.errors import UsageError, shown, shown_plain
 from olmoctl.schemas.bounded import check_value_size
 from olmoctl.schemas.bounds import INT64_MAX, Int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from olmoctl.core.render import render
+from olmoctl.core.launch.render import render
 from olmoctl.core.sweep.arrays import chunks, render_array, sweep_dir
 from olmoctl.core.sweep.points import Plan
 from olmoctl.core.sweep.rows import get
@@ -13,7 +13,7 @@ from olmoctl.store import Store
 
 def table(store: Store, sweep: str) -> list[dict[str, Any]]:
     """One row per point: parameters, state, step, last and best loss; best loss first."""
-    from olmoctl.core import events as ev
+    from olmoctl.core.track import events as ev
 
     row = get(store, sweep)
     runs = {r.name: r for r in store.runs(sweep=sweep)}

@@ -1,0 +1,161 @@
+"""Comparing records: a run's record against what a job of a spec would get now (`launch
+--from`, `render --diff`), and two records against each other (`show` of a `--from` run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+from olmoctl.core.records.fingerprint import data_fingerprint
+from olmoctl.schemas import RunSpec
+from olmoctl.schemas.record import Code, DataFingerprint, Record, Versions
+
+VERSION_KEYS = ("python", "torch", "numpy", "cuda", "rocm")
+
+PROBE = r"""
+import json, platform, importlib.metadata as m
+out = {"versions": {"python": platform.python_version()}}
+for pkg in ("torch", "numpy"):
+    try:
+        out["versions"][pkg] = m.version(pkg)
+    except Exception:
+        out["versions"][pkg] = None
+try:
+    from olmoctl import provenance
+    out["code"] = provenance.code_version()
+except Exception:
+    out["code"] = None
+print(json.dumps(out))
+"""
+
+
+def probe_now(spec: RunSpec) -> tuple[dict[str, Any] | None, str | None]:
+    """The Python, package versions and olmoctl code a job of `spec` would run with now,
+    asked of the cluster's own `python` (no torch import: package metadata only).
+    (None, why) where that cannot be asked from here."""
+    c = spec.cluster
+    if c.ssh is not None:
+        return None, f"cluster {c.name} is remote"
+    if c.container is not None or c.modules:
+        return None, f"cluster {c.name} runs the job in a container or with modules"
+    env = {**os.environ, **c.env}
+    try:
+        p = subprocess.run(
+            [c.python, "-c", PROBE], capture_output=True, text=True, timeout=60, env=env
+        )
+        return json.loads(p.stdout.strip().splitlines()[-1]), None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None, f"{c.python!r} on this machine did not answer"
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "-"
+    s = str(v)
+    return s[:12] if len(s) == 64 and all(ch in "0123456789abcdef" for ch in s) else s
+
+
+def _code_items(code: Code | None) -> dict[str, Any]:
+    if code is None:
+        return {}
+    items = {"olmoctl version": code.version, "olmoctl source sha256": code.source_sha256}
+    if code.git is not None:
+        items["olmoctl git commit"] = code.git.commit
+        items["olmoctl local changes (diff sha256)"] = code.git.diff_sha256
+    return items
+
+
+def _data_diffs(old: DataFingerprint, new: DataFingerprint) -> list[str]:
+    out = []
+    of, nf = old.files, new.files
+    if [f.name for f in of] != [f.name for f in nf]:
+        names = ", ".join(str(f.name) for f in of) or "-"
+        out.append(f"data files: {names} -> {', '.join(str(f.name) for f in nf) or '-'}")
+    by_name = {f.name: f for f in nf}
+    for f in of:
+        g = by_name.get(f.name)
+        if g is None:
+            continue
+        if g.error:
+            out.append(f"data file {f.name}: now unreadable ({g.error})")
+        elif (f.size, f.sha256) != (g.size, g.sha256):
+            out.append(
+                f"data file {f.name}: size {f.size} -> {g.size}, "
+                f"sha256 {_short(f.sha256)} -> {_short(g.sha256)} ({g.method})"
+            )
+    return out
+
+
+def _versions(rec: Record) -> Versions:
+    return (rec.environment.versions if rec.environment else None) or Versions()
+
+
+def differences(rec: Record, spec: RunSpec) -> tuple[list[str], list[str]]:
+    """(differences, notes): every difference in code version, package versions and data
+    fingerprint between a run's record and what a job of `spec` would get now; notes say
+    what could not be compared."""
+    diffs: list[str] = []
+    notes: list[str] = []
+    now, why = probe_now(spec)
+    if now is None:
+        notes.append(f"code and package versions not compared: {why}")
+    else:
+        now_code = Code.model_validate(now["code"]) if now.get("code") else None
+        if now_code is None:
+            notes.append("olmoctl is not importable by the cluster's python")
+        old_items, new_items = _code_items(rec.code()), _code_items(now_code)
+        for key, old in old_items.items():
+            if key in new_items and new_items[key] != old:
+                diffs.append(f"code: {key} {_short(old)} -> {_short(new_items[key])}")
+        # the versions the recorded job wrote (a key it did not write is not compared)
+        old_v = _versions(rec).model_dump(exclude_unset=True)
+        if not old_v:
+            notes.append("the recorded run never started: no package versions to compare")
+        for key in VERSION_KEYS:
+            new_v = (now.get("versions") or {}).get(key, "?")
+            if key in old_v and new_v != "?" and old_v[key] != new_v:
+                diffs.append(f"packages: {key} {old_v[key]} -> {new_v}")
+        notes.append("CUDA/ROCm runtime and devices are known once the new job starts")
+    data = rec.data
+    if data.synthetic and not spec.recipe.data.paths:
+        notes.append("data: the synthetic corpus is generated by the job (covered by the code)")
+    else:
+        old_fp = data.fingerprint()
+        new_raw = data_fingerprint(spec)
+        new_fp = DataFingerprint.model_validate(new_raw) if new_raw is not None else None
+        if data.synthetic:
+            diffs.append("data: synthetic corpus -> files " + ", ".join(spec.recipe.data.paths))
+        elif not spec.recipe.data.paths:
+            diffs.append("data: files -> synthetic corpus")
+        elif old_fp is None:
+            notes.append("data not compared: the record holds no data fingerprint")
+        elif new_fp is None:
+            notes.append(f"data not compared: cluster {spec.cluster.name} is remote")
+        else:
+            diffs += _data_diffs(old_fp, new_fp)
+    return diffs, notes
+
+
+def env_differences(a: Record, b: Record) -> list[str]:
+    """Differences between two records' code, environment and data as their jobs saw them
+    (for a run made with `launch --from`, once it has started)."""
+    out = []
+    ca, cb = _code_items(a.code()), _code_items(b.code())
+    out += [f"code: {k} {_short(v)} -> {_short(cb[k])}" for k, v in ca.items() if cb.get(k) != v]
+    va = _versions(a).model_dump(exclude_unset=True)
+    vb = _versions(b).model_dump(exclude_unset=True)
+    out += [f"packages: {k} {va[k]} -> {vb.get(k)}" for k in va if va[k] != vb.get(k)]
+    da = a.environment.devices if a.environment else None
+    db = b.environment.devices if b.environment else None
+    if da and db and da.model_dump() != db.model_dump():
+        out.append(f"devices: {da.count} x {da.name} -> {db.count} x {db.name}")
+    fa, fb = a.data.fingerprint(), b.data.fingerprint()
+    if fa and fb:
+        out += _data_diffs(fa, fb)
+    ga = a.global_indices.sha256 if a.global_indices else None
+    gb = b.global_indices.sha256 if b.global_indices else None
+    if ga and gb and ga != gb:
+        out.append(f"data order: global_indices.npy sha256 {_short(ga)} -> {_short(gb)}")
+    return out
