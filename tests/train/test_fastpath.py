@@ -62,11 +62,13 @@ def test_chunked_loss_equals_plain_loss_and_gradients(tying: bool) -> None:
     assert all(torch.equal(grads[n], ref[n]) for n in ref), [
         n for n in ref if not torch.equal(grads[n], ref[n])
     ]
-    # Many chunks (uneven last one): the loss goes through the same per-row kernels and
-    # nll_loss's reduction, so it stays bitwise; the head gradient is summed per chunk.
+    # Many chunks (uneven last one): the same per-row kernels and nll_loss's reduction, but
+    # the head's matmul on a few rows need not round as it does inside the full one (MKL's
+    # small-M kernels differ: seen on AVX2), so the loss agrees to rounding, not bitwise;
+    # the head gradient is summed per chunk. Run to run, each stays bitwise.
     for chunk in (7, 13, 50):  # 36 x 7; 19 x 13 + 5; 6 x 42
         loss, grads = loss_and_grads(model, "chunked", chunk, divide_by=3)
-        assert torch.equal(loss, ref_loss)
+        assert torch.allclose(loss, ref_loss, rtol=1e-6, atol=0)
         assert rel_err(grads, ref) < 1e-6
         again_loss, again = loss_and_grads(model, "chunked", chunk, divide_by=3)
         assert torch.equal(again_loss, loss)  # deterministic run to run

@@ -6,8 +6,10 @@ gradients computed in the same pass (as Liger's fused linear cross entropy does)
 the full logits nor their fp32 copy, log-softmax and gradient (each B x T x V; 3.3 GB in fp32
 for the 1B at micro-batch 8) ever exist. Per row it runs the same kernels as the plain loss
 (log_softmax, the same exp, the same gradient expression), and the mean goes through
-nll_loss's own reduction, so on CPU the loss is bitwise the plain one; the head's gradient
-is summed chunk by chunk (fp32 accumulator), so gradients match to rounding (tested).
+nll_loss's own reduction, so with one chunk (the tiny recipe) the loss is bitwise the plain
+one; with many, the head's matmul on a chunk's rows may round differently from the full one
+(BLAS picks kernels by shape), so the loss matches to rounding; the head's gradient is
+summed chunk by chunk (fp32 accumulator), so gradients match to rounding (tested).
 """
 
 from __future__ import annotations
