@@ -36,11 +36,16 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     r.maxstring = r.maxother = r.maxlong = limit
     r.maxlevel = 3
     text = r.repr(value)
-    text = _escape(text) if not text.isprintable() else text
+    text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _escape(text: str) -> str:
+def visible(text: str) -> str:
+    """`text` with every character that is not printable (C0/C1 controls, ESC, CR, BEL,
+    bidi overrides, zero-width marks...) as its escape (\\x1b, \\r, \\u202e): nothing left
+    in it can act on a terminal. Error messages and everything the CLI prints (cli/text.py)."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -72,5 +77,5 @@ def flat(text: str, limit: int = 1000) -> str:
     """`text` as one line of at most about `limit` characters: the last guard for messages
     built from text olmoctl did not write (a validator's message, a tool's stderr)."""
     if not text.isprintable():
-        text = _escape(text)
+        text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from olmoctl.cli import options
+from olmoctl.cli import options, text
 from olmoctl.errors import UsageError, shown_plain
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _bad(entry: Entry, err: UsageError) -> dict[str, str]:
 
 def _report(bad: list[dict[str, str]]) -> None:
     for b in bad:
-        typer.echo(f"olmoctl: skipped {shown_plain(b['name'], 60)}: {b['error']}", err=True)
+        text.echo(f"olmoctl: skipped {shown_plain(b['name'], 60)}: {b['error']}", err=True)
 
 
 def _human(n: float) -> str:
@@ -110,16 +110,22 @@ def _human(n: float) -> str:
     return str(n)
 
 
+# Headers that wrap at their spaces, so that a narrow terminal leaves room for the names.
+_HEADERS = {
+    "gpus_per_node": "GPUs per node",
+    "max_nodes": "max nodes",
+    "max_time": "max time",
+    "global_batch_tokens": "batch tokens",
+}
+
+
 def _table(title: str, rows: list[dict], columns: list[str]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
+    table = text.table(title, [_HEADERS.get(c, c) for c in columns], names=["name"])
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
-    Console().print(table)
+        table.add_row(*(text.data(row[c]) for c in columns))
+    text.show(Console(), table)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,8 @@ import json
 
 import typer
 
-from olmoctl.cli import exits, options
+from olmoctl.cli import exits, options, text
+from olmoctl.errors import visible
 
 TIMEOUT_MAX_S = 7 * 86_400
 
@@ -45,27 +46,31 @@ def doctor(
 
     spec = core.prepare(recipe, cluster, nodes=nodes, time_limit=time_limit, overrides=override)
     console = Console(stderr=True, quiet=as_json)
-    with console.status(f"doctor: submitting to {spec.cluster.name}") as spinner:
+    with console.status(text.data(f"doctor: submitting to {spec.cluster.name}")) as spinner:
         report = core.run(
             spec,
             timeout_s=timeout,
-            tick=lambda state: spinner.update(f"doctor: job {state} on {spec.cluster.name}"),
+            tick=lambda state: spinner.update(
+                text.data(f"doctor: job {state} on {spec.cluster.name}")
+            ),
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        typer.echo(
+        text.echo(
             f"doctor: cluster {report.cluster}, job {report.job_id} {report.state}, "
             f"{report.nodes} node(s), {report.world_size} rank(s); run dir {report.run_dir}"
         )
-        width = max(len(line.name) for line in report.lines)
+        # What the ranks reported (files in the run dir) is data: shown before it is aligned.
+        width = max(len(visible(str(line.name))) for line in report.lines)
         for line in report.lines:
             word = "skip" if line.skipped else ("PASS" if line.ok else "FAIL")
             tail = f"  ({line.detail})" if line.detail else ""
-            typer.echo(f"{word}  {line.name:<{width}}  {line.value}{tail}".rstrip())
+            name = visible(str(line.name))
+            text.echo(f"{word}  {name:<{width}}  {line.value}{tail}".rstrip())
         failed = report.failed
         verdict = "all checks passed" if not failed else f"failed: {', '.join(failed)}"
-        typer.echo(f"doctor: {verdict}")
+        text.echo(f"doctor: {verdict}")
     if not report.ok:
         raise typer.Exit(exits.FAILED)
 

@@ -7,6 +7,7 @@ import json
 import typer
 
 from olmoctl.cli import complete, options
+from olmoctl.cli.text import echo
 
 INT32_MAX = 2**31 - 1
 
@@ -48,13 +49,13 @@ def export(
         raise UsageError(f"--dtype {shown(dtype)} is not one of {', '.join(DTYPES)}")
     plan = core.plan(Store(), run, fmt=fmt, step=step, out=out)
     if not as_json:
-        typer.echo(f"exporting {run} step {plan.step} from {plan.checkpoint} ...", err=True)
+        echo(f"exporting {run} step {plan.step} from {plan.checkpoint} ...", err=True)
     summary = core.export(plan, dtype=dtype, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     gb = summary["bytes"] / 1e9
-    typer.echo(
+    echo(
         f"wrote {summary['out']}: {summary['parameters']:,} parameters, {gb:.2f} GB ({dtype}); "
         f"load with AutoModelForCausalLM.from_pretrained({summary['out']!r})"
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
 
 def warning(text: str) -> None:
-    typer.echo(f"warning: {text}", err=True)
+    from olmoctl.cli.text import echo
+
+    echo(f"warning: {text}", err=True)  # paths, names, free space: data
 
 
 def warn_forced(spec: Any, force: bool, prefix: str = "") -> None:

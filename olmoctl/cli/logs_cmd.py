@@ -7,7 +7,7 @@ import time
 
 import typer
 
-from olmoctl.cli import complete, options
+from olmoctl.cli import complete, options, text
 from olmoctl.errors import shown
 
 POLL_S = 1.0
@@ -26,7 +26,9 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Follow until the job ends."),
     batch: bool = typer.Option(False, "--batch", help="The batch script's own output instead."),
 ) -> None:
-    """Print the job's output, per rank, with a header for each rank."""
+    """Print the job's output, per rank, with a header for each rank. The output is the job's
+    text, shown as text: control characters in it (colour codes too) are printed escaped,
+    e.g. \\x1b, never sent to the terminal; lines and tabs are kept."""
     from rich.console import Console
 
     from olmoctl.backends.registry import backend_for
@@ -63,7 +65,7 @@ def logs(
             if last_header[0] != key and (rank is None and not batch):
                 sys.stdout.write(f"==> rank {key} <==\n")
                 last_header[0] = key
-            sys.stdout.write(data.decode(errors="replace"))
+            sys.stdout.write(text.lines(data.decode(errors="replace")))
             wrote = True
         sys.stdout.flush()
         return wrote
@@ -76,7 +78,7 @@ def logs(
             )
         return
     console = Console(stderr=True)
-    with console.status(f"{run}: waiting for output") as spinner:
+    with console.status(text.data(f"{run}: waiting for output")) as spinner:
         while True:
             status.refresh(store, run_names=[run])
             now = store.attempts(run)
@@ -85,10 +87,10 @@ def logs(
             state = chosen.state
             if not chosen.is_live:
                 drain()
-                console.print(f"{run}: job {chosen.job_id} ended {state}")
+                console.print(text.data(f"{run}: job {chosen.job_id} ended {state}"))
                 return
             reason = f" ({chosen.reason})" if chosen.reason else ""
-            spinner.update(f"{run}: job {chosen.job_id} {state}{reason}")
+            spinner.update(text.data(f"{run}: job {chosen.job_id} {state}{reason}"))
             time.sleep(POLL_S)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from olmoctl.cli import options
+from olmoctl.cli.text import echo
 
 
 def plan(
@@ -49,7 +50,7 @@ def plan(
     r, c = plan_inputs.load(recipe, cluster, override)
     obs = plan_inputs.observed(r.name, c.name)
     if obs.problem:
-        typer.echo(f"note: {obs.problem}; planned without observed figures", err=True)
+        echo(f"note: {obs.problem}; planned without observed figures", err=True)
     result = make_plan(r, c, nodes, mfu=mfu, observed=obs)
     sim = None
     if simulate or plot is not None:
@@ -72,7 +73,7 @@ def plan(
     else:
         _print(result, sim)
     if plot is not None:
-        typer.echo(f"wrote {plot}", err=True)
+        echo(f"wrote {plot}", err=True)
 
 
 def _finite(x: Any) -> Any:
@@ -112,19 +113,29 @@ def _table(title: str, **kw: Any) -> Any:
     from rich import box
     from rich.table import Table
 
+    from olmoctl.cli.text import data
+
     return Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, **kw
+        title=data(title), title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, **kw
     )
 
 
 def _print(p: Any, sim: dict[str, Any] | None) -> None:
     from rich.console import Console
+    from rich.text import Text
+
+    from olmoctl.cli.text import data
 
     con = Console()
     gpu = p.gpu_type or "GPU"
     con.print(
-        f"[bold]plan[/bold]: {p.recipe} on {p.cluster}, {p.nodes} nodes x {p.gpus_per_node} "
-        f"{gpu} = {p.gpus:,} GPUs"
+        Text.assemble(
+            ("plan", "bold"),
+            data(
+                f": {p.recipe} on {p.cluster}, {p.nodes} nodes x {p.gpus_per_node} {gpu} = "
+                f"{p.gpus:,} GPUs"
+            ),
+        )
     )
     f, pr = p.flops, p.params
     t = _table("Compute", show_header=False)
@@ -138,7 +149,7 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
     )
     t.add_row("tokens", f"{_n(f.tokens)} ({p.steps:,} steps x {_n(p.tokens_per_step)})")
     t.add_row("total FLOPs", f"{f.total:.3e}")
-    t.add_row("MFU", f"{p.mfu:.2f} ({p.mfu_source})")
+    t.add_row("MFU", data(f"{p.mfu:.2f} ({p.mfu_source})"))
     t.add_row(
         "throughput",
         f"{_n(p.tokens_per_s)} tokens/s ({p.peak_tflops_bf16:g} TFLOP/s peak x {p.mfu:.2f} x "
@@ -203,19 +214,22 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
         )
     con.print(t)
     con.print(
-        f"  recipe: a save every {p.recipe_interval_steps:,} steps; "
-        f"checkpoint {p.checkpoint_gb:,.1f} GB: save {c.save_s:.1f} s (async stall "
-        f"{c.block_s:.1f} s), load {c.load_s:.1f} s; node MTBF {p.node_mtbf_h:,.0f} h "
-        f"({p.node_mtbf_source}) / {p.nodes} nodes = job MTBF {c.job_mtbf_s / 3600:.1f} h; "
-        f"time limit {_dur(c.time_limit_s)}"
+        data(
+            f"  recipe: a save every {p.recipe_interval_steps:,} steps; "
+            f"checkpoint {p.checkpoint_gb:,.1f} GB: save {c.save_s:.1f} s (async stall "
+            f"{c.block_s:.1f} s), load {c.load_s:.1f} s; node MTBF {p.node_mtbf_h:,.0f} h "
+            f"({p.node_mtbf_source}) / {p.nodes} nodes = job MTBF {c.job_mtbf_s / 3600:.1f} h; "
+            f"time limit {_dur(c.time_limit_s)}"
+        )
     )
     if sim is not None:
         _print_sim(con, p, sim)
     defaults = [k for k, v in e.items() if v.startswith("default (not")]
     if defaults:
-        con.print(f"  [yellow]defaults used (not in the profile)[/yellow]: {', '.join(defaults)}")
-    for w in p.warnings:
-        con.print(f"[yellow]warning[/yellow]: {w}")
+        used = ("defaults used (not in the profile)", "yellow")
+        con.print(Text.assemble("  ", used, data(f": {', '.join(defaults)}")))
+    for w in p.warnings:  # they quote profile values
+        con.print(Text.assemble(("warning", "yellow"), data(f": {w}")))
 
 
 def _print_sim(con: Any, p: Any, sim: dict[str, Any]) -> None:

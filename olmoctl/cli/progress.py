@@ -6,6 +6,7 @@ import time
 
 from rich.console import Console
 
+from olmoctl.cli.text import data
 from olmoctl.store import Attempt, Store
 
 POLL_S = 2.0
@@ -20,7 +21,7 @@ def wait_for_run(
 
     console = Console(stderr=True, quiet=quiet)
     deadline = None if timeout is None else time.monotonic() + timeout
-    with console.status(f"{name}: waiting") as spinner:
+    with console.status(data(f"{name}: waiting")) as spinner:
         while True:
             core.refresh(store, run_names=[name])
             last = store.last_attempt(name)
@@ -28,7 +29,7 @@ def wait_for_run(
                 return last
             state = last.state if last else "UNKNOWN"
             reason = f" ({last.reason})" if last and last.reason else ""
-            spinner.update(f"{name}: job {last.job_id if last else '?'} {state}{reason}")
+            spinner.update(data(f"{name}: job {last.job_id if last else '?'} {state}{reason}"))
             if deadline is not None and time.monotonic() > deadline:
                 return last
             time.sleep(POLL_S)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from olmoctl.cli import complete, options
+from olmoctl.cli.text import echo, lines
 from olmoctl.errors import UsageError
 
 
@@ -99,14 +100,14 @@ def render(
             overrides=override, existing_ok=True, force=force, spare_nodes=spare_nodes,
         )  # fmt: skip
     except (StoreError, StoreBusy) as e:  # render needs no store: say so, go on without
-        typer.echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
+        echo(f"note: {e}; rendered without its node exclusions and run names", err=True)
         spec = resolve(
             recipe, cluster, nodes=nodes, name=name, time=time, overrides=override,
             spare_nodes=spare_nodes,
         )  # fmt: skip
         launch_checks.check(spec, force=force)
     for problem in launch_checks.problems(spec) if force else ():
-        typer.echo(f"warning: launch would refuse this without --force: {problem}", err=True)
+        echo(f"warning: launch would refuse this without --force: {problem}", err=True)
     _emit(render_script(spec, task_command=train_command(spec) if plain else None), out)
 
 
@@ -128,7 +129,7 @@ def _emit(text: str, out: Path | None) -> None:
         atomic_write(out, text, mode=0o755, label="--out")
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write: {e.strerror}") from None
-    typer.echo(f"wrote {out}", err=True)
+    echo(f"wrote {out}", err=True)
 
 
 def _render_diff(
@@ -162,13 +163,13 @@ def _render_diff(
         d = repro.diff_clusters(
             recipe, a, b, nodes=nodes, name=name, time=time, overrides=overrides
         )
-    typer.echo(d.diff, nl=False)
+    typer.echo(lines(d.diff), nl=False)  # a recorded script is data
     if not d.diff:
-        typer.echo(f"no difference between {d.old_name} and {d.new_name}", err=True)
+        echo(f"no difference between {d.old_name} and {d.new_name}", err=True)
     if d.config_changes:
-        typer.echo(f"config differs in {len(d.config_changes)} key(s):", err=True)
+        echo(f"config differs in {len(d.config_changes)} key(s):", err=True)
         for c in d.config_changes:
-            typer.echo(f"  {c}", err=True)
+            echo(f"  {c}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from olmoctl.cli import complete, options
+from olmoctl.cli.text import echo, lines
 from olmoctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def show(
         if as_json:
             typer.echo(json.dumps({"run": run, "attempt": no, "script": text}))
         else:
-            typer.echo(text, nl=False)
+            typer.echo(lines(text), nl=False)  # the store's or the run dir's copy
         return
     raw = record.refresh(store, row)  # record.json as written: --json prints it as is
     rec = Record.of(raw)
@@ -102,8 +103,8 @@ def show(
             return
         import yaml
 
-        typer.echo(f"# {run}: resolved config (overrides: {rec.overrides or 'none'})")
-        typer.echo(yaml.safe_dump(rec.config, sort_keys=False), nl=False)
+        echo(f"# {run}: resolved config (overrides: {rec.overrides or 'none'})")
+        typer.echo(lines(yaml.safe_dump(rec.config, sort_keys=False)), nl=False)
         return
     if env:
         starts = [(a.attempt_no, e) for a in rec.attempts for e in a.env]
@@ -115,15 +116,15 @@ def show(
             }
             typer.echo(json.dumps(out, indent=2))
             return
-        typer.echo(f"code (job):      {_code(rec.code())}")
+        echo(f"code (job):      {_code(rec.code())}")
         for sub in rec.submissions:
-            typer.echo(f"code (launch {sub.attempt}): {_code(sub.code)}")
+            echo(f"code (launch {sub.attempt}): {_code(sub.code)}")
         if not starts:
             typer.echo("no job start recorded yet: versions and devices come from the job")
         for n, e in starts:
-            typer.echo(f"attempt {n} job {e.job_id} start at step {e.start_step}:")
-            typer.echo(f"  {_versions(e)}")
-            typer.echo(f"  devices {_devices(e)}")
+            echo(f"attempt {n} job {e.job_id} start at step {e.start_step}:")
+            echo(f"  {_versions(e)}")
+            echo(f"  devices {_devices(e)}")
         return
     if as_json:
         typer.echo(json.dumps(raw, indent=2))
@@ -133,7 +134,7 @@ def show(
         src = record.stored(store, rec.from_.run)
         if src is not None:
             diffs = record.env_differences(Record.of(src), rec)
-            typer.echo(
+            echo(
                 f"vs {rec.from_.run}: "
                 + ("; ".join(diffs) or "same code, packages, devices, data and data order")
             )
@@ -142,7 +143,7 @@ def show(
 def _print_record(row: Any, rec: Record) -> None:
     cfg = rec.config
     src = rec.from_
-    w = typer.echo
+    w = echo  # record.json is in the run dir: data
     w(
         f"run        {rec.run}  ({cfg['recipe']['name']} on {cfg['cluster']['name']}, "
         f"{cfg['nodes']} node(s), {row.state})"
@@ -185,7 +186,7 @@ def card(
         typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
         return
     for p in paths.values():
-        typer.echo(str(p))
+        echo(str(p))
     if "png" not in paths:
         typer.echo(
             "note: no loss plot (no steps yet, or matplotlib missing: olmoctl[plot])", err=True

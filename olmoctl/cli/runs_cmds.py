@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from olmoctl.cli import complete, launch_notes, options
+from olmoctl.cli.text import echo
 from olmoctl.errors import UsageError, shown, shown_plain
 
 
@@ -66,13 +67,13 @@ def launch(
     if dry_run:
         typer.echo(render(spec), nl=False)
         launch_notes.warn_space([spec], remote_ok=False)
-        typer.echo(f"dry run: {spec.name} validated, nothing submitted", err=True)
+        echo(f"dry run: {spec.name} validated, nothing submitted", err=True)
         return
     done = core.submit_attempt(store, spec, new_run=True, on_warning=launch_notes.warning)
     if as_json:
         typer.echo(json.dumps({"run": spec.name, "job_id": done.job_id, "run_dir": spec.run_dir}))
     else:
-        typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
+        echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
     if wait:
         _wait(store, spec.name, as_json)
 
@@ -106,13 +107,13 @@ def _launch_from(
     )
     launch_notes.warn_forced(plan.spec, force)
     for d in plan.differences:
-        typer.echo(f"warning: differs from {source}: {d}", err=True)
+        echo(f"warning: differs from {source}: {d}", err=True)
     for n in plan.notes:
-        typer.echo(f"note: {n}", err=True)
+        echo(f"note: {n}", err=True)
     if dry_run:
         typer.echo(render(plan.spec), nl=False)
         launch_notes.warn_space([plan.spec], remote_ok=False)
-        typer.echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
+        echo(f"dry run: {plan.spec.name} validated, nothing submitted", err=True)
         return
     done = repro.launch_from(store, plan, on_warning=launch_notes.warning)
     spec = plan.spec
@@ -129,7 +130,7 @@ def _launch_from(
             )
         )
     else:
-        typer.echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
+        echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})  from {source}")
     if wait:
         _wait(store, spec.name, as_json)
 
@@ -146,7 +147,7 @@ def _wait(store: Any, name: str, as_json: bool) -> None:
             outcome = (last.klass or last.state) if last else "no attempt"
             reason = f": {last.reason}" if last and last.reason else ""
             hint = f"; continue it: olmoctl resume {name}" if code == exits.STOPPED else ""
-            typer.echo(f"{name}: ended {outcome}{reason} (exit status {code}){hint}", err=True)
+            echo(f"{name}: ended {outcome}{reason} (exit status {code}){hint}", err=True)
         raise typer.Exit(code)
 
 
@@ -198,7 +199,7 @@ def status(
         find_run(store, run)
     info = core.refresh(store, run_names=[run] if run else None)
     for note in info.notes:
-        typer.echo(f"note: {note}", err=True)
+        echo(f"note: {note}", err=True)
     if run is not None:
         d = core.detail(store, run)
         typer.echo(json.dumps(d, indent=2)) if as_json else status_view.detail(d)
@@ -219,7 +220,7 @@ def status(
         if r.get("damaged") and not any(
             n.startswith(f"run {shown(r['name'])}:") for n in info.notes
         ):
-            typer.echo(
+            echo(
                 f"note: run {shown(r['name'])}: its row in the state store is damaged "
                 f"({r['damaged']}); shown with what could be read",
                 err=True,
@@ -231,11 +232,11 @@ def status(
         given = {"--state": state, "--cluster": cluster, "--sweep": sweep, "--since": since}
         said = " ".join(f"{k} {shown_plain(v, 60)}" for k, v in given.items() if v is not None)
         n = len(store.runs())
-        typer.echo(f"no runs match {said} ({n} run{'' if n == 1 else 's'} in all)")
+        echo(f"no runs match {said} ({n} run{'' if n == 1 else 's'} in all)")
         return
     status_view.table(rows if show_all else status_view.most_relevant(rows, TABLE_ROWS))
     if not show_all and len(rows) > TABLE_ROWS:
-        typer.echo(
+        echo(
             f"... and {len(rows) - TABLE_ROWS} more runs: --all, or filter with "
             "--state / --cluster / --since / --sweep",
             err=True,
@@ -261,7 +262,7 @@ def cancel(
     if as_json:
         typer.echo(json.dumps({"run": run, "cancelled_job": job_id}))
     else:
-        typer.echo(f"{run}: cancelled job {job_id}")
+        echo(f"{run}: cancelled job {job_id}")
 
 
 SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from olmoctl.cli import options
+from olmoctl.cli import options, text
+from olmoctl.cli.text import data
 
 _STYLE = {
     "COMPLETED": "green",
@@ -29,7 +29,10 @@ _SPARK = "▁▂▃▄▅▆▇█"
 def _fmt(v: Any, spec: str = "") -> str:
     if v is None:
         return "-"
-    return format(v, spec) if spec else str(v)
+    try:
+        return format(v, spec) if spec else str(v)
+    except (TypeError, ValueError):  # a value read back from a run dir or store is data
+        return str(v)
 
 
 def _age(seconds: float | None) -> str:
@@ -72,37 +75,28 @@ def table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         console.print(options.NO_RUNS)
         return
-    t = Table(title="olmoctl runs")
-    for col in (
-        "run",
-        "recipe",
-        "cluster",
-        "state",
-        "att",
-        "nodes",
-        "step",
-        "loss",
-        "tok/s",
-        "ckpt",
-        "heartbeat",
-    ):
-        t.add_column(col)
+    columns = ("run", "recipe", "cluster", "state", "att", "nodes", "step", "loss", "tok/s",
+               "ckpt", "heartbeat")  # fmt: skip
+    t = text.table("olmoctl runs", columns, names=("run", "recipe", "cluster"))
     for r in rows:
-        state = r["state"]
         t.add_row(
-            r["name"],
-            r["recipe"],
-            r["cluster"],
-            f"[{_STYLE.get(state, 'white')}]{state}[/]",
-            str(r["attempts"]),
-            r["node_list"] or str(r["nodes"]),
-            f"{_fmt(r['step'])}/{r['total_steps']}",
-            _fmt(r["loss"], ".4f"),
-            _fmt(r["tokens_per_s"], ",.0f"),
-            _fmt(r["last_checkpoint"]),
-            _age(r["heartbeat_age_s"]),
+            data(r["name"]),
+            data(r["recipe"]),
+            data(r["cluster"]),
+            _state(r["state"]),
+            data(r["attempts"]),
+            data(r["node_list"] or r["nodes"]),
+            data(f"{_fmt(r['step'])}/{r['total_steps']}"),
+            data(_fmt(r["loss"], ".4f")),
+            data(_fmt(r["tokens_per_s"], ",.0f")),
+            data(_fmt(r["last_checkpoint"])),
+            data(_age(r["heartbeat_age_s"])),
         )
-    console.print(t)
+    text.show(console, t)
+
+
+def _state(state: Any) -> Text:
+    return data(state, _STYLE.get(str(state), "white"))
 
 
 def _when(ts: float | None) -> str:
@@ -112,45 +106,42 @@ def _when(ts: float | None) -> str:
 def detail(d: dict[str, Any]) -> None:
     console = _console()
     console.print(
-        f"[bold]{d['name']}[/]  {d['recipe']} on {d['cluster']}  "
-        f"[{_STYLE.get(d['state'], 'white')}]{d['state']}[/]  "
-        f"step {_fmt(d['step'])}/{d['total_steps']}  loss {_fmt(d['loss'], '.4f')}"
+        Text.assemble(
+            data(d["name"], "bold"),
+            data(f"  {d['recipe']} on {d['cluster']}  "),
+            _state(d["state"]),
+            data(f"  step {_fmt(d['step'])}/{d['total_steps']}  loss {_fmt(d['loss'], '.4f')}"),
+        )
     )
-    console.print(f"run dir: {d['run_dir']}")
+    console.print(data(f"run dir: {d['run_dir']}"))
     if d.get("eval_loss"):
         sets = ", ".join(
             f"{name} {loss:.4f} (perplexity {math.exp(min(loss, 700)):.2f})"
             for name, loss in d["eval_loss"].items()
         )
-        console.print(f"eval at step {_fmt(d.get('eval_step'))}: {sets}")
-    t = Table(title="attempts")
-    for col in (
-        "#",
-        "job",
-        "state",
-        "class",
-        "nodes",
-        "submitted",
-        "started",
-        "ended",
-        "exit",
-        "reason",
-    ):
-        t.add_column(col)
+        console.print(data(f"eval at step {_fmt(d.get('eval_step'))}: {sets}"))
+    columns = ("#", "job", "state", "class", "nodes", "submitted", "started", "ended", "exit",
+               "reason")  # fmt: skip
+    t = text.table("attempts", columns)
     for a in d["attempt_list"]:
         t.add_row(
-            str(a["attempt_no"]),
-            _fmt(a["job_id"]),
-            a["state"],
-            _fmt(a.get("klass")),
-            _fmt(a["node_list"]),
-            _when(a["submitted_at"]),
-            _when(a["started_at"]),
-            _when(a["ended_at"]),
-            _fmt(a["exit_code"]),
-            _fmt(a["reason"]),
+            *map(
+                data,
+                (
+                    a["attempt_no"],
+                    _fmt(a["job_id"]),
+                    a["state"],
+                    _fmt(a.get("klass")),
+                    _fmt(a["node_list"]),
+                    _when(a["submitted_at"]),
+                    _when(a["started_at"]),
+                    _when(a["ended_at"]),
+                    _fmt(a["exit_code"]),
+                    _fmt(a["reason"]),
+                ),
+            )
         )
-    console.print(t)
+    text.show(console, t)
     ckpts = d["checkpoints"]
     if ckpts:
         parts = [
@@ -158,7 +149,7 @@ def detail(d: dict[str, Any]) -> None:
             f"{' (permanent)' if c.get('permanent') else ''}"
             for c in ckpts
         ]
-        console.print("checkpoints: " + ", ".join(parts))
+        console.print(data("checkpoints: " + ", ".join(parts)))
     g = d.get("goodput") or {}
     if g.get("goodput") is not None:
         console.print(
@@ -170,16 +161,18 @@ def detail(d: dict[str, Any]) -> None:
     if sg and sg.get("ratio") is not None:
         secs = f"{_fmt(sg['seconds'], '.3g')}s vs {_fmt(sg['median_s'], '.3g')}s"
         console.print(
-            f"straggler: {escape(str(sg['node']))} (rank {sg['rank']}) {sg['ratio']:.2f}x "
-            f"the median compute per step ({secs}) at step {sg['step']}"
+            data(
+                f"straggler: {sg['node']} (rank {sg['rank']}) {_fmt(sg['ratio'], '.2f')}x "
+                f"the median compute per step ({secs}) at step {sg['step']}"
+            )
         )
     if d.get("nodes_excluded"):
-        console.print(f"excluded nodes: {', '.join(d['nodes_excluded'])}")
+        console.print(data(f"excluded nodes: {', '.join(map(str, d['nodes_excluded']))}"))
     for b in d.get("burnin") or []:  # what each start's burn-in decided, and why
         out = "; ".join(f"{x.get('node')} left out: {x.get('reason')}" for x in b["excluded"] or [])
         on = ",".join(b["use"] or []) or "-"
         line = f"burn-in (job {b['job_id']}.{b['attempt']}): {b['action']} on {on}"
-        console.print(escape(line + (f"; {out}" if out else "")))
+        console.print(data(line + (f"; {out}" if out else "")))
     losses = [loss for _, loss in d["losses"]]
     if losses:
         console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")
@@ -190,17 +183,15 @@ def sweep_table(sweep: str, rows: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r["params"] if k not in keys]
-    t = Table(title=f"sweep {sweep} (best loss first)")
-    for col in ("run", *keys, "state", "step", "loss", "best"):
-        t.add_column(col)
+    columns = ("run", *(str(k) for k in keys), "state", "step", "loss", "best")
+    t = text.table(f"sweep {sweep} (best loss first)", columns, names=("run",))
     for r in rows:
-        state = r["state"]
         t.add_row(
-            r["name"],
-            *(r["params"].get(k, "-") for k in keys),
-            f"[{_STYLE.get(state, 'white')}]{state}[/]",
-            f"{_fmt(r['step'])}/{r['total_steps']}",
-            _fmt(r["loss"], ".4f"),
-            _fmt(r["best_loss"], ".4f"),
+            data(r["name"]),
+            *(data(r["params"].get(k, "-")) for k in keys),
+            _state(r["state"]),
+            data(f"{_fmt(r['step'])}/{r['total_steps']}"),
+            data(_fmt(r["loss"], ".4f")),
+            data(_fmt(r["best_loss"], ".4f")),
         )
-    _console().print(t)
+    text.show(_console(), t)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, options
+from olmoctl.cli import complete, options, text
 
 
 def resume(
@@ -42,9 +42,9 @@ def resume(
     excl = f", excluding {','.join(res.excluded)}" if res.excluded else ""
     torn = f"; skipped torn checkpoint(s) {res.torn}" if res.torn else ""
     if res.action == "steered":
-        typer.echo(f"{run}: Slurm requeued job {res.job_id}; kept it off {','.join(res.excluded)}")
+        text.echo(f"{run}: Slurm requeued job {res.job_id}; kept it off {','.join(res.excluded)}")
     else:
-        typer.echo(f"{run}  job {res.job_id}{excl}{torn}")
+        text.echo(f"{run}  job {res.job_id}{excl}{torn}")
 
 
 def watch(
@@ -137,17 +137,17 @@ def watch(
         lease_s=max(60.0, 3 * interval),
         stragglers=StragglerPolicy(straggler_policy, straggler_ratio, straggler_intervals),
     )
-    console.print(f"watch: {owner}, every {interval:g}s, log {store.dir / 'watch.log'}")
+    console.print(text.data(f"watch: {owner}, every {interval:g}s, log {store.dir / 'watch.log'}"))
     observer = None
     if notifier.enabled:
         from olmoctl.core.supervise.notices import Observer
 
-        console.print(f"watch: notify {notifier.describe()}")
+        console.print(text.data(f"watch: notify {notifier.describe()}"))
         observer = Observer(store, runs or None)
     try:
         while True:
             for line in supervise.tick(store, owner, policy, runs or None, notifier):
-                console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+                console.print(text.data(f"{time.strftime('%H:%M:%S')} {line}"), soft_wrap=True)
             for notice in observer.changes(store) if observer else []:
                 notifier(notice)
             if once or (until_done and supervise.all_settled(store, runs or None, max_retries)):
@@ -173,7 +173,7 @@ def _notifier(
     smtp = nt.Smtp.from_env(env) if emails else None
 
     def failed(line: str) -> None:  # a notice that did not go out: said, logged, no more
-        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+        console.print(text.data(f"{time.strftime('%H:%M:%S')} {line}"), soft_wrap=True)
         log_action(store, None, "notify-failed", line)
 
     return nt.Notifier(target, fmt, emails, smtp, failed)
@@ -194,21 +194,21 @@ def nodes(
     store = Store()
     if clear is not None:
         n = health.clear(store, clear, cluster)
-        typer.echo(f"cleared {clear} ({n} record{'s' if n != 1 else ''})")
+        text.echo(f"cleared {clear} ({n} record{'s' if n != 1 else ''})")
         return
     rows = store.nodes(cluster)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title="node health")
+    if not rows:
+        Console().print("no node failures recorded")
+        return
     checked = any(r.last_check for r in rows)  # burn-in's columns only when it failed one
     cols = ("cluster", "node", "failures")
     cols += ("check", "measured / expected") if checked else ()
-    for col in (*cols, "last reason", "when"):
-        t.add_column(col)
+    t = text.table("node health", (*cols, "last reason", "when"), names=("cluster", "node"))
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_at)) if r.last_at else "-"
         cells = [r.cluster, r.node, str(r.failures)]
@@ -219,8 +219,8 @@ def nodes(
                 want = "-" if r.expected is None else f">= {r.expected:.3g}"
                 vs = f"{got} / {want} {r.unit or ''}".strip()
             cells += [r.last_check or "-", vs]
-        t.add_row(*cells, r.last_reason or "-", when)
-    Console().print(t if rows else "no node failures recorded")
+        t.add_row(*map(text.data, (*cells, r.last_reason or "-", when)))
+    text.show(Console(), t)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from olmoctl.cli import options
+from olmoctl.cli.text import echo
 from olmoctl.errors import UsageError
 
 
@@ -119,12 +120,12 @@ def sweep(
         else f"{sum(p['job_id'] is not None for p in done.points)} submitted as separate jobs"
     )
     limit = f", at most {done.max_parallel} at once" if done.max_parallel < len(done.points) else ""
-    typer.echo(f"sweep {done.name}: {len(done.points)} points, {how}{limit}")
+    echo(f"sweep {done.name}: {len(done.points)} points, {how}{limit}")
     for p in done.points:
         job = f"job {p['job_id']}" if p["job_id"] else "waiting"
-        typer.echo(f"  {p['name']}  {job}  {_params(p['params'])}")
+        echo(f"  {p['name']}  {job}  {_params(p['params'])}")
     if done.note:
-        typer.echo(f"note: {done.note}", err=True)
+        echo(f"note: {done.note}", err=True)
 
 
 def _params(params: dict[str, str]) -> str:
@@ -136,9 +137,9 @@ def _print_progress(progress: Any, as_json: bool) -> None:
         typer.echo(json.dumps(progress.to_dict()))
         return
     for run, job in progress.submitted:
-        typer.echo(f"{run}  job {job}")
+        echo(f"{run}  job {job}")
     state = "done" if progress.done else "running"
-    typer.echo(
+    echo(
         f"sweep {progress.sweep}: {state}: {progress.waiting} waiting, "
         f"{progress.in_flight} in flight, {progress.ended} ended"
     )
@@ -151,12 +152,12 @@ def _print_dry_run(plan: Any, scripts: list[dict[str, Any]], as_json: bool) -> N
         typer.echo(json.dumps({**out, "points": points, "scripts": scripts}, indent=2))
         return
     for p in points:
-        typer.echo(f"{p['name']}  {_params(p['params'])}")
+        echo(f"{p['name']}  {_params(p['params'])}")
     for s in scripts:
         which = f"array {s['array']}" if "array" in s else f"shape of points {s['points']}"
         typer.echo(f"\n# ---- {which} ----")
         typer.echo(s["script"], nl=False)
-    typer.echo(
+    echo(
         f"dry run: sweep {plan.name}, {len(points)} points validated ({plan.mode}), "
         "nothing submitted",
         err=True,
@@ -185,13 +186,13 @@ def cancel_sweep(sweep: str, as_json: bool) -> None:
         typer.echo(json.dumps(out))
     else:
         for c in out["cancelled"]:
-            typer.echo(f"{c['run']}: cancelled job {c['job_id']}")
+            echo(f"{c['run']}: cancelled job {c['job_id']}")
         if out["never_submitted"]:
-            typer.echo(f"{len(out['never_submitted'])} waiting points will not be submitted")
+            echo(f"{len(out['never_submitted'])} waiting points will not be submitted")
         if not out["cancelled"] and not out["never_submitted"]:
-            typer.echo(f"sweep {sweep}: nothing left to cancel")
+            echo(f"sweep {sweep}: nothing left to cancel")
     for e in out["errors"]:
-        typer.echo(f"olmoctl: error: {e}", err=True)
+        echo(f"olmoctl: error: {e}", err=True)
     if out["errors"]:
         raise typer.Exit(1)
 
