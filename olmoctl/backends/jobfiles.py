@@ -91,11 +91,6 @@ def write_submitted_pickle(spec: RunSpec, job_id: str) -> None:
     os.replace(tmp, path)
 
 
-def result_pickle(run_dir: str, job_id: str) -> Path:
-    """submitit's result of task 0 of a job (written when the job function returns)."""
-    return Path(submitit_folder(run_dir)) / _submitit_name("result_pickle", job_id)
-
-
 def submitit_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:
     """rank -> submitit's stdout file of each task (the local backend's per-rank logs)."""
     found = map(Path, fs.glob(submitit_folder(run_dir), _submitit_name("stdout", job_id, "*")))

@@ -1,63 +1,55 @@
 """This machine, no Slurm: submitit's LocalExecutor runs the job as local processes. The
-job id is the controller's pid; its state comes from the pid and submitit's result file in
-the run directory, so another olmoctl process can answer `status` later. No job arrays."""
+job id is the controller's pid, kept with the controller's identity (pid + start time,
+backends/procs.py: pids are reused); so another olmoctl process can answer `status` later,
+and `cancel` never signals a stranger that got the pid since. How a job that ended went is
+the job's own `exiting` event in RUN_DIR/events.jsonl, parsed as data: nothing in the run
+directory is unpickled (submitit's result pickles there are anyone's who can write there).
+No job arrays."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import pickle
+import re
 import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from olmoctl.backends import jobfiles
+from olmoctl.backends import jobfiles, procs
 from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
 from olmoctl.backends.files import LOCAL
 from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, shown
+from olmoctl.jobid import JobId, identity_of
 from olmoctl.schemas import RunSpec
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own finished child) counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
+from olmoctl.schemas.contract import EVENTS_FILE
+from olmoctl.schemas.events import Exiting, ExitReason, Started, parse_event
 
 # How long `cancel` lets submitit's controller stop its tasks before killing what is left.
 CANCEL_GRACE_S = 15.0
+# How much of events.jsonl's end is read for the job's `exiting` event (its last line).
+EVENTS_TAIL_BYTES = 256 * 1024
+# /proc's boot time is whole seconds: a start time computed from it may be late by one.
+CLOCK_SLACK_S = 2.0
+_PID = re.compile(r"^[1-9][0-9]{0,9}$")
+NO_IDENTITY = "no process identity was recorded for it (an older olmoctl launched it)"
 
 
-def _descendants(pid: int) -> list[int]:
-    """The pids below `pid` (Linux /proc; empty elsewhere or once it has gone)."""
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
+def _identified(job_id: str) -> tuple[int, procs.Proc | None]:
+    """The job's pid and, if one was recorded at submit, the controller's identity."""
+    if not _PID.match(job_id):
+        raise OlmoctlError(f"local job id {shown(job_id)} is not a pid")
+    pid = int(job_id)
+    return pid, procs.Proc.of_token(pid, identity_of(job_id))
+
+
+def _own_job(pid: int) -> JobId:
+    """The job id of a process this command just started (its Popen not yet reaped, so the
+    pid cannot have been reused), with its identity."""
+    proc = procs.identify(pid)
+    return JobId(str(pid), proc.token if proc is not None else None)
 
 
 class LocalBackend:
@@ -84,7 +76,7 @@ class LocalBackend:
         )
         with _detached_stdio(), _profile_env(spec.cluster.env):
             job = executor.submit(TrainJob(), f"{spec.run_dir}/spec.json")
-        return str(job.job_id), script
+        return _own_job(int(job.job_id)), script  # `job` holds the controller's Popen
 
     def submit_script(self, spec: RunSpec, script_path: str) -> str:
         """bash runs the script (the local branch of the template: one process) detached,
@@ -100,30 +92,35 @@ class LocalBackend:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return str(proc.pid)
+        return _own_job(proc.pid)
 
     def query(self, jobs: Mapping[str, str]) -> QueryResult:
-        found = {jid: JobInfo(jid, self._state(jid, run_dir)) for jid, run_dir in jobs.items()}
+        found = {jid: self._info(jid, run_dir) for jid, run_dir in jobs.items()}
         return QueryResult(found, "local", history={j: [i] for j, i in found.items()})
 
-    def _state(self, jid: str, run_dir: str) -> str:
-        if not jid.isdigit():
-            return "UNKNOWN"
-        if _alive(int(jid)):
-            return "RUNNING"
-        if not run_dir:
-            return "UNKNOWN"
-        result = jobfiles.result_pickle(run_dir, jid)
-        if not result.exists():
-            return "CANCELLED" if _cancelled_mark(run_dir, jid).exists() else "FAILED"
+    def _info(self, jid: str, run_dir: str | None) -> JobInfo:
+        """RUNNING, UNKNOWN (a pid in use but no identity to tell whether it is the job), or
+        how the job ended (only asked when run_dir is given)."""
         try:
-            outcome = pickle.loads(result.read_bytes())[0]
-        except Exception:
-            return "FAILED"
-        return "COMPLETED" if outcome == "success" else "FAILED"
+            pid, proc = _identified(jid)
+        except OlmoctlError:
+            return JobInfo(jid, "UNKNOWN")
+        if proc is None:  # an old row: the pid alone cannot say it is still the job
+            now = procs.identify(pid)
+            if now is not None and procs.running(now):
+                return JobInfo(jid, "UNKNOWN", reason=f"pid {pid} is in use, but {NO_IDENTITY}")
+        elif procs.running(proc):
+            return JobInfo(jid, "RUNNING")
+        if run_dir is None:
+            return JobInfo(jid, "ENDED")
+        since = proc.started_at() if proc is not None else None
+        if _exit_reason(run_dir, pid, since) == ExitReason.COMPLETED:
+            return JobInfo(jid, "COMPLETED")
+        return JobInfo(jid, "CANCELLED" if _cancelled_mark(run_dir, jid).exists() else "FAILED")
 
     def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
-        return {j: JobInfo(j, "RUNNING") for j in job_ids if j.isdigit() and _alive(int(j))}
+        infos = {j: self._info(j, None) for j in job_ids}
+        return {j: i for j, i in infos.items() if i.state in ("RUNNING", "UNKNOWN")}
 
     def node_states(self, nodes: str) -> dict[str, tuple[str, str]]:
         return {}
@@ -132,24 +129,27 @@ class LocalBackend:
         return False
 
     def cancel(self, job_id: str, run_dir: str) -> None:
-        if not job_id.isdigit():
-            raise OlmoctlError(f"local job id {shown(job_id)} is not a pid")
-        mark = _cancelled_mark(run_dir, job_id)
-        if mark.parent.is_dir():
-            mark.touch()
-        pid = int(job_id)
-        tree = _descendants(pid)  # read now: once the controller is gone they are orphans
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)  # submitit's controller stops its tasks (SIGINT, KILL)
+        pid, proc = _identified(job_id)
+        if proc is None:
+            now = procs.identify(pid)
+            if now is not None and procs.running(now):
+                raise OlmoctlError(
+                    f"local job {pid}: {NO_IDENTITY}, and pid {pid} is in use: not signalled "
+                    "(it may be another process by now); stop the job yourself if it is yours"
+                )
+            _mark_cancelled(run_dir, job_id)  # gone: nothing to signal
+            return
+        _mark_cancelled(run_dir, job_id)
+        tree = procs.descendants(proc)  # read now: once the controller is gone they are orphans
+        procs.send(proc, signal.SIGINT)  # submitit's controller stops its tasks (SIGINT, KILL)
         # A controller interrupted at a bad moment (starting a task, under heavy load) can
         # leave tasks behind: whatever still lives after a grace period is killed.
         deadline = time.monotonic() + CANCEL_GRACE_S
-        while time.monotonic() < deadline and any(_alive(p) for p in [pid, *tree]):
+        while time.monotonic() < deadline and any(procs.running(p) for p in [proc, *tree]):
             time.sleep(0.1)
-        for p in [pid, *tree, *_descendants(pid)]:
-            if _alive(p):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(p, signal.SIGKILL)
+        for p in [proc, *tree, *procs.descendants(proc)]:
+            if procs.running(p):
+                procs.send(p, signal.SIGKILL)
 
     def request_save(self, job_id: str, run_dir: str) -> None:
         raise NotSupported("a local job cannot be restarted elsewhere (one machine)")
@@ -164,6 +164,7 @@ class LocalBackend:
         return None  # no batch script of its own: submitit's per-task logs are all there is
 
     def recover_job_id(self, run_dir: str) -> str | None:
+        # From file names in the run directory: a plain pid, no identity (never signalled).
         ids = jobfiles.submitted_job_ids(self.files, run_dir)
         return ids[-1] if ids else None
 
@@ -182,10 +183,51 @@ class LocalBackend:
         return None  # there are none to cancel
 
 
+def _exit_reason(run_dir: str, pid: int, since: float | None) -> str | None:
+    """The reason in the job's own `exiting` event: the last one after a `started` event of
+    this job (job id: the pid; written after the process started, when that is known), or,
+    when the tail holds no `started` event, written after the process started."""
+    data = LOCAL.read_tail(f"{run_dir}/{EVENTS_FILE}", EVENTS_TAIL_BYTES)
+    lines = data.split(b"\n")
+    if len(data) >= EVENTS_TAIL_BYTES:
+        lines = lines[1:]  # the first line is probably cut
+
+    def after_start(ts: float | None) -> bool:
+        return since is None or (ts is not None and ts >= since - CLOCK_SLACK_S)
+
+    mine: bool | None = None  # inside this job's events (None: no `started` seen yet)
+    reason = None
+    for line in lines:
+        try:
+            ev = parse_event(json.loads(line))
+        except (ValueError, RecursionError):  # torn, foreign, or nested past the stack
+            continue
+        if isinstance(ev, Started):
+            mine = ev.job_id == str(pid) and after_start(ev.ts)
+        elif isinstance(ev, Exiting) and _whose(mine, since, after_start(ev.ts)):
+            reason = ev.reason
+    return reason
+
+
+def _whose(mine: bool | None, since: float | None, after_start: bool) -> bool:
+    """Whether an `exiting` event is this job's: inside its events, or, when the tail starts
+    inside some job's events (no `started` seen), written after this process started."""
+    if mine is None:
+        return since is not None and after_start
+    return mine
+
+
 def _cancelled_mark(run_dir: str, job_id: str) -> Path:
-    """olmoctl's own mark (not submitit's) that `cancel` stopped the job: its missing result
-    then means CANCELLED, not FAILED."""
+    """olmoctl's own mark (not submitit's) that `cancel` stopped the job: a job that did not
+    say it completed then ended CANCELLED, not FAILED."""
     return Path(jobfiles.submitit_folder(run_dir)) / f"{job_id}.cancelled"
+
+
+def _mark_cancelled(run_dir: str, job_id: str) -> None:
+    """Create the mark, never through a link someone left in its place (nor into a FIFO)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    with contextlib.suppress(OSError):
+        os.close(os.open(_cancelled_mark(run_dir, job_id), flags, 0o644))
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from olmoctl.jobid import identity_of
 from olmoctl.store.base import Queries
 from olmoctl.store.models import LIVE_STATES, Attempt
 
@@ -125,11 +126,12 @@ class AttemptWrites(Queries):
     def set_submitted(
         self, run_name: str, attempt_no: int, job_id: str | None, script: str
     ) -> None:
-        """The scheduler took the attempt: its job id, the text it submitted, PENDING."""
+        """The scheduler took the attempt: its job id (and identity), the text it submitted,
+        PENDING."""
         self._db().execute(
-            "UPDATE attempts SET job_id = ?, state = 'PENDING', script = ? "
+            "UPDATE attempts SET job_id = ?, job_identity = ?, state = 'PENDING', script = ? "
             "WHERE run_name = ? AND attempt_no = ?",
-            (job_id, script, run_name, attempt_no),
+            (job_id, identity_of(job_id), script, run_name, attempt_no),
         )
 
     def delete_attempt(self, run_name: str, attempt_no: int) -> None:
@@ -146,7 +148,9 @@ def _check(fields: dict[str, Any]) -> None:
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    fields = {**fields}
     if "evidence" in fields:
-        fields = {**fields}
         fields["evidence_json"] = json.dumps(fields.pop("evidence"))
+    if "job_id" in fields:  # a new job id: its identity, or none (never the old one's)
+        fields["job_identity"] = identity_of(fields["job_id"])
     return fields

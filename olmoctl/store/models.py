@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from olmoctl.jobid import JobId
 from olmoctl.store.errors import DamagedRow
 
 
@@ -110,6 +111,15 @@ ATTEMPT_FIELDS = (
     "first_step",
     "last_step",
 )
+
+
+def _job_id(r: sqlite3.Row) -> JobId | None:
+    """The job id with the identity recorded for it (olmoctl.jobid), which every backend call
+    that gets the id then carries along."""
+    if r["job_id"] is None:
+        return None
+    identity = r["job_identity"] if "job_identity" in r.keys() else None  # noqa: SIM118
+    return JobId(str(r["job_id"]), identity)
 
 
 def _json(text: Any, empty: Any, problems: list[str] | None = None, col: str = "") -> Any:
@@ -238,7 +248,7 @@ class Attempt:
             id=r["id"],
             run_name=r["run_name"],
             attempt_no=r["attempt_no"],
-            job_id=r["job_id"],
+            job_id=_job_id(r),
             cluster=r["cluster"],
             nodes=r["nodes"],
             node_list=r["node_list"],

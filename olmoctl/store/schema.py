@@ -140,4 +140,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE checkpoints ADD COLUMN deleted_at REAL;
     """,
+    # A local job's id is a pid, and pids are reused: the identity recorded at submit
+    # (olmoctl.jobid; backends/procs.py) tells the job from a later process with its pid.
+    # NULL: none recorded (a Slurm job, or an older olmoctl): a local one is never signalled.
+    """
+    ALTER TABLE attempts ADD COLUMN job_identity TEXT;
+    """,
 ]

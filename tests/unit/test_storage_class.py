@@ -157,7 +157,8 @@ def test_checkpoints_retention_deleted_are_not_shown(run: Store, cli) -> None:
 def test_an_old_store_upgrades_with_its_checkpoints_live(tmp_path: Path) -> None:
     """A store from before the deleted_at column: its rows survive the upgrade, live."""
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    for i, migration in enumerate(MIGRATIONS[:-1]):
+    added = next(i for i, m in enumerate(MIGRATIONS) if "deleted_at" in m)
+    for i, migration in enumerate(MIGRATIONS[:added]):
         conn.executescript(migration)
         conn.execute(f"PRAGMA user_version = {i + 1}")
     conn.execute(

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
 from olmoctl.errors import OlmoctlError, UsageError
 from olmoctl.schemas import hf
 from olmoctl.schemas.recipe import ModelConfig
+from olmoctl.train.model import dcp_read
 
 MODEL_PREFIX = "model."  # train/checkpoint/dcp.py saves {"model": ..., "optim": ...}
 # Wrappers that may sit in a saved name (torch.compile, activation checkpointing, FSDP1).
@@ -41,10 +41,10 @@ def _plain(name: str) -> str:
 
 def load_model_state(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The model's full fp32-or-saved-dtype tensors from a DCP checkpoint, by plain name."""
-    try:
-        meta = FileSystemReader(str(checkpoint)).read_metadata()
-    except Exception as e:
-        raise OlmoctlError(f"checkpoint {checkpoint} has no readable DCP metadata: {e}") from e
+    try:  # a pickle in a run directory: only DCP's own classes are built (dcp_read.py)
+        meta = dcp_read.read_metadata(checkpoint)
+    except (OSError, OlmoctlError) as e:
+        raise OlmoctlError(f"checkpoint {checkpoint} has no readable DCP metadata: {e}") from None
     wanted: dict[str, torch.Tensor] = {}
     for key, item in meta.state_dict_metadata.items():
         if key.startswith(MODEL_PREFIX) and isinstance(item, TensorStorageMetadata):
@@ -55,7 +55,12 @@ def load_model_state(checkpoint: Path) -> dict[str, torch.Tensor]:
     nested = {"model": {k[len(MODEL_PREFIX) :]: v for k, v in wanted.items()}}
     with warnings.catch_warnings():  # "assuming the intent is to load in a single process": yes
         warnings.simplefilter("ignore", UserWarning)
-        dcp.load(nested, checkpoint_id=str(checkpoint), no_dist=True)
+        dcp.load(
+            nested,
+            storage_reader=dcp_read.SafeReader(checkpoint, meta),
+            planner=dcp_read.TensorsOnly(),
+            no_dist=True,
+        )
     return {_plain(k): v for k, v in nested["model"].items()}
 
 
