@@ -187,7 +187,10 @@ def _exit_reason(run_dir: str, pid: int, since: float | None) -> str | None:
     """The reason in the job's own `exiting` event: the last one after a `started` event of
     this job (job id: the pid; written after the process started, when that is known), or,
     when the tail holds no `started` event, written after the process started."""
-    data = LOCAL.read_tail(f"{run_dir}/{EVENTS_FILE}", EVENTS_TAIL_BYTES)
+    try:
+        data = LOCAL.read_tail(f"{run_dir}/{EVENTS_FILE}", EVENTS_TAIL_BYTES)
+    except OlmoctlError:  # a file refused as not regular: no word from the job
+        return None
     lines = data.split(b"\n")
     if len(data) >= EVENTS_TAIL_BYTES:
         lines = lines[1:]  # the first line is probably cut
