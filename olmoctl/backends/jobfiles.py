@@ -15,7 +15,7 @@ from olmoctl.schemas import contract as rd
 from olmoctl.shellquote import quote
 
 SUBMITIT_DIR = "submitit"  # RUN_DIR/submitit: submitit's pickles and (local) logs
-_RANK = re.compile(r"-rank(\d+)\.out$")
+_RANK = re.compile(r"-rank([0-9]{1,9})\.out$")  # ASCII digits (\d takes any script's)
 
 
 def spec_path(spec: RunSpec) -> str:
@@ -94,7 +94,10 @@ def write_submitted_pickle(spec: RunSpec, job_id: str) -> None:
 def submitit_rank_logs(fs: RunFiles, run_dir: str, job_id: str) -> dict[int, Path]:
     """rank -> submitit's stdout file of each task (the local backend's per-rank logs)."""
     found = map(Path, fs.glob(submitit_folder(run_dir), _submitit_name("stdout", job_id, "*")))
-    return {int(p.name.split("_")[1]): p for p in found}
+    head, tail = _submitit_name("stdout", job_id, "\0").split("\0")  # JOB_, _log.out
+    ranks = ((p.name.removeprefix(head).removesuffix(tail), p) for p in found)
+    # ASCII digits only: a file in the run directory is anyone's; int() takes any script's digits.
+    return {int(r): p for r, p in ranks if re.fullmatch(r"[0-9]{1,9}", r)}
 
 
 # -- Slurm's own files (the batch script's --output and srun's per-rank --output) ------------

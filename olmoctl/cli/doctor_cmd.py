@@ -24,6 +24,7 @@ def doctor(
         "--nodes",
         "-N",
         help="Nodes (default: 2 where the cluster has them, so the all-reduce crosses nodes).",
+        click_type=options.INT,
         callback=options.bounded("--nodes", 1, options.NODES_MAX),
     ),
     time_limit: str | None = typer.Option(
@@ -34,6 +35,7 @@ def doctor(
         1800.0,
         "--timeout",
         help="Seconds to wait for the job, queueing included; then it is cancelled (exit 1).",
+        click_type=options.FLOAT,
         callback=options.bounded("--timeout", 0, TIMEOUT_MAX_S, above=True),
     ),
     as_json: bool = options.JSON,

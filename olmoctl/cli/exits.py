@@ -5,6 +5,7 @@ README.md lists the same table; `olmoctl --help` prints it (EPILOG).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 OK = 0  # done; a --wait run COMPLETED
@@ -53,3 +54,14 @@ def of_run_end(last: Ended | None) -> int:
     if outcome in _STOPPED_CLASSES or (last.klass is None and outcome in _STOPPED_STATES):
         return STOPPED
     return FAILED
+
+
+# Several runs' ends as one status (watch --until-done), worst first: a run that needs a human
+# (1) before one the infrastructure stopped that `resume` would continue (4), before one
+# somebody cancelled on purpose (3); 0 only when every run COMPLETED.
+_WORST_FIRST = (FAILED, STOPPED, CANCELLED, OK)
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The status of several runs' ends (each from of_run_end): the worst; OK for none."""
+    return min(codes, key=_WORST_FIRST.index, default=OK)

@@ -7,8 +7,8 @@ import time
 
 import typer
 
-from olmoctl.cli import complete, options, text
-from olmoctl.errors import shown
+from olmoctl.cli import complete, exits, options, text
+from olmoctl.errors import flat, shown
 
 POLL_S = 1.0
 
@@ -21,9 +21,16 @@ def logs(
         "--rank",
         "-r",
         help="Only this rank (default: all).",
+        click_type=options.INT,
         callback=options.bounded("--rank", 0, 100_000_000),
     ),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Follow until the job ends."),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Follow until the run ends (with --attempt: that attempt), then exit with the "
+        "status --wait would (0 only when it COMPLETED).",
+    ),
     batch: bool = typer.Option(False, "--batch", help="The batch script's own output instead."),
 ) -> None:
     """Print the job's output, per rank, with a header for each rank. The output is the job's
@@ -82,12 +89,24 @@ def logs(
         while True:
             status.refresh(store, run_names=[run])
             now = store.attempts(run)
-            chosen = next(a for a in now if a.attempt_no == chosen.attempt_no)
+            if attempt is None and now[-1].attempt_no != chosen.attempt_no:
+                # A newer attempt (requeue, resume): --wait waits for the run, so do we.
+                drain()  # the rest of the one followed so far
+                last_header[0] = None
+                console.print(
+                    f"{run}: now attempt {now[-1].attempt_no} (job {now[-1].job_id})", markup=False
+                )
+            chosen = next(a for a in now if a.attempt_no == (attempt or now[-1].attempt_no))
             drain()
             state = chosen.state
             if not chosen.is_live:
                 drain()
                 console.print(text.data(f"{run}: job {chosen.job_id} ended {state}"))
+                code = exits.of_run_end(chosen)  # README's table, as --wait
+                if code != exits.OK:
+                    why = flat(str(chosen.klass or state))
+                    console.print(f"{run}: exit status {code} ({why})", markup=False)
+                    raise typer.Exit(code)
                 return
             reason = f" ({chosen.reason})" if chosen.reason else ""
             spinner.update(text.data(f"{run}: job {chosen.job_id} {state}{reason}"))

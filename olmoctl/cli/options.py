@@ -7,10 +7,11 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 
 from olmoctl.cli import complete
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown
 
 N = TypeVar("N", int, float)
 
@@ -20,6 +21,32 @@ NODES_MAX = 1_000_000
 INT64_MAX = 2**63 - 1
 MAX_POINTS = 10_000
 DAY_S = 86_400.0
+
+
+class _AsciiNumber(click.ParamType):
+    """click's INT/FLOAT taking ASCII digits only: int() and float() also read Arabic-Indic or
+    full-width digits (U+0661 U+0662 reads as 12), which nothing downstream (Slurm, bash,
+    the job's environment) does."""
+
+    def __init__(self, base: click.ParamType) -> None:
+        self.base = base
+        self.name = base.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(
+                f"{shown(value, 40)} is not a valid {self.name}: use the digits 0-9", param, ctx
+            )
+        return self.base.convert(value, param, ctx)
+
+    def __repr__(self) -> str:
+        return f"ASCII_{self.base!r}"
+
+
+# Every int and float option takes one of these (`click_type=`; tests/unit/test_ascii_numbers.py
+# walks the commands for any that does not).
+INT = _AsciiNumber(click.INT)
+FLOAT = _AsciiNumber(click.FLOAT)
 
 
 def bounded(
@@ -86,13 +113,19 @@ def cluster(default: Any = None, help: str = CLUSTER_HELP) -> typer.models.Optio
 
 CLUSTER = cluster(...)
 NODES = typer.Option(
-    1, "--nodes", "-N", help="Number of nodes.", callback=bounded("--nodes", 1, NODES_MAX)
+    1,
+    "--nodes",
+    "-N",
+    help="Number of nodes.",
+    click_type=INT,
+    callback=bounded("--nodes", 1, NODES_MAX),
 )
 SPARE_NODES = typer.Option(
     None,
     "--spare-nodes",
     help="Extra nodes to allocate and burn in; training starts on the best --nodes of them "
     "(default: the profile's burnin.spare_nodes).",
+    click_type=INT,
     callback=bounded("--spare-nodes", 0, NODES_MAX),
 )
 NAME = typer.Option(None, "--name", help="Run name (default: RECIPE-CLUSTER).")
@@ -109,7 +142,9 @@ ATTEMPT_HELP = "Attempt number (default: last)."
 
 def attempt(help: str = ATTEMPT_HELP) -> typer.models.OptionInfo:
     """`--attempt K`: attempts are numbered from 1."""
-    return typer.Option(None, "--attempt", help=help, callback=bounded("--attempt", 1))
+    return typer.Option(
+        None, "--attempt", help=help, click_type=INT, callback=bounded("--attempt", 1)
+    )
 
 
 # What `status` says on a store without runs (runs_cmds says it without loading the table code).

@@ -23,6 +23,7 @@ def plan(
         None,
         "--mfu",
         help="Model FLOPs utilisation in (0, 1] (default: observed, else 0.40).",
+        click_type=options.FLOAT,
     ),
     as_json: bool = options.JSON,
     simulate: bool = typer.Option(
@@ -32,6 +33,7 @@ def plan(
         32,
         "--seeds",
         help="Simulated runs per setting (--simulate).",
+        click_type=options.INT,
         callback=options.bounded("--seeds", 2, 10_000),
     ),
     plot: Path | None = typer.Option(

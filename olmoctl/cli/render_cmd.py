@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from click.core import ParameterSource
 
 from olmoctl.cli import complete, options
 from olmoctl.cli.text import echo, lines
@@ -12,6 +13,7 @@ from olmoctl.errors import UsageError
 
 
 def render(
+    ctx: typer.Context,
     recipe: str | None = options.recipe(),
     cluster: str | None = options.cluster(),
     nodes: int = options.NODES,
@@ -48,15 +50,7 @@ def render(
 ) -> None:
     """Print the batch script that `launch` would submit, byte for byte."""
     if from_spec is not None:
-        given = [
-            f for f, on in (
-                ("a recipe", recipe is not None), ("--cluster", cluster is not None),
-                ("--nodes", nodes != 1), ("--spare-nodes", spare_nodes is not None),
-                ("--name", name is not None), ("--time", time is not None), ("-o", override),
-                ("--diff", diff is not None), ("--diff-cluster", diff_cluster is not None),
-                ("--attempt", attempt is not None), ("--force", force),
-            ) if on
-        ]  # fmt: skip
+        given = _ignored(ctx, uses={"from_spec", "out", "plain"})
         if given:
             raise UsageError(
                 f"--from-spec takes everything from the spec; it goes without {', '.join(given)} "
@@ -73,6 +67,7 @@ def render(
     if diff is not None or diff_cluster is not None or attempt is not None:
         if diff is None and diff_cluster is None:
             raise UsageError("--attempt goes with --diff RUN")
+        _check_diff_options(ctx, diff is not None)
         return _render_diff(
             run=diff,
             attempt=attempt,
@@ -109,6 +104,37 @@ def render(
     for problem in launch_checks.problems(spec) if force else ():
         echo(f"warning: launch would refuse this without --force: {problem}", err=True)
     _emit(render_script(spec, task_command=train_command(spec) if plain else None), out)
+
+
+# What each diff reads of the command line; any other option given would be ignored.
+_DIFF_RUN_USES = {"diff", "attempt", "time", "override"}
+_DIFF_CLUSTERS_USES = {"diff_cluster", "recipe", "nodes", "name", "time", "override"}
+
+
+def _check_diff_options(ctx: typer.Context, run: bool) -> None:
+    if run and (given := _ignored(ctx, _DIFF_RUN_USES)):
+        raise UsageError(
+            f"--diff RUN renders RUN's recorded config; it goes without {', '.join(given)} "
+            "(-o KEY=VALUE and --time change what is rendered)"
+        )
+    if not run and (given := _ignored(ctx, _DIFF_CLUSTERS_USES)):
+        raise UsageError(
+            f"--diff-cluster A B renders RECIPE for A and for B; it goes without "
+            f"{', '.join(given)} (it takes a recipe, --nodes, --name, --time and -o)"
+        )
+
+
+def _ignored(ctx: typer.Context, uses: set[str]) -> list[str]:
+    """The options (and arguments) given on the command line that are not in `uses`, as a
+    user would write them: a default is no choice; an explicit `--nodes 1` is."""
+    out = []
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name) if p.name else None
+        if p.name in uses or source in (None, ParameterSource.DEFAULT):
+            continue
+        long = [o for o in p.opts if o.startswith("--")]
+        out.append("a recipe" if p.name == "recipe" else "-o" if p.name == "override" else long[0])
+    return out
 
 
 def _check_out(out: Path | None) -> None:
@@ -148,8 +174,6 @@ def _render_diff(
     from olmoctl.store import Store
 
     if run is not None:
-        if recipe is not None or clusters is not None:
-            raise UsageError("--diff RUN takes no recipe and no --diff-cluster")
         d = repro.diff_run(Store(), run, attempt=attempt, overrides=overrides, time=time)
     else:
         assert clusters is not None

@@ -271,6 +271,8 @@ SINCE_MAX_S = 100 * 365 * 86400.0  # runs created in the last century: every run
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     try:
+        if not text.isascii():  # float() takes other scripts' digits too
+            raise ValueError
         seconds = float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
         raise UsageError(

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, options, text
+from olmoctl.cli import complete, exits, options, text
 
 
 def resume(
@@ -19,6 +19,7 @@ def resume(
         "--nodes",
         "-N",
         help="New node count.",
+        click_type=options.INT,
         callback=options.bounded("--nodes", 1, options.NODES_MAX),
     ),
     override: list[str] = options.OVERRIDE,
@@ -55,23 +56,30 @@ def watch(
         30.0,
         "--interval",
         help="Seconds between polls.",
+        click_type=options.FLOAT,
         callback=options.bounded("--interval", 0, options.DAY_S, above=True),
     ),
     max_retries: int = typer.Option(
         5,
         "--max-retries",
         help="Infrastructure retries per run.",
+        click_type=options.INT,
         callback=options.bounded("--max-retries", 0, 1000),
     ),
     backoff: float = typer.Option(
         30.0,
         "--backoff",
         help="First retry delay (doubles).",
+        click_type=options.FLOAT,
         callback=options.bounded("--backoff", 0, options.DAY_S),
     ),
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
     until_done: bool = typer.Option(
-        False, "--until-done", help="Exit when every watched run is finished or needs a human."
+        False,
+        "--until-done",
+        help="Exit when every watched run (default: every run in the store) is finished or "
+        "needs a human: status 0 only when all COMPLETED, else the worst of what --wait "
+        "would say for each, 1 (failed) before 4 (stopped, resumable) before 3 (cancelled).",
     ),
     straggler_policy: str = typer.Option(
         "report",
@@ -84,22 +92,28 @@ def watch(
         1.5,
         "--straggler-ratio",
         help="Slowest rank's compute per step over the median rank's that counts as slow.",
+        click_type=options.FLOAT,
         callback=options.bounded("--straggler-ratio", 1, 1000, above=True),
     ),
     straggler_intervals: int = typer.Option(
         3,
         "--straggler-intervals",
         help="Consecutive slow log intervals before the policy acts.",
+        click_type=options.INT,
         callback=options.bounded("--straggler-intervals", 1, 10_000),
     ),
     notify: str | None = typer.Option(
         None,
         "--notify",
         metavar="URL",
-        help="POST each event to this webhook (default: $OLMOCTL_NOTIFY_URL). Never printed.",
+        help="POST each event to this webhook (default: $OLMOCTL_NOTIFY_URL). Never printed; "
+        "user:password@ in it goes as HTTP basic auth, not in the URL; a redirect is not "
+        "followed (a failure, logged).",
     ),
     notify_url_file: str | None = typer.Option(
-        None, "--notify-url-file", help="Read the webhook URL from this file (mode 0600)."
+        None,
+        "--notify-url-file",
+        help="Read the webhook URL from this regular file (mode 0600, at most 8 KiB).",
     ),
     notify_format: str = typer.Option(
         "auto",
@@ -150,11 +164,37 @@ def watch(
                 console.print(text.data(f"{time.strftime('%H:%M:%S')} {line}"), soft_wrap=True)
             for notice in observer.changes(store) if observer else []:
                 notifier(notice)
-            if once or (until_done and supervise.all_settled(store, runs or None, max_retries)):
+            if until_done and supervise.all_settled(store, runs or None, max_retries):
+                code = _until_done_status(store, runs or None, console)
+                if code != exits.OK:
+                    raise typer.Exit(code)
+                return
+            if once:
                 return
             time.sleep(interval)
     finally:
         supervise.release_leases(store, owner)
+
+
+def _until_done_status(store: Any, runs: list[str] | None, console: Any) -> int:
+    """watch --until-done's exit status: --wait's for each run's end, the worst of them (each
+    run that did not complete said on stderr, as --wait says it)."""
+    from olmoctl.core.track.runs import find_run
+
+    codes = []
+    for run in store.runs() if runs is None else [find_run(store, r) for r in runs]:
+        last = store.last_attempt(run.name)
+        if last is None:  # never submitted: a sweep point cancelled before its turn
+            code = exits.CANCELLED if run.state == "CANCELLED" else exits.FAILED
+            outcome, reason = run.state, ""
+        else:
+            code = exits.of_run_end(last)
+            outcome, reason = last.klass or last.state, f": {last.reason}" if last.reason else ""
+        if code != exits.OK:
+            line = f"watch: {run.name} ended {outcome}{reason} (exit status {code})"
+            console.print(line, markup=False, soft_wrap=True)
+        codes.append(code)
+    return exits.worst(codes)
 
 
 def _notifier(

@@ -23,12 +23,14 @@ def sweep(
         "--random",
         metavar="N",
         help="Draw N random points from the --sample keys.",
+        click_type=options.INT,
         callback=options.bounded("--random", 1, options.MAX_POINTS),
     ),
     seed: int | None = typer.Option(
         None,
         "--seed",
         help="Seed of --random (default 0).",
+        click_type=options.INT,
         callback=options.bounded("--seed", 0, options.INT64_MAX),
     ),
     sample: list[str] = typer.Option(
@@ -45,6 +47,7 @@ def sweep(
         "--nodes",
         "-N",
         help="Nodes per point (default 1).",
+        click_type=options.INT,
         callback=options.bounded("--nodes", 1, options.NODES_MAX),
     ),
     max_parallel: int | None = typer.Option(
@@ -52,6 +55,7 @@ def sweep(
         "--max-parallel",
         "-P",
         help="At most this many points at once (default: all).",
+        click_type=options.INT,
         callback=options.bounded("--max-parallel", 1, options.MAX_POINTS),
     ),
     name: str | None = typer.Option(None, "--name", help="Sweep name; points are NAME-0..n."),

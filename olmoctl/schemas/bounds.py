@@ -37,16 +37,20 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 # --- Slurm time strings -------------------------------------------------------------------
+# Digits are ASCII [0-9] in every number read from text: Python's \d, int() and float() also
+# take Arabic-Indic or full-width digits (U+0661 U+0662 is 12), which Slurm, bash and the job
+# do not.
 
 TIME_MAX_DAYS = 365
+_TIME = re.compile(r"(?:([0-9]{1,3})-)?([0-9]{1,3}):([0-9]{2}):([0-9]{2})")
 
 
 def time_problem(value: str) -> str | None:
     """Why `value` is not a Slurm time olmoctl accepts (HH:MM:SS or D-HH:MM:SS with minutes
     and seconds below 60, hours below 24 after a day count, at most a year), or None."""
-    m = re.fullmatch(r"(?:(\d{1,3})-)?(\d{1,3}):(\d{2}):(\d{2})", value)
+    m = _TIME.fullmatch(value)
     if m is None:
-        return "is not a Slurm time; use HH:MM:SS or D-HH:MM:SS"
+        return "is not a Slurm time; use HH:MM:SS or D-HH:MM:SS (digits 0-9)"
     hours, minutes, seconds = (int(g) for g in m.groups()[1:])
     if minutes > 59 or seconds > 59:
         return "has minutes or seconds above 59"
@@ -60,13 +64,13 @@ def time_problem(value: str) -> str | None:
 
 
 def parse_time(value: str) -> int:
-    """Slurm time string -> seconds."""
-    days = 0
-    if "-" in value:
-        d, value = value.split("-", 1)
-        days = int(d)
-    h, m, s = (int(x) for x in value.split(":"))
-    return ((days * 24 + h) * 60 + m) * 60 + s
+    """Slurm time string -> seconds (ValueError on anything time_problem would refuse the
+    form of)."""
+    m = _TIME.fullmatch(value)
+    if m is None:
+        raise ValueError(f"{shown(value)} is not a Slurm time; use HH:MM:SS or D-HH:MM:SS")
+    days, h, mi, s = (int(g or 0) for g in m.groups())
+    return ((days * 24 + h) * 60 + mi) * 60 + s
 
 
 def _checked_time(value: str) -> str:
@@ -77,3 +81,36 @@ def _checked_time(value: str) -> str:
 
 
 SlurmTime = Annotated[str, AfterValidator(_checked_time)]
+
+
+# --- Slurm memory sizes (--mem) ----------------------------------------------------------
+
+# Slurm reads a bare number as MB. A PiB per node is far above any machine, far below
+# Slurm's own (64-bit MB) limit.
+MEM_MAX_MB = 1 << 30
+_MEM = re.compile(r"([0-9]{1,19})([KMGT]?)")
+_MB_PER = {"K": 1 / 1024, "": 1, "M": 1, "G": 1 << 10, "T": 1 << 20}
+
+
+def mem_problem(value: str) -> str | None:
+    """Why `value` is not a Slurm --mem size olmoctl accepts ("0" = all of the node's), or
+    None."""
+    m = _MEM.fullmatch(value)
+    if m is None:
+        return (
+            "is not allowed here: use a whole number (digits 0-9) with an optional K, M, G "
+            "or T suffix, e.g. 64G"
+        )
+    if int(m.group(1)) * _MB_PER[m.group(2)] > MEM_MAX_MB:
+        return f"is above the {MEM_MAX_MB >> 20}T per node olmoctl accepts"
+    return None
+
+
+def _checked_mem(value: str) -> str:
+    problem = mem_problem(value)
+    if problem is not None:
+        raise ValueError(f"{shown(value)} {problem}")
+    return value
+
+
+SlurmMem = Annotated[str, AfterValidator(_checked_mem)]

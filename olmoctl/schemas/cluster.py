@@ -9,12 +9,20 @@ from pydantic import Field, field_validator, model_validator
 
 from olmoctl.errors import shown
 from olmoctl.schemas.base import Schema
-from olmoctl.schemas.bounds import DAY_S, STR_MAX, Float, Int, SlurmTime, parse_time
+from olmoctl.schemas.bounds import (
+    DAY_S,
+    STR_MAX,
+    Float,
+    Int,
+    SlurmMem,
+    SlurmTime,
+    parse_time,
+)
 from olmoctl.schemas.burnin import BurninConfig
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
-# HH:MM:SS, or D-HH:MM:SS as Slurm accepts it.
-TIME_RE = r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$"
+# HH:MM:SS, or D-HH:MM:SS as Slurm accepts it (ASCII digits: \d takes any script's).
+TIME_RE = r"^([0-9]+-)?[0-9]{1,3}:[0-9]{2}:[0-9]{2}$"
 # Environment variable names (the shell's, checked by the one validator, shellsafe).
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -150,7 +158,7 @@ class ClusterProfile(Schema):
     tasks_per_node: Int = Field(default=1, gt=0, le=1024)
     cpus_per_task: Int = Field(default=1, gt=0, le=65536)
     # Slurm --mem value ("0" = all of the node's memory); None leaves it to the site.
-    mem: str | None = Field(default=None, pattern=r"^\d+[KMGT]?$")
+    mem: SlurmMem | None = None
     max_nodes: Int = Field(default=1, gt=0, le=1_000_000)
     max_time: SlurmTime = Field(default="24:00:00", pattern=TIME_RE)
     default_time: SlurmTime = Field(default="01:00:00", pattern=TIME_RE)

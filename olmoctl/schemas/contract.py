@@ -74,7 +74,7 @@ COMPLETE_MARKER = ".complete"
 DCP_METADATA = ".metadata"
 TRAINER_STATE = "trainer_state.json"
 CHECKPOINT_TMP_PREFIX = ".tmp-"
-_STEP_RE = re.compile(r"^step_(\d{8,})$")
+_STEP_RE = re.compile(r"^step_([0-9]{8,18})$")  # ASCII digits, a step that fits int64
 
 
 def step_dir_name(step: int) -> str:
@@ -108,7 +108,9 @@ LOCAL_MASTER_PORT = 29500  # one-node jobs outside Slurm
 
 def master_port_for(job_id: str) -> int:
     """MASTER_PORT_BASE + job id % MASTER_PORT_SPAN (an array task's id: its job's digits)."""
-    digits = re.sub(r"\D", "", job_id.split("_")[0]) or "0"
+    # ASCII digits only; the last nine give the same remainder (SPAN divides 10**9) and keep
+    # int() bounded whatever the id holds.
+    digits = re.sub(r"[^0-9]", "", job_id.split("_")[0])[-9:] or "0"
     return MASTER_PORT_BASE + int(digits) % MASTER_PORT_SPAN
 
 

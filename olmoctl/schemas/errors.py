@@ -58,7 +58,6 @@ _PATTERN_HELP = {
     SAFE_TOKEN: "only letters, digits and _.+- may appear (the value lands in the batch script)",
     TIME_RE: "use a Slurm time, HH:MM:SS or D-HH:MM:SS",
     RUN_NAME: "use 1-64 letters, digits and _.- (starting with a letter or digit)",
-    r"^\d+[KMGT]?$": "use a whole number with an optional K, M, G or T suffix, e.g. 64G",
     r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "use a host name: letters, digits and _.- "
     "(starting with a letter or digit)",
     r"^[a-z_][a-z0-9_.-]*$": "use a user name: lower-case letters, digits and _.- "

@@ -4,13 +4,18 @@ POST with structured fields) and/or e-mail through an SMTP host from the environ
 Stdlib only (urllib, smtplib). Sending never raises: a failure is one line handed to the
 `log` callback (stderr and the watch action log), with short timeouts, so supervision goes
 on. A webhook URL is a secret (Slack's carries its token in the path): it is read from the
-command line, `OLMOCTL_NOTIFY_URL` or a file only its owner can read, never stored, and
-every message that could name it shows `redact(url)` instead.
+command line, `OLMOCTL_NOTIFY_URL` or a file only its owner can read (a regular file of at
+most URL_FILE_MAX bytes), never stored, and every message that could name it shows
+`redact(url)` instead. Credentials in it (https://user:pass@host/...) go as HTTP basic auth,
+never in the request line; a redirect is never followed (the POST would go on as a GET, or
+to another scheme or host: an answer that is not the hook's own is a failure, logged).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import smtplib
 import socket
 import stat
@@ -20,14 +25,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from olmoctl.errors import UsageError, shown, shown_plain
 
 URL_ENV = "OLMOCTL_NOTIFY_URL"
 TIMEOUT_S = 5.0  # per attempt to deliver: a dead endpoint must not stall supervision
+URL_FILE_MAX = 8 * 1024  # --notify-url-file holds one URL (and comments)
 FORMATS = ("auto", "slack", "json")
 # The kinds watch sends (Notice.kind).
 KINDS = (
@@ -76,31 +81,58 @@ def check_url(url: str, where: str) -> str:
             f"{where}: not an http(s) URL with a host (value not shown: it may hold a token); "
             "e.g. https://hooks.slack.com/services/..."
         )
+    if ":" in unquote(urlsplit(url).username or ""):
+        raise UsageError(
+            f"{where}: the user name in the URL holds a ':' (value not shown); HTTP basic "
+            "auth cannot carry it"
+        )
     return url
 
 
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """(the URL without user:password@, the Authorization header they make, or None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit(parts._replace(netloc=host))
+    return bare, "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
 def read_url_file(path: str) -> str:
-    """The URL in a file that only its owner may read (mode 0600 or stricter)."""
-    p = Path(path)
+    """The URL in a regular file that only its owner may read (mode 0600 or stricter), of
+    at most URL_FILE_MAX bytes. Opened before it is looked at (O_NONBLOCK: a FIFO or device
+    put there does not block the open, and is refused by fstat), so what is checked is what
+    is read."""
+    where = f"--notify-url-file {shown_plain(path)}"
     try:
-        st = p.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
-        raise UsageError(f"--notify-url-file {shown_plain(path)}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"--notify-url-file {shown_plain(path)}: not a regular file")
-    if st.st_mode & 0o077:
-        raise UsageError(
-            f"--notify-url-file {shown_plain(path)}: readable or writable by others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); it holds a secret: chmod 600 {path}"
-        )
+        raise UsageError(f"{where}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{where}: not a regular file")
+        if st.st_mode & 0o077:
+            raise UsageError(
+                f"{where}: readable or writable by others (mode {stat.S_IMODE(st.st_mode):04o}); "
+                f"it holds a secret: chmod 600 {shown_plain(path)}"
+            )
+        try:
+            data = f.read(URL_FILE_MAX + 1)
+        except OSError as e:
+            raise UsageError(f"{where}: unreadable: {e.strerror or e}") from None
+    if len(data) > URL_FILE_MAX:
+        raise UsageError(f"{where}: larger than {URL_FILE_MAX // 1024} KiB; it holds one URL")
     try:
-        text = p.read_text(encoding="utf-8", errors="strict")[:8192]
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"--notify-url-file {shown_plain(path)}: unreadable: {e}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where}: not UTF-8 text (byte {e.start})") from None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
-        raise UsageError(f"--notify-url-file {shown_plain(path)}: holds no URL")
-    return check_url(lines[0], f"--notify-url-file {path}")
+        raise UsageError(f"{where}: holds no URL")
+    return check_url(lines[0], where)
 
 
 def resolve_url(url: str | None, url_file: str | None, env: dict[str, str]) -> str | None:
@@ -194,7 +226,8 @@ class Smtp:
         port_word = env.get("OLMOCTL_SMTP_PORT", "").strip()
         port = 587 if tls else 25
         if port_word:
-            if not port_word.isdigit() or not 0 < int(port_word) < 65536:
+            digits = port_word.isascii() and port_word.isdigit() and len(port_word) <= 5
+            if not digits or not 0 < int(port_word) < 65536:
                 raise UsageError(f"OLMOCTL_SMTP_PORT={shown(port_word)}: expected a port 1-65535")
             port = int(port_word)
         user, password = env.get("OLMOCTL_SMTP_USER"), env.get("OLMOCTL_SMTP_PASSWORD")
@@ -217,8 +250,10 @@ class Notifier:
         log: Callable[[str], None] = lambda line: None,
         timeout_s: float = TIMEOUT_S,
     ) -> None:
-        self.url, self.emails, self.smtp, self.log = url, emails or [], smtp, log
-        self.fmt = pick_format(url, fmt) if url else fmt
+        self.emails, self.smtp, self.log = emails or [], smtp, log
+        self.given = url  # as given, credentials and all: only _scrub sees it
+        self.url, self.auth = split_credentials(url) if url else (None, None)
+        self.fmt = pick_format(self.url, fmt) if self.url else fmt
         self.timeout_s = timeout_s
         self.sent = 0
         self.failed = 0
@@ -249,12 +284,15 @@ class Notifier:
             self.log(self._scrub(f"notify {what} to {where} failed ({n.kind}): {_why(e)}"))
 
     def _scrub(self, line: str) -> str:
-        """Belt and braces: no message carries the URL or its path (the token)."""
-        if self.url:
-            line = line.replace(self.url, redact(self.url))
-            path = urlsplit(self.url).path
-            if len(path) > 1:
-                line = line.replace(path, "/…")
+        """Belt and braces: no message carries the URL, its path (the token) or password."""
+        if self.url and self.given:
+            for url in (self.given, self.url):
+                line = line.replace(url, redact(url))
+            given = urlsplit(self.given)
+            for secret, shown_as in ((given.path, "/…"), (given.password, "…")):
+                if secret and len(secret) > 3:  # not every "/" or "a" of the line
+                    for form in {secret, unquote(secret)}:
+                        line = line.replace(form, shown_as)
         return " ".join(line.split())
 
     def _post(self, n: Notice) -> None:
@@ -266,7 +304,9 @@ class Notifier:
             method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "olmoctl-watch"},
         )
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+        if self.auth:
+            req.add_unredirected_header("Authorization", self.auth)
+        with _opener().open(req, timeout=self.timeout_s) as resp:
             resp.read(65536)
 
     def _mail(self, n: Notice) -> None:
@@ -279,6 +319,26 @@ class Notifier:
             if s.user and s.password:
                 client.login(s.user, s.password)
             client.send_message(msg)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer to the POST is a failure: urllib would repeat it as a GET without the
+    notice, to any host, and to ftp:// as well as http(s)."""
+
+    def _refuse(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any
+    ) -> NoReturn:
+        target = urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"{msg}; redirect to {redact(target)} not followed", headers, fp
+        )
+
+    http_error_301 = http_error_302 = http_error_303 = _refuse
+    http_error_307 = http_error_308 = _refuse
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirects)
 
 
 def _why(e: BaseException) -> str:

@@ -126,12 +126,12 @@ def parse_sample(key: str, spec: str) -> Sample:
         return Sample(key, kind, choices=choices)
     parts = rest.split(":")
     try:
-        if len(parts) != 2:
+        if len(parts) != 2 or not rest.isascii():  # int()/float() take any script's digits
             raise ValueError
         low, high = (int(p) for p in parts) if kind == "int" else (float(p) for p in parts)
     except ValueError:
         num = "integers" if kind == "int" else "numbers"
-        raise UsageError(f"{where}: expected {kind}:LOW:HIGH with {num}") from None
+        raise UsageError(f"{where}: expected {kind}:LOW:HIGH with {num} (digits 0-9)") from None
     if not (math.isfinite(low) and math.isfinite(high)):
         raise UsageError(f"{where}: LOW and HIGH must be finite numbers")
     if abs(low) > INT64_MAX or abs(high) > INT64_MAX:
@@ -229,8 +229,8 @@ def definition(
         recipe=recipe,
         cluster=cluster,
         nodes=nodes if nodes is not None else (f.nodes or 1),
-        name=name or f.name,
-        time=time_limit or f.time,
+        name=name if name is not None else f.name,  # "" is refused below, not dropped
+        time=time_limit if time_limit is not None else f.time,
         max_parallel=max_parallel if max_parallel is not None else f.max_parallel,
         array=array if array is not None else f.array,
         overrides=file_overrides + list(overrides or []),

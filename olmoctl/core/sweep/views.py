@@ -57,7 +57,9 @@ def dry_run(p: Plan) -> list[dict[str, Any]]:
         spec0 = p.points[0].spec
         size = spec0.cluster.max_array_size
         for k, chunk in enumerate(chunks(p.points, size)):
-            after = "<previous array>" if k else None
+            # Each array waits for the one before; its id is Slurm's, at submission. The
+            # stand-in is one word, as render_array takes only what needs no quoting.
+            after = f"JOBID_OF_ARRAY_{k - 1}" if k else None
             text = render_array(
                 p.name,
                 chunk,

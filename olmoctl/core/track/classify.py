@@ -38,10 +38,12 @@ COLLECTIVE_SIGNS = re.compile(
     r"|Connection closed by peer|Connection reset by peer|gloo/transport"
 )
 NODE_FAILURE_LINE = re.compile(r"Node failure on (\S+)")
-KILLED_TASK = re.compile(r"srun: error: (\S+): task (\d+): Killed")
+KILLED_TASK = re.compile(r"srun: error: (\S+): task ([0-9]{1,9}): Killed")
 # The job's one line (olmoctl.train.checkpoint.storage.no_space_line).
-NO_SPACE_LINE = re.compile(r"no space left on \S.* while saving step \d+: needs ~[^\n]*")
-_NEEDS = re.compile(r"needs ~([\d.]+) (GB|MB)")
+NO_SPACE_LINE = re.compile(r"no space left on \S.* while saving step [0-9]+: needs ~[^\n]*")
+# ASCII digits, a bounded number: a log is anyone's text (float('.') raised, 400 digits
+# overflowed int()).
+_NEEDS = re.compile(r"needs ~([0-9]{1,12}(?:\.[0-9]{1,6})?) (GB|MB)")
 OOM_SIGNS = re.compile(r"Out of memory|oom-kill|OOM Killed|CUDA out of memory|HIP out of memory")
 
 
