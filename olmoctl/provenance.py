@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from olmoctl import fileread
+
 FULL_HASH_LIMIT = 8 * 1024 * 1024
 EDGE_BYTES = 1024 * 1024
 SAMPLE_BLOCKS = 16
@@ -51,13 +53,14 @@ def sample_offsets(size: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """{"name", "path", "size", "sha256", "method"}; {"path", "error"} if unreadable."""
+def fingerprint_file(path: str | os.PathLike[str], *, follow: bool = True) -> dict[str, Any]:
+    """{"name", "path", "size", "sha256", "method"}; {"path", "error"} if unreadable or not
+    a regular file (a FIFO would block: olmoctl.fileread). `follow`: a symbolic link is
+    followed (data files often are links); False in a run directory."""
     p = Path(path)
     out: dict[str, Any] = {"name": p.name, "path": str(p)}
     try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        with fileread.opened(p, follow=follow) as (fd, size), os.fdopen(os.dup(fd), "rb") as f:
             h = hashlib.sha256()
             if size <= FULL_HASH_LIMIT:
                 _sha256_range(f, h, 0, size)
@@ -69,13 +72,17 @@ def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 method = SAMPLED_METHOD
     except OSError as e:
         return {**out, "error": e.strerror or str(e)}
+    except fileread.Refused as e:
+        return {**out, "error": str(e)}
     return {**out, "size": size, "sha256": h.hexdigest(), "method": method}
 
 
-def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
+def fingerprint_files(
+    paths: Iterable[str | os.PathLike[str]], *, follow: bool = True
+) -> dict[str, Any]:
     """Every file's fingerprint in order, and one sha256 over all of them (order matters:
     it numbers the instances)."""
-    files = [fingerprint_file(p) for p in paths]
+    files = [fingerprint_file(p, follow=follow) for p in paths]
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f['name']} {f.get('size')} {f.get('sha256')}\n".encode())

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from olmoctl import fileread
 from olmoctl.backends import jobfiles, slurm_cli
 from olmoctl.backends.base import JobInfo, QueryResult
 from olmoctl.backends.files import LOCAL
@@ -83,8 +84,11 @@ class SlurmBackend(jobfiles.SlurmJobLogs):
         except Exception as e:  # submitit wraps sbatch's stderr in its own error types
             text = str(e).strip().splitlines()
             raise OlmoctlError(f"sbatch failed: {text[-1] if text else e}") from None
-        submitted = Path(job.paths.submission_file)
-        return str(job.job_id), submitted.read_text() if submitted.exists() else script
+        try:  # what submitit wrote, read as any run-directory file (olmoctl.fileread)
+            data = fileread.read_head(Path(job.paths.submission_file), fileread.WHOLE_MAX)
+        except (OSError, fileread.Refused):
+            return str(job.job_id), script
+        return str(job.job_id), data.decode(errors="replace")
 
     def submit_script(self, spec: RunSpec, script_path: str) -> str:
         res = slurm_cli.run(["sbatch", "--parsable", script_path])

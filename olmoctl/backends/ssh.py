@@ -17,8 +17,15 @@ from olmoctl.backends import jobfiles
 from olmoctl.backends import prefetch as pf
 from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
 from olmoctl.backends.ssh_link import Link, link_for
-from olmoctl.backends.ssh_protocol import CACHE_TTL_S, decode_bytes, decode_jobs, decode_query
-from olmoctl.errors import OlmoctlError, UsageError, shown
+from olmoctl.backends.ssh_protocol import (
+    CACHE_TTL_S,
+    decode_bytes,
+    decode_jobs,
+    decode_query,
+    decode_read,
+)
+from olmoctl.errors import OlmoctlError, UsageError, flat, shown
+from olmoctl.fileread import Refused
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas.cluster import SSHConfig
 
@@ -193,13 +200,16 @@ class RemoteFiles:
         return decode_bytes(self.b._ask(pf.read_tail(path, nbytes)))
 
     def read_from(self, path: str, offset: int) -> bytes:
-        return self.read_many([(str(path), offset)])[0]
+        got = self.read_many([(str(path), offset)])[0]
+        if isinstance(got, Refused):
+            raise got
+        return got
 
-    def read_many(self, items: list[tuple[str, int]]) -> list[bytes]:
+    def read_many(self, items: list[tuple[str, int]]) -> list[bytes | Refused]:
         if not items:
             return []
         got = self.b.call1("read_many", items=[[str(p), int(o)] for p, o in items])
-        return [decode_bytes(v) for v in got]
+        return [decode_read(v) for v in got]
 
     def glob(self, folder: str, pattern: str) -> list[str]:
         return list(self.b._ask(pf.glob(folder, pattern)))
@@ -210,6 +220,10 @@ class RemoteFiles:
     def checkpoints(self, run_dir: str) -> list[tuple[int, str, bool]]:
         got = self.b._ask(pf.checkpoints(run_dir))
         return [(int(s), str(p), bool(c)) for s, p, c in got]
+
+    def untrusted(self, run_dir: str) -> str | None:
+        got = self.b.call1("untrusted", run_dir=str(run_dir))
+        return None if got is None else flat(str(got), 600)
 
     def free_bytes(self, path: str) -> int | None:
         """Asked with check_reachable (launch: no round trip of its own), else one trip."""

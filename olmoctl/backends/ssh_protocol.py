@@ -10,10 +10,12 @@ One JSON document per line, both ways:
   remote -> local:          @olmoctl-remote {"id": N, "results": [{"ok": VALUE} |
                              {"error": MESSAGE, "exit_code": 1|2} | {"skipped": true}, ...]}
                             or {"id": N, "fatal": MESSAGE, "exit_code": 2} (version mismatch)
-Bytes travel as {"z": base64(zlib(data))}. Lines without the marker (a login banner, a
-library's print) are ignored but kept for error messages. Several ops ride one request; the
-ops and their arguments are the table `ssh_serve.OPS`. The `prefetch` op takes a declared
-backends.prefetch.Prefetch and answers [op, args, answer] for every call it covers.
+Bytes travel as {"z": base64(zlib(data))}, or {"refused": MESSAGE} for a file that is not
+a regular file there (olmoctl.fileread.Refused, raised again on this side). Lines without
+the marker (a login banner, a library's print) are ignored but kept for error messages.
+Several ops ride one request; the ops and their arguments are the table `ssh_serve.OPS`. The
+`prefetch` op takes a declared backends.prefetch.Prefetch and answers [op, args, answer] for
+every call it covers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import zlib
 from typing import Any
 
 from olmoctl.backends.base import JobInfo, QueryResult
+from olmoctl.errors import flat
+from olmoctl.fileread import Refused
 
 PROTOCOL = 1
 MARKER = "@olmoctl-remote "
@@ -34,12 +38,25 @@ CACHE_TTL_S = 15.0  # prefetched answers are served this long
 
 
 # -- the wire ---------------------------------------------------------------------------------
-def encode_bytes(data: bytes) -> dict[str, str]:
+def encode_bytes(data: bytes | Refused) -> dict[str, str]:
+    if isinstance(data, Refused):  # not a regular file there: said, not read
+        return {"refused": str(data)}
     return {"z": base64.b64encode(zlib.compress(data, 6)).decode()}
 
 
-def decode_bytes(value: dict[str, str]) -> bytes:
+def decode_read(value: dict[str, str]) -> bytes | Refused:
+    """A file read's answer: its bytes, or the login node's refusal (fileread.Refused)."""
+    if "refused" in value:
+        return Refused(flat(str(value["refused"]), 600))
     return zlib.decompress(base64.b64decode(value["z"]))
+
+
+def decode_bytes(value: dict[str, str]) -> bytes:
+    """A file read's bytes; a refusal is raised here as it is on the login node."""
+    got = decode_read(value)
+    if isinstance(got, Refused):
+        raise got
+    return got
 
 
 def encode_query(res: QueryResult) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from olmoctl.backends import prefetch as pf
-from olmoctl.backends.files import LOCAL, RunFiles
+from olmoctl.backends.files import LOCAL, RunFiles, owner_writes
 from olmoctl.backends.ssh_protocol import (
     PROTOCOL,
     decode_jobs,
@@ -30,6 +30,7 @@ from olmoctl.backends.ssh_protocol import (
     version_mismatch,
 )
 from olmoctl.errors import OlmoctlError, shown
+from olmoctl.fileread import Refused
 
 _REQUIRED: Any = object()
 
@@ -111,13 +112,16 @@ class LoginNode:
         """Submit; with `files`, write the run directory first and remove it again if this
         call created it and the submission fails."""
         run = _spec(spec)
-        created = self.write_run_dir(run.run_dir, files, new_run) if files is not None else False
-        try:
-            job_id, submitted = self.slurm.submit(run, script)
-        except BaseException:
-            if created:
-                self.fs.remove_run_dir(run.run_dir)
-            raise
+        with owner_writes():  # as a local launch: no one else may write what the job loads
+            created = False
+            if files is not None:
+                created = self.write_run_dir(run.run_dir, files, new_run)
+            try:
+                job_id, submitted = self.slurm.submit(run, script)
+            except BaseException:
+                if created:
+                    self.fs.remove_run_dir(run.run_dir)
+                raise
         return [job_id, submitted]
 
     def query(self, job_ids: list[str]) -> dict[str, Any]:
@@ -152,10 +156,16 @@ class LoginNode:
         self.fs.remove_run_dir(run_dir)
 
     def read_tail(self, path: str, nbytes: int | None) -> dict[str, str]:
-        return encode_bytes(self.fs.read_tail(path, nbytes))
+        try:
+            return encode_bytes(self.fs.read_tail(path, nbytes))
+        except Refused as e:  # an answer, not an error: the other reads go on
+            return encode_bytes(e)
 
     def read_many(self, items: list[list[Any]]) -> list[dict[str, str]]:
         return [encode_bytes(b) for b in self.fs.read_many([(str(p), int(o)) for p, o in items])]
+
+    def untrusted(self, run_dir: str) -> str | None:
+        return self.fs.untrusted(run_dir)
 
     def glob(self, folder: str, pattern: str) -> list[str]:
         return self.fs.glob(folder, pattern)
@@ -241,6 +251,7 @@ OPS: dict[str, Op] = {
     "glob": Op(LoginNode.glob, {"folder": STR, "pattern": STR}, "paths matching, sorted"),
     "exists": Op(LoginNode.exists, {"path": STR}, "whether a path exists"),
     "checkpoints": Op(LoginNode.checkpoints, {"run_dir": STR}, "[step, path, complete]"),
+    "untrusted": Op(LoginNode.untrusted, {"run_dir": STR}, "why others could write a run dir"),
     "free_space": Op(LoginNode.free_space, {"path": STR}, "bytes free on path's filesystem"),
     "prefetch": Op(LoginNode.prefetch, {"want": OBJ}, "what one status reads, in one answer"),
 }

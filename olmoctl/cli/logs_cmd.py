@@ -63,6 +63,14 @@ def logs(
         return dict(found)
 
     def drain() -> bool:
+        wrote = read_once()
+        while follower.behind:  # a file had more than one read's worth (fileread.CHUNK)
+            wrote = read_once() or wrote
+        for note in follower.take_news():  # a file that is not a regular file: not read
+            typer.echo(f"note: {note}", err=True)
+        return wrote
+
+    def read_once() -> bool:
         wrote = False
         found = sorted(files().items(), key=lambda kv: str(kv[0]))
         new = follower.read_new_many([path for _, path in found])  # one read for all files
@@ -78,7 +86,13 @@ def logs(
         return wrote
 
     if not follow:
-        if not drain() and not files():
+        wrote = drain()
+        if not wrote and follower.refused:
+            raise UsageError(
+                f"no output of run {shown(run)} attempt {chosen.attempt_no} could be read: "
+                f"{len(follower.refused)} file(s) refused (the notes above)"
+            )
+        if not wrote and not files():
             what = f"rank {rank}" if rank is not None else "any rank"
             raise UsageError(
                 f"no output yet for {what} of run {shown(run)} attempt {chosen.attempt_no}"

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from olmoctl.errors import UsageError, shown, shown_plain
+from olmoctl.fileread import Refused, read_head
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -50,26 +51,33 @@ def _size_text(n: int) -> str:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_text(path: str | os.PathLike[str], what: str, limits: Limits = FILE) -> str:
+def read_text(
+    path: str | os.PathLike[str], what: str, limits: Limits = FILE, *, follow: bool = True
+) -> str:
     """The file's text, refused in one line when it is not a regular file, larger than the
-    limit (only limit + 1 bytes are read) or not UTF-8. `what`: "cluster file" etc."""
+    limit (only limit + 1 bytes are read) or not UTF-8. `what`: "cluster file" etc.
+    `follow`: a symbolic link is followed (a path the user named); False for a file in a
+    run directory, where a link is refused (olmoctl.fileread)."""
     p = Path(path)
     at = f"{what} {shown_plain(p)}"
     try:
-        st = p.stat()
+        st = p.stat() if follow else p.lstat()
     except FileNotFoundError:
         raise UsageError(f"{at} does not exist") from None
     except OSError as e:
         raise UsageError(f"{at}: cannot read: {e.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{at} is a directory; give a file")
+    if stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"{at} is a symbolic link; olmoctl does not follow links here")
     if not stat.S_ISREG(st.st_mode):
         raise UsageError(f"{at} is not a regular file")
     try:
-        with open(p, "rb") as f:
-            data = f.read(limits.size + 1)
+        data = read_head(p, limits.size + 1, follow=follow)  # never blocks on a FIFO
     except OSError as e:
         raise UsageError(f"{at}: cannot read: {e.strerror}") from None
+    except Refused:  # swapped since the look above
+        raise UsageError(f"{at} changed while being read") from None
     if len(data) > limits.size:
         raise InputTooLarge(
             f"{at} is larger than {_size_text(limits.size)}, the limit for such a file"

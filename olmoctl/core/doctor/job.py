@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from olmoctl.backends.base import Backend
+from olmoctl.backends.files import owner_writes
 from olmoctl.backends.jobfiles import preflight_command
 from olmoctl.backends.registry import allocates_nodes, backend_for
 from olmoctl.core.doctor.report import Report, fold
 from olmoctl.core.launch.render import render
 from olmoctl.core.launch.specs import SpecConfig
 from olmoctl.errors import OlmoctlError, UsageError, shown
+from olmoctl.fileread import Refused
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
 from olmoctl.schemas import preflight as pf
@@ -33,6 +35,7 @@ from olmoctl.store.models import AttemptState
 SCRIPT = f"{rd.SCRIPTS_DIR}/doctor.sh"
 DEFAULT_TIME = "00:10:00"  # imports, a few probes and one all-reduce: minutes at most
 POLL_S = 1.0
+REPORT_MAX = 1 << 20  # one rank's RUN_DIR/preflight/rank-R.json: a few KiB
 
 
 def prepare(
@@ -61,22 +64,32 @@ def prepare(
     ).build()
 
 
-def _reports(backend: Backend, spec: RunSpec) -> dict[int, RankReport]:
+def _reports(backend: Backend, spec: RunSpec) -> tuple[dict[int, RankReport], dict[int, str]]:
+    """(rank -> its report, rank -> why its file was refused: not a regular file)."""
     out: dict[int, RankReport] = {}
+    refused: dict[int, str] = {}
     folder = f"{spec.run_dir}/{pf.PREFLIGHT_DIR}"
     for path in backend.files.glob(folder, "rank-*.json"):
         try:
-            rep = RankReport.model_validate_json(backend.files.read_tail(path, None))
+            rep = RankReport.model_validate_json(backend.files.read_tail(path, REPORT_MAX))
+        except Refused as e:
+            rank = Path(path).name.removeprefix("rank-").removesuffix(".json")
+            if rank.isascii() and rank.isdigit() and len(rank) <= 9:
+                refused[int(rank)] = f"its report was not read: {e}"
+            continue
         except ValueError:
             continue  # a torn or foreign file: that rank counts as not reported
         out[rep.rank] = rep
-    return out
+    return out, refused
 
 
 def _last_line(backend: Backend, path: Path | None) -> str:
     if path is None:
         return ""
-    text = backend.files.read_tail(str(path), 4096).decode(errors="replace")
+    try:
+        text = backend.files.read_tail(str(path), 4096).decode(errors="replace")
+    except Refused:
+        return ""  # not a regular file: no last line to show
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
 
@@ -125,8 +138,9 @@ def run(spec: RunSpec, *, timeout_s: float, tick: Callable[[str], None] | None =
     backend.check_reachable(spec)
     script = render(spec, task_command=preflight_command(spec))
     files = {rd.SPEC_FILE: (spec.model_dump_json(indent=2), 0o644), SCRIPT: (script, 0o755)}
-    backend.files.write_run_dir(spec.run_dir, files, new_run=True)
-    job_id = backend.submit_script(spec, f"{spec.run_dir}/{SCRIPT}")
+    with owner_writes():  # umask 002 or not: what the job runs and writes is this user's
+        backend.files.write_run_dir(spec.run_dir, files, new_run=True)
+        job_id = backend.submit_script(spec, f"{spec.run_dir}/{SCRIPT}")
     try:
         end = _wait(backend, job_id, time.monotonic() + timeout_s, tick)
     except KeyboardInterrupt:  # Ctrl-C: the doctor's job goes with it
@@ -144,8 +158,9 @@ def run(spec: RunSpec, *, timeout_s: float, tick: Callable[[str], None] | None =
         final = backend.query({job_id: spec.run_dir}).jobs.get(job_id)
         known = backend.batch_script and final is not None and final.state != "UNKNOWN"
         state = final.state if known and final is not None else "ENDED"
-    reports = _reports(backend, spec)
+    reports, refused = _reports(backend, spec)
     world = spec.world_size
     missing = _missing_why(backend, spec, job_id, world) if len(reports) < world else {}
+    missing.update(refused)
     lines = fold(reports, world, spec.cluster.gpus_per_node, missing)
     return Report(spec.cluster.name, job_id, state, spec.run_dir, spec.nodes, world, lines)

@@ -1,13 +1,16 @@
 """Run names in use: the store's runs and the run directories on disk. The one place that
 picks a free name and says "already exists" (launch, launch --from, sweeps); the run
-directory check itself is backends/files.py's, which LocalFiles shares."""
+directory check itself is backends/files.py's, which LocalFiles shares: a new run's directory
+is made fresh, so anything already at its path (a run's, a foreign folder, a link) takes
+the name."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from olmoctl.backends.files import dir_taken, holds_run
+from olmoctl.backends.files import new_dir_problem
 from olmoctl.errors import UsageError, shown
 
 if TYPE_CHECKING:
@@ -28,7 +31,7 @@ class Taken:
         self.runs_root = runs_root
 
     def __contains__(self, name: str) -> bool:
-        return name in self.names or holds_run(Path(self.runs_root, name))
+        return name in self.names or os.path.lexists(Path(self.runs_root, name))
 
     def first_free(self, base: str) -> str:
         """`base`, or `base-2`, `base-3`...: the first name free in the store and on disk."""
@@ -44,8 +47,9 @@ def free_name(store: Store, base: str, runs_root: str) -> str:
 
 
 def check_new(store: Store, spec: RunSpec) -> None:
-    """Refuse a name a run already has, or a run directory on this machine that holds one."""
+    """Refuse a name a run already has, or, on this machine, a run directory path that
+    anything is at already (a run's, a foreign folder, a link: never adopted)."""
     if store.get_run(spec.name) is not None:
         raise run_exists(spec.name)
-    if spec.cluster.ssh is None and holds_run(spec.run_dir):
-        raise dir_taken(spec.run_dir)
+    if spec.cluster.ssh is None and (problem := new_dir_problem(spec.run_dir)) is not None:
+        raise problem

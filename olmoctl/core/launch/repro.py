@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from olmoctl.core.track.runs import find_run, spec_of
 from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import RunSpec
 from olmoctl.schemas import contract as rd
+from olmoctl.schemas.bounded import RUN_FILE, read_text
 from olmoctl.schemas.record import Record
 from olmoctl.store import Store
 
@@ -124,10 +126,13 @@ def attempt_script(store: Store, run: str, attempt: int | None) -> tuple[int, st
     text = row.script
     if not text:
         spec = spec_of(find_run(store, run))
-        try:
-            text = Path(spec.run_dir, rd.script_file(row.attempt_no)).read_text()
-        except OSError:
-            raise UsageError(f"the script of {run} attempt {row.attempt_no} is lost") from None
+        path = Path(spec.run_dir, rd.script_file(row.attempt_no))
+        try:  # bounded, and refused (one line) if not a regular file (olmoctl.fileread)
+            text = read_text(path, "the attempt's script", RUN_FILE, follow=False)
+        except UsageError:
+            if not os.path.lexists(path):
+                raise UsageError(f"the script of {run} attempt {row.attempt_no} is lost") from None
+            raise
     return row.attempt_no, text
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from olmoctl.backends.base import Backend
-from olmoctl.backends.files import LOCAL, RunFiles
+from olmoctl.backends.files import LOCAL, RunFiles, owner_writes
 from olmoctl.backends.registry import backend_for
 from olmoctl.core.launch import checks as launch_checks
 from olmoctl.core.launch.render import render
@@ -125,12 +125,13 @@ def submit_attempt(
     fs = backend.files
     created_dir = False
     try:
-        created_dir = write_run_dir(spec, script, attempt_no, fs, new_run=new_run)
-        record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
-        if array_task is None:
-            job_id, submitted = backend.submit(spec, script)
-        else:
-            job_id, submitted = backend.submit_array_task(spec, script, *array_task)
+        with owner_writes():  # umask 002 or not: no one else may write what the job loads
+            created_dir = write_run_dir(spec, script, attempt_no, fs, new_run=new_run)
+            record.at_submit(store, spec, attempt_no, script)  # record.json: config, code, data
+            if array_task is None:
+                job_id, submitted = backend.submit(spec, script)
+            else:
+                job_id, submitted = backend.submit_array_task(spec, script, *array_task)
     except BaseException:
         with store.tx() as tx:
             if new_run:

@@ -8,10 +8,13 @@ express) is checked here before torch is imported; the tensor work is the job si
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from olmoctl import fileread
 from olmoctl.core.records.fingerprint import local
 from olmoctl.core.track.runs import find_run, spec_of
 from olmoctl.errors import UsageError, shown_plain
@@ -21,6 +24,7 @@ from olmoctl.schemas.run import RunSpec
 from olmoctl.store import Store
 
 FORMATS = ("hf",)
+MARKER_MAX = 64 * 1024  # a checkpoint's .complete marker: a few fields
 
 
 @dataclass(frozen=True)
@@ -33,21 +37,29 @@ class ExportPlan:
 
 
 def complete_steps(run_dir: str) -> dict[int, Path]:
-    """step -> folder of every complete checkpoint (the marker is written last)."""
+    """step -> folder of every complete checkpoint (the marker is written last). Real
+    folders only: a link in the run directory is not followed (olmoctl.fileread)."""
     root = checkpoints_root(run_dir)
     out: dict[int, Path] = {}
-    if root.is_dir():
+    if _real_dir(root):
         for p in root.iterdir():
             step = parse_step_dir(p.name)
-            if step is not None and p.is_dir() and _marker_step(p) == step:
+            if step is not None and _real_dir(p) and _marker_step(p) == step:
                 out[step] = p
     return dict(sorted(out.items()))
 
 
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _marker_step(path: Path) -> int | None:
     try:
-        marker = json.loads((path / COMPLETE_MARKER).read_text())
-    except (OSError, ValueError):
+        marker = json.loads(fileread.read_head(path / COMPLETE_MARKER, MARKER_MAX))
+    except (OSError, ValueError, UsageError):  # missing, torn, or not a regular file
         return None
     return marker.get("step") if isinstance(marker, dict) else None
 

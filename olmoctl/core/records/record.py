@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from olmoctl import provenance
+from olmoctl import fileread, provenance
 from olmoctl.core.records.compare import (
     PROBE,
     VERSION_KEYS,
@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 FORMAT = 1
+META_MAX = 64 * 1024  # RUN_DIR/global_indices.json: a few numbers
 SYNTHETIC_SOURCE = "olmoctl.train.corpus.generate_documents(400000, seed=0), byte tokens"
 
 
@@ -90,7 +91,8 @@ def read_file(run_dir: str | Path) -> dict[str, Any] | None:
     # only as trustworthy as whoever can write to it).
     path = Path(run_dir) / RECORD_FILE
     try:
-        data = load_json(read_text(path, "record", RUN_FILE), str(path), RUN_FILE)
+        text = read_text(path, "record", RUN_FILE, follow=False)  # a link is refused
+        data = load_json(text, str(path), RUN_FILE)
     except UsageError:
         return None
     return data if isinstance(data, dict) else None
@@ -270,18 +272,19 @@ def refresh(store: Store, row: Run) -> dict[str, Any]:
         indices = Path(spec.run_dir) / INDICES_FILE
         gi = rec.get("global_indices") or {}
         if indices.exists() and (not gi or gi.get("size") != indices.stat().st_size):
-            gi = provenance.fingerprint_file(indices)  # extended since the job reported it
+            # extended since the job reported it (bounded, and a link or FIFO is refused)
+            gi = provenance.fingerprint_file(indices, follow=False)
         if gi:
             try:
-                meta = json.loads((Path(spec.run_dir) / INDICES_META).read_text())
+                meta = json.loads(fileread.read_head(Path(spec.run_dir) / INDICES_META, META_MAX))
                 gi.update({k: meta[k] for k in ("seed", "num_instances", "seq_len", "length")})
-            except (OSError, ValueError, KeyError):
-                pass
+            except (OSError, ValueError, KeyError, TypeError, UsageError):
+                pass  # unreadable, refused (not a regular file), or not the job's
             rec["global_indices"] = gi
         if rec["data"].get("synthetic") and rec["data"].get("job") is None:
             synth = Path(spec.run_dir) / SYNTHETIC_FILE
             if synth.exists():
-                rec["data"]["job"] = provenance.fingerprint_files([synth])
+                rec["data"]["job"] = provenance.fingerprint_files([synth], follow=False)
     if json.dumps(rec, sort_keys=True) != before or stored(store, spec.name) is None:
         save(store, spec, rec)
     return rec

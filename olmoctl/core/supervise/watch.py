@@ -25,6 +25,7 @@ from olmoctl.core.track import status
 from olmoctl.core.track.health import excluded
 from olmoctl.core.track.runs import find_run, spec_of
 from olmoctl.errors import UsageError, shown
+from olmoctl.fileread import Refused
 from olmoctl.store import WAITING, Attempt, AttemptState, DamagedRow, Run, Store
 
 
@@ -79,6 +80,9 @@ def resume(
         )
     if run.state == AttemptState.COMPLETED or (last is not None and last.klass == cl.COMPLETED):
         raise UsageError(f"run {shown(name)} completed; launch a new run (olmoctl launch --from)")
+    why = backend.files.untrusted(spec.run_dir)
+    if why is not None:  # the job would load what others may have put there
+        raise UsageError(f"run {shown(name)} not resumed: {why}")
     new_spec = SpecConfig.from_spec(
         spec, same_run=True, nodes=nodes, overrides=overrides, exclude_nodes=bad
     ).build()
@@ -180,7 +184,12 @@ def tick(
             continue  # one damaged row: that run is left alone, the others are watched
         if not take_lease(store, name, owner, policy.lease_s):
             continue
-        idle = hung(store, run)
+        try:
+            idle = hung(store, run)
+        except Refused as e:  # its events.jsonl is not a regular file: nothing to judge by
+            if _once(store, name, f"unread:{last.id}", str(e)):
+                done.append(f"{name}: left alone: {e}")
+            continue
         if idle is not None:
             backend_for(spec_of(run)).cancel(last.job_id, run.run_dir)
             with store.tx() as tx:
@@ -231,6 +240,11 @@ def tick(
             continue
         wait = policy.backoff_s * 2 ** max(0, retries - 1)
         if time.time() - (last.ended_at or 0) < wait:
+            continue
+        why = backend_for(spec_of(run)).files.untrusted(run.run_dir)
+        if why is not None:  # others could have changed what the job would load
+            if _once(store, name, f"untrusted:{last.id}", why):
+                done.append(f"{name}: not resumed: {why}")
             continue
         res = resume(store, name, refresh=False)
         log_action(

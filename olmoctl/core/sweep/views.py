@@ -8,13 +8,12 @@ from olmoctl.core.launch.render import render
 from olmoctl.core.sweep.arrays import chunks, render_array, sweep_dir
 from olmoctl.core.sweep.points import Plan
 from olmoctl.core.sweep.rows import get
+from olmoctl.fileread import Refused
 from olmoctl.store import Store
 
 
 def table(store: Store, sweep: str) -> list[dict[str, Any]]:
     """One row per point: parameters, state, step, last and best loss; best loss first."""
-    from olmoctl.core.track import events as ev
-
     row = get(store, sweep)
     runs = {r.name: r for r in store.runs(sweep=sweep)}
     out = []
@@ -25,9 +24,7 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
         summary = run.summary
         # status keeps a running best loss; read the events only for points it never saw.
         losses = (
-            [summary["best_loss"]]
-            if summary.get("best_loss") is not None
-            else [loss for _, loss in ev.summarize(ev.read_events(run.run_dir, None)).losses]
+            [summary["best_loss"]] if summary.get("best_loss") is not None else _losses(run.run_dir)
         )
         last = store.last_attempt(p["name"])
         out.append(
@@ -45,6 +42,15 @@ def table(store: Store, sweep: str) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: (r["best_loss"] is None, r["best_loss"] or 0.0, r["index"]))
     return out
+
+
+def _losses(run_dir: str) -> list[float]:
+    from olmoctl.core.track import events as ev
+
+    try:
+        return [loss for _, loss in ev.summarize(ev.read_events(run_dir, None)).losses]
+    except Refused:  # not a regular file: status, which runs first, has said so
+        return []
 
 
 def dry_run(p: Plan) -> list[dict[str, Any]]:

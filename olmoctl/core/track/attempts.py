@@ -12,6 +12,7 @@ from olmoctl.backends.prefetch import incarnations
 from olmoctl.core.track import burnin
 from olmoctl.core.track import classify as cl
 from olmoctl.core.track import events as ev
+from olmoctl.fileread import Refused
 from olmoctl.schemas.events import CheckpointSaved, Event, EventKind, Exiting, Started, Step
 from olmoctl.schemas.shellsafe import is_host
 from olmoctl.store import LIVE_STATES, Attempt, AttemptState, Run, Tx
@@ -106,9 +107,23 @@ def classify_ended(
     hang: bool = False,
 ) -> cl.Verdict:
     """Classify an attempt that ended, record the verdict and blame nodes (node health).
-    Files are read where the backend's run directories are (backend.files)."""
+    Files are read where the backend's run directories are (backend.files); one that is
+    not a regular file is not read, and said in the evidence ("unread")."""
     fs = backend.files
-    events = ev.read_events(run.run_dir, fs=fs)
+    unread: list[str] = []
+
+    def tail(path: Path) -> str:
+        try:
+            return fs.read_tail(str(path), cl.TAIL_BYTES).decode(errors="replace")
+        except Refused as e:
+            unread.append(str(e))
+            return ""
+
+    try:
+        events = ev.read_events(run.run_dir, fs=fs)
+    except Refused as e:
+        unread.append(str(e))
+        events = []
     seg = segment(events, attempt.job_id, attempt.restart_index)
     exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)
     nodes = attempt.node_list or ""
@@ -127,8 +142,10 @@ def classify_ended(
         down_nodes=down,
         cancelled_by_user=attempt.reason == "cancelled by user",
         hang=hang,
-        tail=lambda p: fs.read_tail(str(p), cl.TAIL_BYTES).decode(errors="replace"),
+        tail=tail,
     )
+    if unread:
+        verdict.evidence["unread"] = unread
     steps = [e.step for e in seg if isinstance(e, Step) and e.step is not None]
     started = next((e for e in seg if isinstance(e, Started)), None)
     burned = burnin.verdict_of(events, attempt.job_id, attempt.restart_index)

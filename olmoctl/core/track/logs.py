@@ -7,6 +7,7 @@ from pathlib import Path
 from olmoctl.backends.base import Backend
 from olmoctl.backends.files import LOCAL, RunFiles
 from olmoctl.errors import UsageError, shown
+from olmoctl.fileread import CHUNK, Refused
 from olmoctl.store import Attempt, Run, Store
 
 
@@ -39,15 +40,32 @@ def pick_attempt(store: Store, run_name: str, attempt_no: int | None) -> Attempt
 
 class Follower:
     """Reads each file from where it stopped last time: only new bytes, never the whole
-    (on a remote cluster too: `fs` reads from an offset there)."""
+    (on a remote cluster too: `fs` reads from an offset there), at most fileread.CHUNK per
+    file and call: `behind` says some file has more already (call again). A file that is
+    not a regular file is not read: its refusal is in `refused` (and `news` once)."""
 
     def __init__(self, fs: RunFiles | None = None) -> None:
         self.fs = fs or LOCAL
         self.offsets: dict[Path, int] = {}
+        self.refused: dict[Path, str] = {}
+        self.news: list[str] = []  # refusals not yet taken by the caller
+        self.behind = False
 
     def read_new_many(self, paths: list[Path]) -> list[bytes]:
-        """New bytes of each file, all read in one go."""
+        """New bytes of each file (b"" for a refused one), all read in one go."""
         got = self.fs.read_many([(str(p), self.offsets.get(p, 0)) for p in paths])
+        out = []
         for p, data in zip(paths, got, strict=True):
+            if isinstance(data, Refused):
+                if p not in self.refused:
+                    self.refused[p] = str(data)
+                    self.news.append(str(data))
+                data = b""
             self.offsets[p] = self.offsets.get(p, 0) + len(data)
-        return got
+            out.append(data)
+        self.behind = any(len(d) >= CHUNK for d in out)
+        return out
+
+    def take_news(self) -> list[str]:
+        news, self.news = self.news, []
+        return news

@@ -16,6 +16,7 @@ from olmoctl.core.track import attempts as att
 from olmoctl.core.track import burnin
 from olmoctl.core.track import events as ev
 from olmoctl.errors import OlmoctlError, shown
+from olmoctl.fileread import Refused
 from olmoctl.schemas.contract import is_permanent_step
 from olmoctl.schemas.events import Burnin
 from olmoctl.store import Attempt, AttemptState, DamagedRow, Run, Store
@@ -105,8 +106,24 @@ def refresh(store: Store, *, run_names: list[str] | None = None) -> Refresh:
     # no more than one of 10 (their summaries were written when they ended).
     touched = {a.run_name for a in live} | {a.run_name for a in submitting}
     names = sorted((touched | set(run_names or [])) - unreachable - damaged)
-    _update_runs(store, [n for n in names if usable(n, lambda n=n: _files_of_run(store, n))])
+    names = [n for n in names if usable(n, lambda n=n: _files_of_run(store, n))]
+    _update_runs(store, names, out.notes)
+    if run_names is not None:  # asked about these runs: say whose directory is not theirs alone
+        out.notes += _untrusted(store, names)
+    out.notes = list(dict.fromkeys(out.notes))  # a file refused twice (events, classify): once
     return out
+
+
+def _untrusted(store: Store, names: list[str]) -> list[str]:
+    """A note per run whose directory others could write (backends.files.untrusted): it is
+    reported, and `resume`/`watch` do not resume from it."""
+    notes = []
+    for name in names:
+        run = _run(store, name)
+        why = _files(run).untrusted(run.run_dir)
+        if why is not None:
+            notes.append(f"run {shown(name)}: {why}; resume and watch will not use it")
+    return notes
 
 
 def _files_of_run(store: Store, name: str) -> None:
@@ -148,10 +165,10 @@ def _refresh_group(store: Store, sched: str, attempts: list[Attempt], out: Refre
             history = result.history.get(job_id) or []
             if history or job_id in queued:
                 att.sync_job(tx, rows, history, queued.get(job_id))
-    _classify_ended(store, backend, {a.run_name for a in attempts})
+    _classify_ended(store, backend, {a.run_name for a in attempts}, out.notes)
 
 
-def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None:
+def _classify_ended(store: Store, backend: Backend, run_names: set[str], notes: list[str]) -> None:
     from olmoctl.core.track import logs
 
     for name in sorted(run_names):
@@ -165,7 +182,7 @@ def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None
             if a.klass is not None or (a.is_live and not superseded):
                 continue
             with store.tx() as tx:
-                att.classify_ended(
+                verdict = att.classify_ended(
                     tx,
                     run,
                     a,
@@ -173,6 +190,7 @@ def _classify_ended(store: Store, backend: Backend, run_names: set[str]) -> None
                     rank_files=logs.rank_files(backend, run, a),
                     batch_log=logs.batch_file(backend, run, a),
                 )
+            notes += [f"run {shown(name)}: {why}" for why in verdict.evidence.get("unread", [])]
 
 
 def _recover_submitting(store: Store, attempts: list[Attempt]) -> None:
@@ -193,16 +211,21 @@ def _recover_submitting(store: Store, attempts: list[Attempt]) -> None:
                 )
 
 
-def _update_runs(store: Store, run_names: list[str]) -> None:
+def _update_runs(store: Store, run_names: list[str], notes: list[str]) -> None:
     """Fold each run's events and checkpoints into the store: files first (no lock held),
-    then one transaction for all runs."""
+    then one transaction for all runs. An events file that is not a regular file is not
+    read: a note for that run, whose row keeps what it had."""
     updates = []
     for name in run_names:
         run = store.get_run(name)
         if run is None:
             continue
         fs = _files(run)
-        events = ev.read_events(run.run_dir, fs=fs)
+        try:
+            events = ev.read_events(run.run_dir, fs=fs)
+        except Refused as e:
+            notes.append(f"run {shown(name)}: {e}")
+            events = []
         summary = ev.summarize(events)
         ckpts = ev.complete_checkpoints(run.run_dir, fs)
         updates.append((run, store.last_attempt(name), summary, ckpts, events))
@@ -274,7 +297,10 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     run = find_run(store, name)  # DamagedRow (one line) for a damaged row
     from olmoctl.core.track.goodput import goodput
 
-    events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
+    try:
+        events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
+    except Refused:
+        events = []  # refresh(), which `status RUN` runs first, has said why
     every = _permanent_every(run)
     summary = ev.summarize(events)
     attempts = store.attempts(name)
