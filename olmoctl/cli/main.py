@@ -1,7 +1,8 @@
 """The `olmoctl` command. Thin: parse, call one core function, print.
 
 Startup is sacred: nothing here imports torch, submitit or fabric; commands that need
-them import lazily inside the command.
+them import lazily inside the command. No command module is imported here either: the
+group (cli/commands.py) imports the one that runs.
 """
 
 from __future__ import annotations
@@ -12,24 +13,15 @@ import sys
 import typer
 
 from olmoctl import __version__
-from olmoctl.cli import (
-    catalog_cmds,
-    doctor_cmd,
-    exits,
-    export_cmd,
-    logs_cmd,
-    plan_cmd,
-    remote_cmd,
-    render_cmd,
-    repro_cmds,
-    runs_cmds,
-    supervise_cmds,
-    sweep_cmd,
-)
+from olmoctl.cli import exits
+from olmoctl.cli.commands import LazyGroup
 from olmoctl.errors import OlmoctlError, flat
 
 app = typer.Typer(
     name="olmoctl",
+    # The commands are the table in cli/commands.py: each module is imported, and its command
+    # built, only when that command runs; --help lists the table.
+    cls=LazyGroup,
     help="Launch, track and resume OLMo-style pretraining on Slurm clusters (AMD and NVIDIA).",
     no_args_is_help=True,
     # typer's --install-completion / --show-completion; candidates come from cli/complete.py.
@@ -61,19 +53,6 @@ def _root(
     """Launch, track and resume OLMo-style pretraining on Slurm clusters."""
     if state_dir:
         os.environ["OLMOCTL_STATE_DIR"] = state_dir
-
-
-render_cmd.register(app)
-runs_cmds.register(app)
-repro_cmds.register(app)
-logs_cmd.register(app)
-supervise_cmds.register(app)
-catalog_cmds.register(app)
-plan_cmd.register(app)
-sweep_cmd.register(app)
-doctor_cmd.register(app)
-export_cmd.register(app)
-remote_cmd.register(app)  # hidden: `_remote`, the login node's half of an ssh cluster
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,16 +1,26 @@
-"""`olmoctl launch`, `status`, `cancel`: thin wrappers around core.launch and core.status."""
+"""`olmoctl launch`, `status`, `cancel`: thin wrappers around core.launch and core.status.
+
+Imported only when one of them runs (cli/commands.py), and `status` on a store without runs
+is timed (benchmarks/startup.py): json, launch_notes and cli/text.py are imported by the code
+that uses them.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import typer
 
-from olmoctl.cli import complete, launch_notes, options
-from olmoctl.cli.text import echo
+from olmoctl.cli import complete, options
 from olmoctl.errors import UsageError, shown, shown_plain
+
+
+def echo(line: str, *, err: bool = False) -> None:
+    """cli/text.py's echo (a line that holds data), loaded when such a line is printed."""
+    from olmoctl.cli import text
+
+    text.echo(line, err=err)
 
 
 def launch(
@@ -52,6 +62,7 @@ def launch(
         )
     if recipe is None or cluster is None:
         raise UsageError("give a recipe and --cluster (or --from RUN)")
+    from olmoctl.cli import launch_notes
     from olmoctl.core.launch import submit as core
     from olmoctl.core.launch.render import render
     from olmoctl.store import Store
@@ -71,6 +82,8 @@ def launch(
         return
     done = core.submit_attempt(store, spec, new_run=True, on_warning=launch_notes.warning)
     if as_json:
+        import json
+
         typer.echo(json.dumps({"run": spec.name, "job_id": done.job_id, "run_dir": spec.run_dir}))
     else:
         echo(f"{spec.name}  job {done.job_id}  ({spec.run_dir})")
@@ -95,6 +108,7 @@ def _launch_from(
 ) -> None:
     """`olmoctl launch --from SOURCE`: its recorded config, overrides on top; warn about every
     difference in code, packages or data since SOURCE ran."""
+    from olmoctl.cli import launch_notes
     from olmoctl.core.launch import repro
     from olmoctl.core.launch.render import render
     from olmoctl.store import Store
@@ -118,6 +132,8 @@ def _launch_from(
     done = repro.launch_from(store, plan, on_warning=launch_notes.warning)
     spec = plan.spec
     if as_json:
+        import json
+
         typer.echo(
             json.dumps(
                 {
@@ -187,6 +203,8 @@ def status(
         # Nothing to show: create nothing, load neither the store's rows nor the table code.
         typer.echo("[]" if as_json else options.NO_RUNS)
         return
+    import json
+
     from olmoctl.store import Store
 
     store = Store()
@@ -260,6 +278,8 @@ def cancel(
         return
     job_id = control.cancel(run)
     if as_json:
+        import json
+
         typer.echo(json.dumps({"run": run, "cancelled_job": job_id}))
     else:
         echo(f"{run}: cancelled job {job_id}")

@@ -4,7 +4,7 @@ none of the store's row types or the scheduler code)."""
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from pathlib import Path
 
 
@@ -13,6 +13,16 @@ def has_runs(db: Path) -> bool:
     empty. Any doubt (a locked, foreign or damaged file) answers True, so the caller opens
     the store properly and reports what is wrong. A state directory or database file that
     is not safe to use (writable by others, a link...) is refused here too (StoreError)."""
+    try:
+        os.lstat(db.parent)
+    except FileNotFoundError:
+        # No state directory, not even a dangling link to one (a fresh user): nothing for
+        # place.check_dir to refuse, and no sqlite3 or store module to load.
+        return _never_a_store(db)
+    except OSError:
+        pass  # place.check_dir says what is wrong
+    import sqlite3
+
     from olmoctl.store import place
     from olmoctl.store.errors import StoreError
     from olmoctl.store.schema import MIGRATIONS
@@ -23,12 +33,7 @@ def has_runs(db: Path) -> bool:
     except StoreError:
         return True  # the caller opens the store and says what is wrong
     if not db.exists():
-        # No store: no runs, unless the path could never hold one (a file where a folder
-        # should be), which opening the store reports.
-        there = db.parent
-        while not there.exists() and there != there.parent:
-            there = there.parent
-        return not there.is_dir()
+        return _never_a_store(db)
     try:
         conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
         try:
@@ -48,6 +53,8 @@ def run_names(db: Path, limit: int = 10_000) -> list[str]:
     and never say anything on a TAB."""
     if not db.is_file():
         return []
+    import sqlite3
+
     try:
         conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=0.2)
         try:
@@ -59,3 +66,12 @@ def run_names(db: Path, limit: int = 10_000) -> list[str]:
     except sqlite3.Error:
         return []
     return [r[0] for r in rows if isinstance(r[0], str)]
+
+
+def _never_a_store(db: Path) -> bool:
+    """For a store file that does not exist: no runs (False), unless the path could never
+    hold one (a file where a folder should be: True), which opening the store reports."""
+    there = db.parent
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    return not there.is_dir()

@@ -128,3 +128,54 @@ def test_wheel_carries_data_folders(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("#!/bin/bash")
+
+
+# What each of them may load of olmoctl's own: the lazy group (cli/commands.py) imports the
+# module of the command that runs, nothing else; `status` with no runs loads neither the
+# store's rows nor core, and with no state dir not even sqlite3.
+LOADS_CODE = (
+    "import sys\n"
+    "from olmoctl.cli.main import run\n"
+    "try:\n"
+    "    run({argv!r})\n"
+    "except SystemExit:  # a TAB's answer exits\n"
+    "    pass\n"
+    "cmds = sorted(m for m in sys.modules if m.startswith('olmoctl.cli.')\n"
+    "              and m.rsplit('.', 1)[1].endswith(('_cmd', '_cmds')))\n"
+    "assert cmds == {cmds!r}, cmds\n"
+    "banned = sorted(m for m in sys.modules if m.startswith({banned!r}))\n"
+    "assert not banned, banned\n"
+)
+NOT_WITHOUT_RUNS = ("olmoctl.core", "olmoctl.store.db", "olmoctl.store.models", "olmoctl.backends",
+                    "olmoctl.cli.status_view", "olmoctl.cli.text", "rich", "json")  # fmt: skip
+
+
+def test_commands_load_only_their_own_module(tmp_path: Path) -> None:
+    from olmoctl.store import Store
+
+    empty = tmp_path / "empty"
+    Store(empty).connect(create=True)  # a store without runs
+    nothing = tmp_path / "nothing"  # no state dir at all (a fresh user)
+    for state, argv, cmds, banned in (
+        (nothing, ["--help"], [], ("olmoctl.store", "olmoctl.core", "sqlite3", "rich")),
+        (nothing, [], [], ("olmoctl.store", "olmoctl.core", "rich")),
+        (nothing, ["status"], ["olmoctl.cli.runs_cmds"], (*NOT_WITHOUT_RUNS, "sqlite3")),
+        (empty, ["status"], ["olmoctl.cli.runs_cmds"], NOT_WITHOUT_RUNS),
+        (empty, ["status", "--json"], ["olmoctl.cli.runs_cmds"], NOT_WITHOUT_RUNS),
+        (nothing, ["clusters", "--help"], ["olmoctl.cli.catalog_cmds"], ("olmoctl.core",)),
+        (nothing, ["_remote", "ops"], ["olmoctl.cli.remote_cmd"], ("olmoctl.core",)),
+    ):
+        code = LOADS_CODE.format(argv=argv, cmds=cmds, banned=banned)
+        env = dict(os.environ, OLMOCTL_STATE_DIR=str(state))
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, f"olmoctl {' '.join(argv)}: {res.stderr[-2000:]}"
+    assert not nothing.exists()
+
+
+def test_a_tab_on_the_command_name_loads_no_command_module() -> None:
+    code = LOADS_CODE.replace("run({argv!r})", "run(None)")
+    code = code.format(cmds=[], banned=("olmoctl.store",))
+    env = dict(os.environ, _OLMOCTL_COMPLETE="complete_zsh", COMP_WORDS="olmoctl s", COMP_CWORD="1")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"status":"Every run at a glance' in res.stdout, res.stdout
