@@ -117,9 +117,9 @@ def _watch(o: Olmoctl, *args: str) -> subprocess.Popen:
     )
 
 
-def _finish(proc: subprocess.Popen, timeout: float = HANG_GUARD_S) -> str:
+def _finish(proc: subprocess.Popen, timeout: float = HANG_GUARD_S, status: int = 0) -> str:
     out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
+    assert proc.returncode == status, out
     return out
 
 
@@ -284,7 +284,8 @@ def test_hang_is_cancelled_and_resumed_by_watch(olmoctl, dev_cluster, reference)
 
 def test_code_error_is_not_retried(olmoctl, dev_cluster) -> None:
     run = Faulty(olmoctl, dev_cluster, "bug", faults={"raise_after_step": 5})
-    out = _finish(_watch(olmoctl, "--until-done", run.name))
+    # --until-done exits 1: the run ended needing a human (README's exit-status table)
+    out = _finish(_watch(olmoctl, "--until-done", run.name), status=1)
     assert "CODE_ERROR is NOT retried" in out
     d = run.detail()
     assert len(d["attempt_list"]) == 1
