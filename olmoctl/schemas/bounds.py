@@ -9,6 +9,7 @@ Fields add their own ranges.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -73,14 +74,19 @@ def parse_time(value: str) -> int:
     return ((days * 24 + h) * 60 + mi) * 60 + s
 
 
-def _checked_time(value: str) -> str:
-    problem = time_problem(value)
-    if problem is not None:
-        raise ValueError(f"{shown(value)} {problem}")
-    return value
+def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic check that raises `problem_of`'s answer, naming the value."""
+
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise ValueError(f"{shown(value)} {problem}")
+        return value
+
+    return AfterValidator(check)
 
 
-SlurmTime = Annotated[str, AfterValidator(_checked_time)]
+SlurmTime = Annotated[str, _checked(time_problem)]
 
 
 # --- Slurm memory sizes (--mem) ----------------------------------------------------------
@@ -106,11 +112,4 @@ def mem_problem(value: str) -> str | None:
     return None
 
 
-def _checked_mem(value: str) -> str:
-    problem = mem_problem(value)
-    if problem is not None:
-        raise ValueError(f"{shown(value)} {problem}")
-    return value
-
-
-SlurmMem = Annotated[str, AfterValidator(_checked_mem)]
+SlurmMem = Annotated[str, _checked(mem_problem)]
