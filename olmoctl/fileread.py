@@ -6,7 +6,9 @@ A run directory sits on a shared project filesystem, so what is in it is input: 
 would block `status` forever, a link to /dev/zero would never end. So:
 - regular files only: the name is lstat-ed (stat-ed with follow=True, for a path the user
   named) and anything else (FIFO, socket, device, directory, link, link loop) is refused
-  before it is opened;
+  before it is opened. One kind of link is read: a bare name in the same folder
+  (`X -> Y`, as a job array's wrapper links its rank files to Slurm's raw job ids), one hop,
+  to a regular file; it cannot lead out of the folder;
 - opened with O_NONBLOCK | O_NOFOLLOW (a name swapped for a FIFO or a link after that look
   neither blocks the open nor is followed), and the descriptor fstat-ed: it must be the same
   regular file (device, inode) the look saw, else refused;
@@ -45,11 +47,32 @@ def _refused(path: str | os.PathLike[str], st: os.stat_result) -> Refused:
     return Refused(f"{where} is a {kind_of(st.st_mode)}, not a regular file: not read")
 
 
+def _sibling(path: str | os.PathLike[str]) -> tuple[str, os.stat_result] | None:
+    """(path, lstat) of the file a same-folder link names (`X -> Y`, Y a bare name), or None
+    for any other link (the caller refuses it)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    if not target or "/" in target or target in (".", "..") or "\0" in target:
+        return None
+    there = os.path.join(os.path.dirname(os.fspath(path)), target)
+    try:
+        return there, os.lstat(there)  # a link again is refused: one hop only
+    except OSError:
+        return None  # dangling: refused as the link it is
+
+
 @contextlib.contextmanager
 def opened(path: str | os.PathLike[str], *, follow: bool = False) -> Iterator[tuple[int, int]]:
     """(descriptor, size) of the regular file at `path`, closed on exit. `follow`: a link
     the user named is followed (its target must still be a regular file)."""
     look = os.stat(path) if follow else os.lstat(path)  # OSError: missing, unreadable
+    if stat.S_ISLNK(look.st_mode):
+        sibling = _sibling(path)
+        if sibling is None or not stat.S_ISREG(sibling[1].st_mode):
+            raise _refused(path, look)  # named as the user sees it: the link
+        path, look = sibling
     if not stat.S_ISREG(look.st_mode):
         raise _refused(path, look)
     try:

@@ -53,7 +53,9 @@ def test_watch_notifies_a_webhook_and_mail_of_real_endings(tmp_path: Path) -> No
                  "--notify-url-file", str(url_file), "--notify-email", "ops@example.org"],
                 env=watch_env, capture_output=True, text=True, timeout=HANG_GUARD_S,
             )  # fmt: skip
-            assert res.returncode == 0, res.stderr
+            # n-bad failed in a way only a human can fix: 1 (0 only if every run COMPLETED).
+            assert res.returncode == 1, res.stderr
+            assert "n-bad ended CODE_ERROR" in res.stderr, res.stderr
             got = posts.wait_for(lambda i: len(i) >= 2, HANG_GUARD_S, "two notices")
             sent = mails.wait_for(lambda i: len(i) >= 2, HANG_GUARD_S, "two mails")
     finally:

@@ -269,3 +269,26 @@ def test_watch_leaves_a_run_alone_whose_events_are_refused(run, tmp_path: Path) 
     assert any("events.jsonl is a FIFO" in line and "left alone" in line for line in first)
     again = supervise.tick(store, "me", supervise.WatchPolicy(), runs=["r"])
     assert not any("FIFO" in line for line in again)  # said once
+
+
+def test_a_link_to_a_file_beside_it_is_read_and_no_other(tmp_path: Path) -> None:
+    """A job array's wrapper links logs/ARRAY_TASK-rankR.out to Slurm's raw JOB-rankR.out in
+    the same folder: a bare name, one hop, a regular file. Anything more is refused."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "49-rank0.out").write_text("hello\n")
+    (logs / "49_0-rank0.out").symlink_to("49-rank0.out")
+    assert fileread.read_tail(logs / "49_0-rank0.out", 100) == b"hello\n"
+    assert LOCAL.read_tail(str(logs / "49_0-rank0.out"), None) == b"hello\n"
+    (tmp_path / "outside.txt").write_text("elsewhere\n")
+    (logs / "hop").symlink_to("49_0-rank0.out")  # two hops
+    (logs / "up").symlink_to("../outside.txt")  # out of the folder
+    (logs / "abs").symlink_to(tmp_path / "outside.txt")
+    (logs / "fifo").symlink_to("p")
+    os.mkfifo(logs / "p")
+    (logs / "gone").symlink_to("nothing-here")
+    (logs / "self").symlink_to("self")
+    for name in ("hop", "up", "abs", "fifo", "gone", "self"):
+        with pytest.raises(Refused, match="is a symbolic link") as e:
+            fileread.read_head(logs / name, 100)
+        assert str(logs / name) in str(e.value), name

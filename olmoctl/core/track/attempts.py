@@ -22,6 +22,8 @@ from olmoctl.store import LIVE_STATES, Attempt, AttemptState, Run, Tx
 MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
 # An attempt that ended so: classify_ended asks the scheduler about its nodes.
 ASK_NODES_AFTER = frozenset({"NODE_FAIL"})
+# How far a job's clock may be behind ours when its event is matched to an attempt by time.
+CLOCK_SLACK_S = 2.0
 # The live states as words (a JobInfo's state; the prefetch's wire form).
 LIVE_WORDS = frozenset(str(s) for s in LIVE_STATES)
 
@@ -90,6 +92,23 @@ def segment(events: list[Event], job_id: str | None, index: int) -> list[Event]:
     return out
 
 
+def unstarted_exiting(events: list[Event], since: float | None) -> Exiting | None:
+    """The `exiting` event of a job that stopped before its `started` event: the last one
+    outside every job's started..exiting span, written after `since` (the attempt's
+    submission), so an earlier attempt's is never taken for this one's."""
+    found = None
+    open_span = False
+    for e in events:
+        if isinstance(e, Started):
+            open_span = True
+        elif isinstance(e, Exiting):
+            late = since is None or (e.ts is not None and e.ts >= since - CLOCK_SLACK_S)
+            if not open_span and late:
+                found = e
+            open_span = False
+    return found
+
+
 def last_progress(seg: list[Event]) -> float | None:
     progress = (Started, Step, CheckpointSaved)
     ts = [e.ts for e in seg if isinstance(e, progress) and e.ts is not None]
@@ -126,6 +145,8 @@ def classify_ended(
         events = []
     seg = segment(events, attempt.job_id, attempt.restart_index)
     exiting = next((e for e in reversed(seg) if isinstance(e, Exiting)), None)
+    if not seg:  # ended before training started (bad input, a missing data file)
+        exiting = unstarted_exiting(events, attempt.submitted_at)
     nodes = attempt.node_list or ""
     down: dict[str, str] = {}
     if attempt.state in ASK_NODES_AFTER and nodes:
