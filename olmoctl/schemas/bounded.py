@@ -125,6 +125,9 @@ class BoundedLoader(yaml.SafeLoader):
 
 
 # ------------------------------------------------------------------ duplicate keys
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A key given twice in one mapping: plain YAML keeps the last one, silently."""
 
@@ -132,29 +135,72 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
 
 
 class UniqueKeyLoader(BoundedLoader):
-    """BoundedLoader, refusing duplicate keys (every file and value olmoctl reads)."""
+    """BoundedLoader, refusing duplicate keys (every file and value olmoctl reads).
+
+    YAML merge keys (`<<: *base`, `<<: [*a, *b]`) are accepted, as site profiles use them:
+    a key of the mapping itself overrides a merged one (YAML's merge semantics), so only a
+    key written twice in the mapping itself is a duplicate. The merged data is counted by
+    expanded_size like any alias, before anything is constructed."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """node.value with its merges in place, ordered so that the last pair of a key wins
+        (construct_mapping keeps the last): merged pairs first, the last source of a merge
+        list first (`<<: [*a, *b]`: a's keys win over b's), then the mapping's own pairs.
+        PyYAML's own flatten_mapping keeps the first pair of a key after flattening, by the
+        id() of the key's text, so a key that a merged mapping overrides in itself comes out
+        as its source's value or its own depending on string interning."""
+        if id(node) in self._checked:
+            return  # flattened already (a node is flattened in place, once)
+        self._checked.add(id(node))
+        _refuse_duplicates(self, node)  # its own keys, before merged ones join them
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                if key_node.tag == "tag:yaml.org,2002:value":  # as SafeConstructor does
+                    key_node.tag = "tag:yaml.org,2002:str"
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else None
+            for source in reversed(sources) if sources is not None else [value_node]:
+                if not isinstance(source, yaml.MappingNode):
+                    raise MergeError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"<< merges a mapping or a list of mappings, not a {source.id}",
+                        source.start_mark,
+                    )
+                self.flatten_mapping(source)
+                merged.extend(source.value)
+        node.value = merged + own
 
 
-def _mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+class MergeError(yaml.constructor.ConstructorError):
+    fatal = True  # `<<` with something else than mappings: a mistake, not plain text
+
+
+def _refuse_duplicates(loader: UniqueKeyLoader, node: yaml.MappingNode) -> None:
     first_line: dict[Any, int] = {}
+    merge = object()  # `<<` given twice is a duplicate too (a quoted "<<" is a plain key)
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        if key_node.tag == MERGE_TAG:
+            key: Any = merge
+        else:
+            key = loader.construct_object(key_node, deep=True)
         try:
             seen = first_line.get(key)
         except TypeError:  # an unhashable key: construct_mapping names that error
             continue
         if seen is not None:
+            name = "<<" if key is merge else shown(key, 60)
             raise DuplicateKeyError(
-                None,
-                None,
-                f"duplicate key {shown(key, 60)} (first on line {seen})",
-                key_node.start_mark,
+                None, None, f"duplicate key {name} (first on line {seen})", key_node.start_mark
             )
         first_line[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 class TooLarge(ValueError):

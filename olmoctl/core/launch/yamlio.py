@@ -2,7 +2,8 @@
 
 Size, nesting and alias expansion are bounded, and a key given twice is refused (plain YAML
 keeps the last one, silently), by schemas/bounded.py's UniqueKeyLoader, which the job side
-(train/runtime/config.py) reads its recipe with too.
+(train/runtime/config.py) reads its recipe with too. Merge keys (`<<: *base`) are accepted:
+a key after a merge overrides the merged one.
 """
 
 from __future__ import annotations
