@@ -19,6 +19,7 @@ from olmoctl.schemas.bounds import (
     parse_time,
 )
 from olmoctl.schemas.burnin import BurninConfig
+from olmoctl.schemas.pyenv import PythonEnv
 from olmoctl.schemas.shellsafe import Expandable, Name, Text, Word, check_env_name
 
 # HH:MM:SS, or D-HH:MM:SS as Slurm accepts it (ASCII digits: \d takes any script's).
@@ -183,12 +184,18 @@ class ClusterProfile(Schema):
     # falls back to TCP sockets. Only `olmoctl doctor` reads it (it must load in the job).
     network_plugin: Expandable | None = None
     container: ContainerConfig | None = None
+    # `module use` folders before the loads (e.g. LUMI's /appl/local/laifs/modules).
+    module_use: list[Expandable] = Field(default_factory=list)
     modules: list[Word] = Field(default_factory=list)
     # Values may use $NAME / ${NAME} (e.g. OMP_NUM_THREADS: $SLURM_CPUS_PER_TASK), nothing else.
     env: dict[str, Expandable] = Field(default_factory=dict)
     # The python command on the nodes: one word (a name on PATH or a path), quoted the same
     # in every script branch.
     python: Word = "python"
+    # How that python gets its packages (schemas/pyenv.py): module loads + a conda env or
+    # venv activated in the batch script, or provided by the image or the submitting shell.
+    # A Slurm profile needs this or an absolute `python` (core/launch/checks.py).
+    python_env: PythonEnv | None = None
 
     # Filesystem roots on the cluster's shared filesystem.
     runs_root: Expandable
@@ -217,6 +224,22 @@ class ClusterProfile(Schema):
         for key in v:
             check_env_name(key, "env: variable name")
         return v
+
+    @model_validator(mode="after")
+    def _python_env_fits(self) -> ClusterProfile:
+        pe = self.python_env
+        if pe is None:
+            return self
+        if self.container is not None and pe.activates:
+            # The batch script runs on the host; the ranks' python is the image's.
+            raise ValueError(
+                "python_env: modules, conda and venv are set up on the host, but the ranks run "
+                "in container.image: set python to the interpreter inside the image (e.g. "
+                "/opt/venv/bin/python) or python_env.provided_by: image"
+            )
+        if self.container is None and pe.provided_by == "image":
+            raise ValueError("python_env.provided_by: image, but the profile has no container")
+        return self
 
     @field_validator("time_limits")
     @classmethod

@@ -19,9 +19,16 @@
 set -euo pipefail
 
 # Environment from the cluster profile a100.
-export NCCL_IB_HCA="mlx5"
+export NCCL_NET="IB"
 export TORCH_NCCL_ASYNC_ERROR_HANDLING="1"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+
+# The ranks' Python (the profile's python_env): srun passes this environment to every rank.
+# Activation scripts read variables that may be unset: not under set -u.
+set +u
+# shellcheck source=/dev/null  # the env's own script, on the nodes
+source "/shared/alice/olmoctl/venv/bin/activate"
+set -u
 
 export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/tiny-a100
 export OLMOCTL_RUN_NAME=tiny-a100

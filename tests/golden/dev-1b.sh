@@ -18,6 +18,9 @@ set -euo pipefail
 # Environment from the cluster profile dev.
 export OMP_NUM_THREADS="1"
 
+# The ranks' Python (the profile's python_env): srun passes this environment to every rank.
+# Nothing to activate: the submitting shell's PATH finds it (sbatch passes it, --export=ALL).
+
 export OLMOCTL_RUN_DIR=/home/alice/olmoctl-runs/dev/1b-dev
 export OLMOCTL_RUN_NAME=1b-dev
 # submitit's job side reads this to know it runs under Slurm.

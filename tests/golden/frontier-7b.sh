@@ -22,6 +22,7 @@ set -euo pipefail
 module load PrgEnv-gnu/8.7.0 cpe/26.03 rocm/7.1.1 rccl-net-plugin craype-accel-amd-gfx90a
 
 # Environment from the cluster profile frontier.
+export NCCL_NET="AWS Libfabric"
 export LD_LIBRARY_PATH="$CRAY_LD_LIBRARY_PATH:$LD_LIBRARY_PATH"
 export NCCL_CROSS_NIC="1"
 export NCCL_NET_GDR_LEVEL="PHB"
@@ -39,6 +40,14 @@ export FI_CXI_RX_MATCH_MODE="hybrid"
 export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID"
 export MIOPEN_CUSTOM_CACHE_DIR="$MIOPEN_USER_DB_PATH"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+
+# The ranks' Python (the profile's python_env): srun passes this environment to every rank.
+module load miniforge3
+# Activation scripts read variables that may be unset: not under set -u.
+set +u
+# shellcheck source=/dev/null  # the env's own script, on the nodes
+source activate "/lustre/orion/project_465000000/proj-shared/alice/envs/olmoctl"
+set -u
 
 export OLMOCTL_RUN_DIR=/lustre/orion/project_465000000/scratch/alice/olmoctl/runs/7b-frontier
 export OLMOCTL_RUN_NAME=7b-frontier

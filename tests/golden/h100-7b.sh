@@ -19,9 +19,16 @@
 set -euo pipefail
 
 # Environment from the cluster profile h100.
-export NCCL_IB_HCA="mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7"
+export NCCL_NET="IB"
 export TORCH_NCCL_ASYNC_ERROR_HANDLING="1"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+
+# The ranks' Python (the profile's python_env): srun passes this environment to every rank.
+# Activation scripts read variables that may be unset: not under set -u.
+set +u
+# shellcheck source=/dev/null  # the env's own script, on the nodes
+source "/shared/alice/olmoctl/venv/bin/activate"
+set -u
 
 export OLMOCTL_RUN_DIR=/shared/alice/olmoctl/runs/7b-h100
 export OLMOCTL_RUN_NAME=7b-h100

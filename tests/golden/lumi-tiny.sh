@@ -20,9 +20,16 @@
 
 set -euo pipefail
 
-module load LUMI/22.08 partition/G
+module use "/appl/local/laifs/modules"
+module load lumi-aif-singularity-bindings
 
 # Environment from the cluster profile lumi.
+export NCCL_NET="AWS Libfabric"
+export FI_CXI_DISABLE_HOST_REGISTER="1"
+export FI_MR_CACHE_MONITOR="userfaultfd"
+export FI_CXI_DEFAULT_TX_SIZE="2048"
+export FI_CXI_RX_MATCH_MODE="hybrid"
+export NCCL_CROSS_NIC="1"
 export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
 export MPICH_GPU_SUPPORT_ENABLED="1"
 export NCCL_SOCKET_IFNAME="hsn"
@@ -36,9 +43,8 @@ export GPU_MAX_HW_QUEUES="8"
 export FI_CXI_DEFAULT_CQ_SIZE="131072"
 export HF_DATASETS_OFFLINE="1"
 
-# Inside the container only (its runtime reads them from these names).
-export SINGULARITYENV_LD_LIBRARY_PATH="/usr/local/lib:/opt/cray/libfabric/1.15.2.0/lib64"
-export SINGULARITYENV_ROCM_PATH="/opt/rocm"
+# The ranks' Python (the profile's python_env): srun passes this environment to every rank.
+# Nothing to activate here: the container image puts its Python first on PATH.
 
 export OLMOCTL_RUN_DIR=/scratch/project_465000000/alice/olmoctl/runs/tiny-lumi
 export OLMOCTL_RUN_NAME=tiny-lumi
@@ -101,12 +107,7 @@ srun \
     -B "/project/project_465000000:/project/project_465000000" \
     -B "/flash/project_465000000:/flash/project_465000000" \
     -B "/scratch/project_465000000:/scratch/project_465000000" \
-    -B "/var/spool/slurmd" \
-    -B "/opt/cray" \
-    -B "/usr/lib64/libcxi.so.1" \
-    -B "/usr/lib64/libjansson.so.4" \
-    -B "/usr/lib64/libjson-c.so.3" \
-    "/project/project_465000000/containers/olmo-rocm.sif" \
+    "/appl/local/laifs/containers/lumi-multitorch-latest.sif" \
   python -u -m olmoctl.train.burnin /scratch/project_465000000/alice/olmoctl/runs/tiny-lumi/spec.json &
 olmoctl_burnin_pid=$!
 # Wait for the verdict (or the step's end); a task hung past the verdict is not waited on.
@@ -210,12 +211,7 @@ srun \
     -B "/project/project_465000000:/project/project_465000000" \
     -B "/flash/project_465000000:/flash/project_465000000" \
     -B "/scratch/project_465000000:/scratch/project_465000000" \
-    -B "/var/spool/slurmd" \
-    -B "/opt/cray" \
-    -B "/usr/lib64/libcxi.so.1" \
-    -B "/usr/lib64/libjansson.so.4" \
-    -B "/usr/lib64/libjson-c.so.3" \
-    "/project/project_465000000/containers/olmo-rocm.sif" \
+    "/appl/local/laifs/containers/lumi-multitorch-latest.sif" \
   python -u -m submitit.core._submit /scratch/project_465000000/alice/olmoctl/runs/tiny-lumi/submitit &
 step_pid=$!
 if [ "$stopping" = USR2 ]; then kill -USR2 "$step_pid" 2>/dev/null || true; fi

@@ -76,11 +76,11 @@ def test_lumi_7b_carries_every_lumi_setting(cli) -> None:
         f'-B "/project/{ACCOUNT}:/project/{ACCOUNT}"',
         f'-B "/flash/{ACCOUNT}:/flash/{ACCOUNT}"',
         f'-B "/scratch/{ACCOUNT}:/scratch/{ACCOUNT}"',
-        '-B "/var/spool/slurmd"',
-        '-B "/opt/cray"',
-        '-B "/usr/lib64/libcxi.so.1"',
-        '-B "/usr/lib64/libjansson.so.4"',
-        '-B "/usr/lib64/libjson-c.so.3"',
+        # Issue 22 item 2: the host's Slingshot libraries come from LUMI-AI-Guide's
+        # bindings module, not binds written here.
+        'module use "/appl/local/laifs/modules"',
+        "module load lumi-aif-singularity-bindings",
+        'export NCCL_NET="AWS Libfabric"',
         'export NCCL_SOCKET_IFNAME="hsn"',
         'export NCCL_NET_GDR_LEVEL="3"',
         'export MIOPEN_USER_DB_PATH="/tmp/$USER-miopen-cache-$SLURM_JOB_ID"',

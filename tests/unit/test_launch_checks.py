@@ -223,6 +223,26 @@ def test_default_time_is_cut_to_the_node_count_limit() -> None:
     assert spec.time == "02:00:00" and launch_checks.check(spec) == []
 
 
+@pytest.mark.parametrize(
+    ("nodes", "micro", "expected"),
+    [(64, 4, "02:00:00"), (128, 2, "06:00:00"), (256, 1, "12:00:00")],
+)
+def test_default_time_is_the_bins_limit_for_the_node_count(
+    nodes: int, micro: int, expected: str
+) -> None:
+    """Issue 22 item 5: Frontier's default --time is the UG:1378-1389 bin's limit for the
+    job's size (6 h at 128 nodes, not bin 5's 2 h); shorter only when asked for."""
+    overrides = [ACCOUNT, f"train.micro_batch_size={micro}"]
+    config = SpecConfig.from_catalog("1b", "frontier", nodes=nodes, overrides=overrides)
+    assert config.build().time == expected
+    assert config.replace(time="01:30:00").build().time == "01:30:00"
+
+
+def test_frontier_max_nodes_is_the_guides_figure() -> None:
+    _, c = _load("1b", "frontier")
+    assert c.max_nodes == 9472  # issue 22 item 5, as the issue quotes the Frontier UG
+
+
 def test_plan_uses_the_limit_for_its_node_count() -> None:
     r, c = _load("1b", "frontier")
     assert make_plan(r, c, 64).costs.time_limit_s == 7200

@@ -32,15 +32,19 @@ LUMI_ENV = [
     ("FI_CXI_DISABLE_CQ_HUGETLB", "1", f"{OLMO}:27"),
     ("GPU_MAX_HW_QUEUES", "8", f"{OLMO}:28"),
     ("FI_CXI_DEFAULT_CQ_SIZE", "131072", f"{OLMO}:30-31"),
-    # The reference exports ROCM_PATH on the host; it is the image's ROCm, so it is set
-    # inside the container (where the image's own value would otherwise win).
-    ("SINGULARITYENV_ROCM_PATH", "/opt/rocm", f"{OLMO}:35"),
-    (
-        "SINGULARITYENV_LD_LIBRARY_PATH",
-        "/usr/local/lib:/opt/cray/libfabric/1.15.2.0/lib64",
-        f"{OLMO}:36",
-    ),
+    # Not any more (issue 22 item 2): ROCM_PATH and LD_LIBRARY_PATH with libfabric 1.15.2.0
+    # inside the container (OLMO:35-36); the AI Factory image and its bindings module set
+    # them (test_lumi_follows_todays_guidance).
     ("HF_DATASETS_OFFLINE", "1", f"{OLMO}:41"),
+    # Issue 22 item 3: fail fast, and HPE's settings for RCCL on Slingshot (the profile's
+    # HPE: HPE Cray's RCCL/NCCL-over-libfabric guidance, as OLCF's GUIDE:706-726 reproduces
+    # it; NCCL-ENV: NCCL's "Environment Variables", NCCL_NET: no fallback to sockets).
+    ("NCCL_NET", "AWS Libfabric", "HPE; NCCL-ENV NCCL_NET"),
+    ("FI_CXI_DISABLE_HOST_REGISTER", "1", "HPE"),
+    ("FI_MR_CACHE_MONITOR", "userfaultfd", "HPE"),
+    ("FI_CXI_DEFAULT_TX_SIZE", "2048", "HPE"),
+    ("FI_CXI_RX_MATCH_MODE", "hybrid", "HPE"),
+    ("NCCL_CROSS_NIC", "1", "HPE"),
 ]
 LUMI_LINES = [
     ("#SBATCH --ntasks-per-node=8", f"{OLMO}:6"),
@@ -49,15 +53,14 @@ LUMI_LINES = [
     ("#SBATCH --time-min=24:00:00", f"{OLMO}:10"),
     ("#SBATCH --mem=0", f"{OLMO}:11"),
     ("#SBATCH --partition=standard-g", f"{OLMO}:12"),
-    ("module load LUMI/22.08 partition/G", f"{OLMO}:14"),
     ("  --distribution=block:block \\", f"{OLMO}:49"),
     ("  --kill-on-bad-exit=1 \\", f"{OLMO}:50"),
     ("  singularity exec \\", f"{OLMO}:52"),
-    ('    -B "/opt/cray" \\', f"{OLMO}:56"),
-    ('    -B "/usr/lib64/libcxi.so.1" \\', f"{OLMO}:57"),
-    ('    -B "/usr/lib64/libjson-c.so.3" \\', f"{OLMO}:58"),
-    ('    -B "/var/spool/slurmd" \\', "lumi-interactive.sh:8"),
-    ('    -B "/usr/lib64/libjansson.so.4" \\', "lumi-interactive.sh:8"),
+    # Issue 22 item 2, LAIG (Lumi-supercomputer/LUMI-AI-Guide): the AI Factory modules and
+    # the bindings module in place of LUMI/22.08 (OLMO:14) and OLMO:56-58's binds of /opt/cray,
+    # libcxi and libjson-c, which the module binds as the host has them.
+    ('module use "/appl/local/laifs/modules"', "LAIG"),
+    ("module load lumi-aif-singularity-bindings", "LAIG"),
 ]
 
 # olcf/olcf-user-docs at 2745903, software/analytics/pytorch_frontier.rst (the guide).
@@ -77,6 +80,7 @@ FRONTIER_ENV = [
     ("FI_CXI_RDZV_GET_MIN", "0", f"{GUIDE}:724"),
     ("FI_CXI_DEFAULT_TX_SIZE", "2048", f"{GUIDE}:725"),
     ("FI_CXI_RX_MATCH_MODE", "hybrid", f"{GUIDE}:726"),
+    ("NCCL_NET", "AWS Libfabric", "HPE; NCCL-ENV NCCL_NET"),  # issue 22 item 3
 ]
 FRONTIER_LINES = [
     ("#SBATCH --network=disable_rdzv_get", f"{GUIDE}:471 and :616"),
@@ -86,6 +90,9 @@ FRONTIER_LINES = [
     ),
     ("  --gpu-bind=closest \\", f"{GUIDE}:496"),
     ("#SBATCH --cpus-per-task=7", f"{GUIDE}:496 (-c7)"),
+    # Issue 22 item 1: GUIDE's batch scripts load miniforge3 and `source activate` the env.
+    ("module load miniforge3", "GUIDE (python_env)"),
+    ('source activate "/lustre/orion/p1/proj-shared/alice/envs/olmoctl"', "GUIDE (python_env)"),
 ]
 
 # What bash sees while the script runs (a job's variables, as Slurm and the modules set).
@@ -175,9 +182,12 @@ def test_time_min_never_exceeds_the_time_asked_for(user_env: Path) -> None:
 
 
 def test_container_env_reaches_apptainer_under_its_own_prefix(user_env: Path) -> None:
-    spec = specs.resolve(
-        "tiny", "lumi", overrides=["cluster.account=p1", "cluster.container.runtime=apptainer"]
-    )
+    over = [
+        "cluster.account=p1",
+        "cluster.container.runtime=apptainer",
+        "cluster.container.env.ROCM_PATH=/opt/rocm",
+    ]
+    spec = specs.resolve("tiny", "lumi", overrides=over)
     script = render(spec)
     assert 'export APPTAINERENV_ROCM_PATH="/opt/rocm"' in script
     assert "SINGULARITYENV_" not in script
@@ -188,5 +198,34 @@ def test_nvidia_profiles_keep_nccl_modest(user_env: Path, cluster: str) -> None:
     """Only what the sources ask for: NCCL's defaults otherwise (see the profile comments)."""
     got = _exported(_script(cluster))
     nccl = {k for k in got if k.startswith(("NCCL_", "TORCH_NCCL_", "CUDA_"))}
-    assert nccl == {"NCCL_IB_HCA", "TORCH_NCCL_ASYNC_ERROR_HANDLING"}
+    assert nccl == {"NCCL_NET", "TORCH_NCCL_ASYNC_ERROR_HANDLING"}
     assert got["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"  # torchrun's default for its workers
+    # Issue 22 item 3 (NCCL-ENV, NCCL_NET): IB or nothing, never a silent fall back to sockets.
+    assert got["NCCL_NET"] == "IB"
+    # Issue 22 item 4: no guessed NIC list; NCCL's own detection (doctor shows its pick).
+    assert "NCCL_IB_HCA" not in got
+
+
+def test_lumi_follows_todays_guidance(user_env: Path) -> None:
+    """Issue 22 item 2: no 2023 stack and no libfabric version written into the script; the
+    AI Factory image (LAIG) and no container env over what its bindings module sets."""
+    script = _script("lumi")
+    assert "LUMI/22.08" not in script and "/opt/cray/libfabric/" not in script
+    assert "SINGULARITYENV_LD_LIBRARY_PATH" not in script
+    assert "/appl/local/laifs/containers/" in script
+    lines = script.splitlines()
+    assert lines.index("module load lumi-aif-singularity-bindings") < next(
+        i for i, ln in enumerate(lines) if ln.startswith("srun ")
+    )
+
+
+@pytest.mark.parametrize(
+    ("cluster", "citation"),
+    [("lumi", "LAIG"), ("frontier", "GUIDE"), ("h100", "OLMo-core"), ("a100", "OLMo-core")],
+)
+def test_python_env_carries_its_source_in_the_profile(cluster: str, citation: str) -> None:
+    """Issue 22 item 1: each shipped GPU profile says how its ranks get Python, citing why."""
+    text = (REPO / "clusters" / f"{cluster}.yaml").read_text().splitlines()
+    at = next(i for i, ln in enumerate(text) if ln.startswith("python_env:"))
+    above = " ".join(ln for ln in text[max(0, at - 8) : at] if ln.startswith("#"))
+    assert citation in above, (cluster, above)

@@ -3,7 +3,8 @@ submitted, beyond the schemas: that it fits in GPU memory (core/launch/memory.py
 `plan` shows) and that --time is within the site's limit for its node count
 (cluster.time_limits). Each refusal is one line with concrete fixes (exit 2); `--force`
 launches anyway and the problem becomes a warning. And the free-space warning: a run dir
-whose filesystem cannot hold the checkpoints the run will keep."""
+whose filesystem cannot hold the checkpoints the run will keep. A Slurm profile whose ranks
+would run a bare `python` with nothing set up is refused outright (python_problem)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,22 @@ def time_problem(cluster: ClusterProfile, nodes: int, time: str) -> str | None:
     )
 
 
+def python_problem(cluster: ClusterProfile) -> str | None:
+    """Why the ranks of a Slurm profile would run a bare `python` with nothing set up (a
+    batch job does not inherit the login shell's conda/venv activation, and the base env has
+    no torch); None when `python` is absolute or python_env says how it is set up."""
+    if cluster.scheduler != "slurm" or cluster.python_env is not None:
+        return None
+    if cluster.python.startswith("/"):
+        return None
+    return (
+        f"cluster {shown(cluster.name)}: python: its ranks would run a bare "
+        f"{shown(cluster.python)} with nothing set up; set python_env (modules with conda or "
+        "venv, or provided_by: image or submitter) or python to an absolute interpreter "
+        '(docs/clusters.md, "The ranks\' Python")'
+    )
+
+
 def problems(spec: RunSpec) -> list[str]:
     """The forcible problems of a new run's spec (memory fit, time limit), each one line."""
     found = [
@@ -75,6 +92,9 @@ def problems(spec: RunSpec) -> list[str]:
 def check(spec: RunSpec, *, force: bool = False) -> list[str]:
     """Refuse (UsageError, one line) a new run that would not fit or not be allowed to run
     that long; with `force`, return the same problems as warnings instead."""
+    python = python_problem(spec.cluster)
+    if python is not None:  # not forcible: every rank would fail on its first import
+        raise UsageError(python)
     found = problems(spec)
     if found and not force:
         raise UsageError("; also ".join(found) + f"; {FORCE_HINT}")

@@ -119,6 +119,7 @@ def _render(spec: RunSpec, task_command: str | None) -> str:
             spec=spec,
             recipe=spec.recipe,
             cluster=cluster,
+            pyenv=cluster.python_env,
             slurm=backend.batch_script,
             ind="  " if backend.batch_script else "",
             log_dir=log_dir(spec),

@@ -170,12 +170,16 @@ class SpecConfig:
 
 
 def default_time(cluster: ClusterProfile, nodes: int) -> str:
-    """The profile's default_time, cut to the site's limit for this node count (a time the
-    user did not ask for is never a reason to refuse a launch)."""
+    """The site's limit for this node count where the profile has one (time_limits, within
+    max_time): a job of that size may run that long, and a shorter --time is the user's
+    choice (issue 22 item 5: Frontier's 128 nodes get bin 4's 6 h, not 2 h); else the
+    profile's default_time."""
     rule = cluster.time_limit_for(nodes)
-    if rule is not None and parse_time(rule.max_time) < parse_time(cluster.default_time):
-        return rule.max_time
-    return cluster.default_time
+    if rule is None:
+        return cluster.default_time
+    if parse_time(rule.max_time) > cluster.max_time_s:
+        return cluster.max_time
+    return rule.max_time
 
 
 def overrides_where(overrides: list[str]) -> str:
@@ -275,6 +279,12 @@ def _expand_paths(cluster: ClusterProfile) -> ClusterProfile:
             "image": _expand(cluster.container.image, cluster.account, user),
             "binds": [_expand(b, cluster.account, user) for b in cluster.container.binds],
         }
+    if cluster.python_env is not None:
+        pe = cluster.python_env.model_dump()
+        for key in ("conda", "venv", "stage_tarball"):
+            if pe[key] is not None:
+                pe[key] = _expand(pe[key], cluster.account, user)
+        updates["python_env"] = pe
     if cluster.ssh is None:
         updates["runs_root"] = os.path.expanduser(updates["runs_root"])
         updates["data_root"] = os.path.expanduser(updates["data_root"])
