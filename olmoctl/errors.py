@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class OlmoctlError(Exception):
     """An expected failure: printed as one line, no traceback."""
@@ -79,3 +83,40 @@ def flat(text: str, limit: int = 1000) -> str:
     if not text.isprintable():
         text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------ paths the OS refuses
+# What the OS says about a path itself (its name, its place, its kind, its permissions):
+# the user's path to change, so exit 2. Anything else (I/O errors, a full disk) is exit 1.
+_PATH_ERRNOS = frozenset(
+    {
+        errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP,
+        errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.EXDEV, errno.ENXIO,
+        errno.ENODEV, errno.EINVAL, errno.ENOTEMPTY,
+    }
+)  # fmt: skip
+
+
+def os_refusal(e: OSError) -> OlmoctlError:
+    """An OSError that reached the command line, as one line naming the path: the last
+    guard for every path the OS refuses (too long, a loop, /proc, /sys, not a folder...),
+    whichever code met it first."""
+    where = shown_plain(e.filename) if e.filename is not None else "a file"
+    if e.filename2 is not None:
+        where += f" -> {shown_plain(e.filename2)}"
+    what = e.strerror or type(e).__name__
+    cls = UsageError if e.errno in _PATH_ERRNOS else OlmoctlError
+    return cls(f"{where}: {what}")
+
+
+def user_path(text: str | os.PathLike[str], label: str = "path") -> Path:
+    """TEXT as a path with a leading ~ or ~USER expanded; a ~USER that names no user is
+    UsageError (one line) instead of pathlib's RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~nosuchuser, or no home directory at all
+        head = str(text).split("/", 1)[0]
+        raise UsageError(
+            f"{label} {shown_plain(text)}: {shown_plain(head)} names no user with a home "
+            "directory here; give the full path"
+        ) from None

@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from olmoctl.errors import UsageError
+from olmoctl.errors import UsageError, shown_plain
 
 _KINDS = (
     (stat.S_ISDIR, "directory"),
@@ -90,3 +90,48 @@ def atomic_write(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_folder(path: str | os.PathLike[str], label: str) -> list[Path]:
+    """Refuse (UsageError, one line) a folder that olmoctl could not make or write into
+    (--out of card and export, before anything is written): whatever exists of the path
+    must be folders, and the deepest of them must take a new entry (tried: one is made and
+    removed, since access() says yes to root in /proc and /sys). Returns the folders that
+    are missing, outermost first, for the caller to make (and take away on failure)."""
+    path = Path(path)
+    missing: list[Path] = []
+    there = path
+    try:
+        while not os.path.lexists(there) and there != there.parent:
+            missing.insert(0, there)
+            there = there.parent
+        st = os.stat(there)
+    except OSError as e:
+        raise UsageError(f"{label} {shown_plain(path)}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(
+            f"{label} {shown_plain(path)}: {shown_plain(there)} is a {kind_of(st.st_mode)}, "
+            "not a folder"
+        )
+    try:
+        name_max = os.pathconf(there, "PC_NAME_MAX")
+        path_max = os.pathconf(there, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    long = next((m.name for m in missing if len(os.fsencode(m.name)) > name_max), None)
+    if long is not None or len(os.fsencode(os.path.abspath(path))) >= path_max:
+        what = f"the name {shown_plain(long)} is" if long else "the path is"
+        raise UsageError(
+            f"{label} {shown_plain(path)}: {what} too long (at most {name_max} bytes a "
+            f"name, {path_max - 1} a path)"
+        )
+    import tempfile  # here: startup is sacred
+
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=there, prefix=".olmoctl-probe-"))
+    except OSError as e:
+        raise UsageError(
+            f"{label} {shown_plain(path)}: cannot create anything in {shown_plain(there)} "
+            f"({e.strerror})"
+        ) from None
+    return missing

@@ -15,7 +15,7 @@ import typer
 from olmoctl import __version__
 from olmoctl.cli import exits
 from olmoctl.cli.commands import LazyGroup
-from olmoctl.errors import OlmoctlError, flat
+from olmoctl.errors import OlmoctlError, flat, os_refusal
 
 app = typer.Typer(
     name="olmoctl",
@@ -63,11 +63,14 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """The command's exit status. With standalone_mode=False, typer turns a `typer.Exit(N)`
     (and Ctrl-C, as 130) into a returned N instead of exiting: that value is the status."""
+    _plain_terminal()
     try:
         rv = app(args=argv, prog_name="olmoctl", standalone_mode=False)
     except OlmoctlError as e:
-        print(f"olmoctl: error: {flat(str(e))}", file=sys.stderr)  # one line, always
-        return e.exit_code
+        return _error(e)
+    except OSError as e:
+        # A path the OS refused (too long, a loop, /proc, /sys...) wherever it was met.
+        return _error(os_refusal(e))
     except KeyboardInterrupt:
         rv = exits.INTERRUPTED
     except typer.Exit as e:
@@ -79,6 +82,21 @@ def run(argv: list[str] | None = None) -> int:
     if code == exits.INTERRUPTED:
         print("olmoctl: interrupted", file=sys.stderr)
     return code
+
+
+def _error(e: OlmoctlError) -> int:
+    print(f"olmoctl: error: {flat(str(e))}", file=sys.stderr)  # one line, always
+    return e.exit_code
+
+
+def _plain_terminal() -> None:
+    """On a terminal that cannot show every character (PYTHONIOENCODING=ascii, LANG=C), a
+    character it lacks is written as its escape (\\u2581) instead of failing the command
+    half-way through its output."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and callable(getattr(stream, "reconfigure", None)):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _click_error(e: Exception) -> int:
@@ -97,4 +115,9 @@ def _click_error(e: Exception) -> int:
         return code
     if type(e).__name__ == "Abort":
         return exits.FAILED
+    if os.environ.get("_OLMOCTL_COMPLETE"):
+        # typer's completion reads COMP_CWORD and friends unchecked: odd values are the
+        # shell's input, not a bug of ours.
+        print(f"olmoctl: error: shell completion: {flat(repr(e))}", file=sys.stderr)
+        return exits.BAD_INPUT
     raise e

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from olmoctl import paths
 from olmoctl.core.launch.yamlio import load_yaml_mapping
-from olmoctl.errors import UsageError, shown
+from olmoctl.errors import UsageError, shown, user_path
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.errors import suggest, validate
 
@@ -33,7 +33,7 @@ def available(kind: str) -> dict[str, Entry]:
 
 def find(kind: str, ref: str) -> Entry:
     if _is_path(ref):
-        p = Path(ref).expanduser()
+        p = user_path(ref, f"{kind[:-1]} file")
         if p.is_dir():
             raise UsageError(f"{kind[:-1]} file {shown(ref)} is a directory; give a YAML file")
         if not p.is_file():

@@ -7,9 +7,11 @@ the optional `plot` extra; without it the card says so and has no picture).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,8 @@ from olmoctl.core.records import record
 from olmoctl.core.track import events as ev
 from olmoctl.core.track.goodput import goodput
 from olmoctl.core.track.runs import find_run, spec_of
-from olmoctl.errors import OlmoctlError, UsageError
-from olmoctl.fileio import atomic_write
+from olmoctl.errors import OlmoctlError
+from olmoctl.fileio import atomic_write, check_folder, check_target
 from olmoctl.schemas.events import Eval, Event, EventKind, Step
 from olmoctl.schemas.record import (
     Code,
@@ -287,26 +289,43 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
 
 
 def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
-    """RUN.md, RUN.json and RUN-loss.png in `out` (default RUN_DIR/card)."""
+    """RUN.md, RUN.json and RUN-loss.png in `out` (default RUN_DIR/card): all of them or,
+    refused or failed half-way, none (nor the folders made for them)."""
     card = build(store, run)
     spec = spec_of(find_run(store, run))
     if out is None:
         out = Path(spec.run_dir) / "card" if record.local(spec) else Path(f"{run}-card")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot create: {e.strerror}") from None
+    made = check_folder(out, "--out")
     paths = {"markdown": out / f"{run}.md", "json": out / f"{run}.json"}
-    png_name, note = None, None
-    if card["losses"]:
-        png = out / f"{run}-loss.png"
-        try:
-            title = f"{run}: {card['recipe']} on {card['cluster']}"
-            plot_losses(card["losses"], png, title, card["eval_losses"])
-            paths["png"], png_name = png, png.name
-        except OlmoctlError as e:
-            note = f"No plot: {e}."
-    card["plot"] = png_name
-    atomic_write(paths["json"], json.dumps(card, indent=2) + "\n")
-    atomic_write(paths["markdown"], markdown(card, png_name, note))
+    png = out / f"{run}-loss.png"
+    for p in (*paths.values(), png):
+        if not made:  # a new folder holds nothing to refuse
+            check_target(p, "--out")
+    # Taken away on failure: what this call wrote where nothing was (an older card stays).
+    written: list[Path] = []
+    before = {p for p in (*paths.values(), png) if os.path.lexists(p)}
+    try:
+        for d in made:
+            d.mkdir(mode=0o755)
+        png_name, note = None, None
+        if card["losses"]:
+            try:
+                title = f"{run}: {card['recipe']} on {card['cluster']}"
+                plot_losses(card["losses"], png, title, card["eval_losses"])
+                written.append(png)
+                paths["png"], png_name = png, png.name
+            except OlmoctlError as e:
+                note = f"No plot: {e}."
+        card["plot"] = png_name
+        atomic_write(paths["json"], json.dumps(card, indent=2) + "\n")
+        written.append(paths["json"])
+        atomic_write(paths["markdown"], markdown(card, png_name, note))
+    except BaseException:
+        for p in written:
+            if p not in before:
+                p.unlink(missing_ok=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     return paths

@@ -17,7 +17,8 @@ from typing import Any
 from olmoctl import fileread
 from olmoctl.core.records.fingerprint import local
 from olmoctl.core.track.runs import find_run, spec_of
-from olmoctl.errors import UsageError, shown_plain
+from olmoctl.errors import UsageError, shown_plain, user_path
+from olmoctl.fileio import check_folder
 from olmoctl.schemas import hf
 from olmoctl.schemas.contract import COMPLETE_MARKER, checkpoints_root, parse_step_dir
 from olmoctl.schemas.run import RunSpec
@@ -87,12 +88,11 @@ def plan(store: Store, run: str, *, fmt: str, step: int | None, out: str) -> Exp
     elif step not in steps:
         have = ", ".join(str(s) for s in steps)
         raise UsageError(f"run {run} has no complete checkpoint at step {step}; complete: {have}")
-    target = Path(out).expanduser()
-    if target.exists() or target.is_symlink():
+    target = user_path(out, "--out")
+    if os.path.lexists(target):
         raise UsageError(f"--out {shown_plain(out)} already exists; give a new directory")
-    parent = target.parent if str(target.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UsageError(f"--out {shown_plain(out)}: {parent} is not a directory")
+    # Before torch loads: a name or place the OS refuses (too long, /proc, /sys, a file...).
+    check_folder(target, "--out")
     return ExportPlan(run, spec, step, steps[step], target.absolute())
 
 

@@ -8,13 +8,12 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from olmoctl.core.launch.yamlio import load_yaml_mapping
-from olmoctl.errors import UsageError, shown, shown_plain
+from olmoctl.errors import UsageError, shown, shown_plain, user_path
 from olmoctl.schemas.bounded import check_value_size
 from olmoctl.schemas.bounds import INT64_MAX, Int
 from olmoctl.schemas.errors import one_line
@@ -182,7 +181,7 @@ def _as_text(value: Any) -> str:
 
 
 def load_file(path: str) -> SweepFile:
-    p = Path(path).expanduser()
+    p = user_path(path, "sweep file")
     try:
         return SweepFile.model_validate(load_yaml_mapping(p, "sweep file"))
     except ValidationError as e:
