@@ -179,8 +179,10 @@ class Store(Reads):
         conn = self._conn
         assert conn is not None
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        self._check_schema(conn, version)  # before any write: not someone else's file
+        # Before any write, WAL mode or chmod: not someone else's file.
+        self._check_schema(conn, version)
         if not self._memory:
+            place.tighten(self.path)
             conn.execute("PRAGMA journal_mode = WAL")
         if version == len(MIGRATIONS):
             return
@@ -210,7 +212,13 @@ class Store(Reads):
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if not r[0].startswith("sqlite_")
         }
-        if (version == 0 and tables) or (version > 0 and not {"runs", "attempts"} <= tables):
+        # application_id: another program's mark; a negative user_version is never ours.
+        foreign = version < 0 or conn.execute("PRAGMA application_id").fetchone()[0] != 0
+        if (
+            foreign
+            or (version == 0 and tables)
+            or (version > 0 and not {"runs", "attempts"} <= tables)
+        ):
             shown = ", ".join(sorted(tables)[:5]) or "no tables"
             raise StoreError(
                 f"state store {self.path} is not an olmoctl store (schema version {version}, "

@@ -76,7 +76,8 @@ def create_dir(d: Path) -> list[Path]:
 
 def check_db(path: Path) -> os.stat_result | None:
     """The database file's stat, or None if there is none. Refuses a link or anything
-    but a regular file; tightens the file and its side files to 0600 when they are ours."""
+    but a regular file. Changes nothing: the file may be another program's (tighten()
+    runs once the schema says it is olmoctl's)."""
     for p in (path, *(Path(f"{path}{s}") for s in SIDE_FILES)):
         try:
             st = os.lstat(p)
@@ -93,9 +94,23 @@ def check_db(path: Path) -> os.stat_result | None:
             raise StoreError(
                 f"state store {p} is a {kind_of(st.st_mode)}, not a database file: {MOVE_ASIDE}"
             )
-        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
-            os.chmod(p, 0o600)  # olmoctl's own file, left readable by an older version
     return os.lstat(path)
+
+
+def tighten(path: Path) -> None:
+    """The database and its side files 0600 when they are ours: olmoctl's own files, left
+    readable by an older version. Only after the schema check (never another program's)."""
+    for p in (path, *(Path(f"{path}{s}") for s in SIDE_FILES)):
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if (
+            stat.S_ISREG(st.st_mode)
+            and st.st_uid == os.geteuid()
+            and stat.S_IMODE(st.st_mode) & 0o077
+        ):
+            os.chmod(p, 0o600)
 
 
 def create_db(path: Path) -> bool:
