@@ -22,11 +22,19 @@ IFNAME = "socket_ifname"  # NCCL_/GLOO_SOCKET_IFNAME match an interface of the n
 RUN_DIR = "run_dir"  # the run directory takes a file (and how much room it has)
 DATA = "data"  # the recipe's data files are there and readable
 DISTRIBUTED = "distributed"  # the process group starts across the nodes; an all-reduce
+# NCCL's network (IB, an OFI plugin, or Socket) and NICs, from its debug output during that
+# all-reduce; Socket over several nodes fails (the run would crawl)
+TRANSPORT = "transport"
 
 
 def rank_file(rank: int) -> str:
     """One rank's report, relative to the run directory."""
     return f"{PREFLIGHT_DIR}/rank-{rank:05d}.json"
+
+
+def nccl_log_file(rank: int) -> str:
+    """One rank's NCCL debug output (NCCL_DEBUG_FILE), relative to the run directory."""
+    return f"{PREFLIGHT_DIR}/nccl-rank-{rank:05d}.log"
 
 
 class Check(Schema):

@@ -101,7 +101,9 @@ def test_the_script_is_a_real_runs_with_the_preflight_in_the_slot(user_env: Path
     assert "--from-spec" in hint[0] and "".join(hint) not in script
     expected = "".join(full[:2] + full[4:])
     assert script.replace(preflight_command(spec), submitit_command(spec)) == expected
-    assert 'export SINGULARITYENV_LD_LIBRARY_PATH="/usr/local/lib:' in script
+    # The same modules (the host's Slingshot libraries bound in) and fail-fast network.
+    assert "module load lumi-aif-singularity-bindings" in script
+    assert 'export NCCL_NET="AWS Libfabric"' in script
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,28 @@ def _gpu_line(line: Line, reports: dict[int, RankReport], gpus_per_node: int) ->
     return Line(line.name, True, f"{'/'.join(map(str, counts))} per node ({line.value})")
 
 
+def _per_node(line: Line, got: list[tuple[int, str, pf.Check]]) -> Line:
+    """A passed line whose value may differ by node (the interpreter and versions, NCCL's
+    transport and NICs): each distinct value with the nodes that had it. Ranks of one job
+    that imported different environments fail (issue 22 item 1)."""
+    nodes: dict[str, list[str]] = defaultdict(list)
+    for _, node, check in got:
+        if not check.skipped and node not in nodes[check.value]:
+            nodes[check.value].append(node)
+    if len(nodes) <= 1:
+        count = len(next(iter(nodes.values()), []))
+        return Line(line.name, line.ok, f"{line.value} (every node: {count})", line.detail)
+    parts = [f"{value} on {_nodes_text(names)}" for value, names in nodes.items()]
+    if line.name == pf.IMPORTS:
+        why = f"the nodes found {len(nodes)} different environments"
+        return Line(line.name, False, "; ".join(parts), why)
+    return Line(line.name, line.ok, "; ".join(parts), line.detail)
+
+
+def _nodes_text(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more node(s)"
+
+
 def fold(
     reports: dict[int, RankReport],
     world: int,
@@ -115,5 +137,9 @@ def fold(
         ran = [c for _, _, c in got if not c.skipped]
         shown = ran[0] if ran else got[0][2]
         line = Line(name, True, shown.value, "" if ran else shown.detail, skipped=not ran)
-        lines.append(_gpu_line(line, reports, gpus_per_node) if name == pf.GPUS else line)
+        if name == pf.GPUS:
+            line = _gpu_line(line, reports, gpus_per_node)
+        elif name in (pf.IMPORTS, pf.TRANSPORT) and ran:
+            line = _per_node(line, got)
+        lines.append(line)
     return lines

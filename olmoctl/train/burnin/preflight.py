@@ -22,6 +22,7 @@ from olmoctl.fileio import atomic_write
 from olmoctl.schemas import preflight as pf
 from olmoctl.schemas.cluster import ClusterProfile
 from olmoctl.schemas.preflight import Check, RankReport
+from olmoctl.train.burnin import nccl_log
 from olmoctl.train.burnin import preflight_checks as checks
 
 # The all-reduce waits at most this long for the other ranks (a rank that never starts
@@ -37,10 +38,51 @@ def _identity() -> tuple[int, int, int]:
     return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
 
 
-def distributed(cluster: ClusterProfile, torch: ModuleType | None) -> Check:
-    """The profile's backend starts across every rank of the job; one all-reduce of ones."""
+def _nodes() -> int:
+    """How many nodes this step spans (Slurm's word; 1 outside Slurm)."""
+    for var in ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "SLURM_JOB_NUM_NODES"):
+        value = os.environ.get(var, "")
+        if value.isascii() and value.isdigit():
+            return int(value)
+    return 1
+
+
+def _debug_nccl(log: Path) -> None:
+    """NCCL's (RCCL's) own account of its transport and NICs, into `log` (NCCL-ENV:
+    NCCL_DEBUG, NCCL_DEBUG_SUBSYS, NCCL_DEBUG_FILE; read when NCCL initialises)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    os.environ.update(NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS="INIT,NET", NCCL_DEBUG_FILE=str(log))
+
+
+def transport(backend: str, log: Path, nodes: int) -> Check:
+    """Which network NCCL used and through which NICs, from its debug output; a job over
+    more than one node that fell back to TCP sockets fails (issue 22 items 3, 4)."""
+    if backend != "nccl":
+        return Check(name=pf.TRANSPORT, ok=True, skipped=True, detail=f"{backend}: no NCCL")
+    try:
+        use = nccl_log.parse(log.read_text(errors="replace"))
+    except OSError as e:
+        return Check(name=pf.TRANSPORT, ok=False, detail=f"no NCCL debug output: {e}")
+    if not use.network:
+        return Check(name=pf.TRANSPORT, ok=False, detail="NCCL named no network in its output")
+    if use.socket and nodes > 1:
+        why = (
+            f"NCCL fell back to TCP sockets across {nodes} nodes: the IB transport or the "
+            "network plugin did not load (set NCCL_NET so that it fails instead)"
+        )
+        return Check(name=pf.TRANSPORT, ok=False, value=use.text(), detail=why)
+    return Check(name=pf.TRANSPORT, ok=True, value=use.text())
+
+
+def distributed(
+    cluster: ClusterProfile, torch: ModuleType | None, nccl_debug: Path | None = None
+) -> tuple[Check, str]:
+    """The profile's backend starts across every rank of the job; one all-reduce of ones.
+    With `nccl_debug`, NCCL writes its debug output there. (check, backend used)."""
     if torch is None:
-        return Check(name=pf.DISTRIBUTED, ok=False, detail="torch did not import")
+        return Check(name=pf.DISTRIBUTED, ok=False, detail="torch did not import"), ""
+    backend = ""
     try:
         from olmoctl.train.runtime import distributed as d
 
@@ -48,6 +90,8 @@ def distributed(cluster: ClusterProfile, torch: ModuleType | None) -> Check:
         denv = d.detect()
         pref = "gloo" if cluster.distributed_backend == "gloo" else None
         device, backend = d.pick_device(denv, pref)
+        if backend == "nccl" and nccl_debug is not None:
+            _debug_nccl(nccl_debug)
         start = time.monotonic()
         d.init_process_group(denv, backend, device)
         x = torch.ones(1, device=device)
@@ -56,11 +100,11 @@ def distributed(cluster: ClusterProfile, torch: ModuleType | None) -> Check:
         took = time.monotonic() - start
         d.shutdown()
     except Exception as e:
-        return Check(name=pf.DISTRIBUTED, ok=False, detail=checks.error_text(e))
+        return Check(name=pf.DISTRIBUTED, ok=False, detail=checks.error_text(e)), backend
     ok = got == denv.world_size
     value = f"{backend}, {denv.world_size} ranks, all_reduce={got:g} in {took:.2f} s"
     why = "" if ok else f"all_reduce of ones gave {got:g}, not {denv.world_size}"
-    return Check(name=pf.DISTRIBUTED, ok=ok, value=value, detail=why)
+    return Check(name=pf.DISTRIBUTED, ok=ok, value=value, detail=why), backend
 
 
 def _write(run_dir: Path, report: RankReport) -> None:
@@ -96,9 +140,14 @@ def run(spec_json: str) -> int:
         rank=rank, world_size=world, node=node, local_rank=local, device=device, checks=local_checks
     )
     _write(job.run_dir, report)
-    dist = distributed(cluster, torch)
+    log = job.run_dir / pf.nccl_log_file(rank)
+    dist, backend = distributed(cluster, torch, log)
     _show(dist)
-    report = report.model_copy(update={"checks": [*local_checks, dist], "done": True})
+    done = [dist]
+    if backend:  # the group started (or tried to): what NCCL said it used
+        done.append(transport(backend, log, _nodes()))
+        _show(done[-1])
+    report = report.model_copy(update={"checks": [*local_checks, *done], "done": True})
     _write(job.run_dir, report)
     return 0 if all(c.ok for c in report.checks) else 1
 

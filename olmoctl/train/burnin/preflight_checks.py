@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import shutil
 import socket
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -36,9 +38,11 @@ def imports() -> tuple[Check, ModuleType | None]:
 
         import olmoctl
     except Exception as e:  # an ImportError, or a broken library's own error
-        return Check(name=pf.IMPORTS, ok=False, detail=error_text(e)), None
-    value = f"torch {torch.__version__}, olmoctl {olmoctl.__version__}, submitit "
-    value += str(getattr(submitit, "__version__", "?"))
+        where = f"python {sys.executable}: "
+        return Check(name=pf.IMPORTS, ok=False, detail=where + error_text(e)), None
+    # The interpreter first (issue 22 item 1): which env the rank really started in.
+    value = f"python {sys.executable} {platform.python_version()}, torch {torch.__version__}, "
+    value += f"olmoctl {olmoctl.__version__}, submitit {getattr(submitit, '__version__', '?')}"
     return Check(name=pf.IMPORTS, ok=True, value=value), torch
 
 
