@@ -380,3 +380,16 @@ def test_parse_only_still_refuses_bad_lines() -> None:
     assert parse(["doctor", "--cluster", "lumi", "-N", "1"]) == (0, "")
     doctor = ["doctor", "7b", "--cluster", "lumi", "-N", "2", "-o", "a=b"]
     assert render_of_doctor(doctor) == ["render", "7b", "--cluster", "lumi", "-o", "a=b"]
+
+
+# ------------------------------------------------------------------ docs/trust.md
+def test_trust_doc_is_linked_and_names_real_code() -> None:
+    trust = (REPO / "docs" / "trust.md").read_text()
+    assert "docs/trust.md" in (REPO / "README.md").read_text()
+    assert "`trust.md`" in (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:\w+/)*\w+\.py)`", trust))
+    assert len(named) > 10, named
+    code = REPO / "olmoctl"
+    for name in sorted(named):
+        found = [REPO / name, code / name, *(code.rglob(name) if "/" not in name else [])]
+        assert any(p.is_file() for p in found), f"docs/trust.md names {name}: no such file"
