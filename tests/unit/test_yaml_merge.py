@@ -6,6 +6,7 @@ expansion limit (issue 26 item 10)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,16 @@ def test_job_side_recipe_loader_accepts_merges(tmp_path: Path) -> None:
     path.write_text("defaults: &d {lr: 1}\noptim:\n  lr: 2\n  <<: *d\n  lr: 3\n")
     with pytest.raises(UsageError, match=rf"{path}:5: .*duplicate key 'lr'"):
         read_mapping(path)
+
+
+def test_the_docs_example_means_what_it_says() -> None:
+    # docs/clusters.md shows a container env merged from the host's, one variable changed.
+    from olmoctl.schemas.cluster import ContainerConfig
+
+    text = (REPO / "docs" / "clusters.md").read_text()
+    block = re.search(r"merge keys.*?```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    data = _load(block.group(1))
+    assert data["container"]["env"] == {"OMP_NUM_THREADS": "1", "NCCL_SOCKET_IFNAME": "hsn"}
+    assert data["env"]["OMP_NUM_THREADS"] == "7"
+    ContainerConfig.model_validate(data["container"])
