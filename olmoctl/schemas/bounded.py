@@ -298,9 +298,13 @@ def load_json(text: str, where: str, limits: Limits = RUN_FILE) -> Any:
     """JSON `text` as data, no deeper than `limits.depth` (JSON has no aliases, and its size
     is the caller's)."""
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys)
+        data = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
     except _DuplicateJSONKey as e:
         raise UsageError(f"{where}: duplicate key {shown(e.args[0], 60)}") from None
+    except _HugeJSONInt as e:
+        raise InputTooLarge(
+            f"{where}: an integer of {e.args[0]} digits (at most {JSON_INT_DIGITS})"
+        ) from None
     except json.JSONDecodeError as e:
         raise UsageError(f"{where}:{e.lineno}: not valid JSON: {e.msg}") from None
     except RecursionError:
@@ -312,6 +316,21 @@ def load_json(text: str, where: str, limits: Limits = RUN_FILE) -> Any:
 
 class _DuplicateJSONKey(Exception):
     pass
+
+
+# Digits of a JSON integer: int64 has 19; Python refuses above 4300 with a ValueError, and
+# converting long ones costs quadratic time.
+JSON_INT_DIGITS = 40
+
+
+class _HugeJSONInt(Exception):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > JSON_INT_DIGITS + 1:  # (+1: a minus sign)
+        raise _HugeJSONInt(len(text.lstrip("-")))
+    return int(text)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

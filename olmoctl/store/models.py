@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from olmoctl.jobid import JobId
+from olmoctl.store.columns import Columns, is_number
 from olmoctl.store.errors import DamagedRow
 
 
@@ -113,13 +114,11 @@ ATTEMPT_FIELDS = (
 )
 
 
-def _job_id(r: sqlite3.Row) -> JobId | None:
+def _job_id(c: Columns) -> JobId | None:
     """The job id with the identity recorded for it (olmoctl.jobid), which every backend call
     that gets the id then carries along."""
-    if r["job_id"] is None:
-        return None
-    identity = r["job_identity"] if "job_identity" in r.keys() else None  # noqa: SIM118
-    return JobId(str(r["job_id"]), identity)
+    job_id = c.opt_text("job_id")
+    return None if job_id is None else JobId(job_id, c.opt_text("job_identity"))
 
 
 def _json(text: Any, empty: Any, problems: list[str] | None = None, col: str = "") -> Any:
@@ -144,19 +143,6 @@ _SUMMARY_NUMBERS = (
 )  # fmt: skip
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _col(r: sqlite3.Row, col: str, ok: Any, default: Any, problems: list[str]) -> Any:
-    """Column COL if `ok(value)`, else `default` and a note."""
-    value = r[col]
-    if ok(value):
-        return value
-    problems.append(f"{col} is {type(value).__name__}")
-    return default
-
-
 @dataclass(frozen=True)
 class Run:
     name: str
@@ -176,33 +162,26 @@ class Run:
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> Run:
-        bad: list[str] = []
-
-        def text(col: str) -> str:
-            return str(_col(r, col, lambda v: isinstance(v, str), "?", bad))
-
-        def num(col: str) -> Any:
-            return _col(r, col, _number, 0, bad)
-
-        summary = _json(r["summary_json"], {}, bad, "summary_json")
+        c = Columns(r)
+        summary = _json(c.opt_text("summary_json"), {}, c.bad, "summary_json")
         for k in _SUMMARY_NUMBERS:
-            if summary.get(k) is not None and not _number(summary[k]):
-                bad.append(f"summary {k} is not a number")
+            if summary.get(k) is not None and not is_number(summary[k]):
+                c.bad.append(f"summary {k} is not a number")
                 summary = {**summary, k: None}
         return cls(
-            name=str(r["name"]),
-            recipe=text("recipe"),
-            cluster=text("cluster"),
-            nodes=num("nodes"),
-            state=text("state"),
-            run_dir=text("run_dir"),
-            spec_json=text("spec_json"),
-            total_steps=num("total_steps"),
-            sweep=_col(r, "sweep", lambda v: v is None or isinstance(v, str), None, bad),
-            created_at=num("created_at"),
-            updated_at=num("updated_at"),
+            name=c.text("name"),
+            recipe=c.text("recipe"),
+            cluster=c.text("cluster"),
+            nodes=c.int("nodes"),
+            state=c.text("state"),
+            run_dir=c.text("run_dir"),
+            spec_json=c.text("spec_json"),
+            total_steps=c.int("total_steps"),
+            sweep=c.opt_text("sweep"),
+            created_at=c.time("created_at"),
+            updated_at=c.time("updated_at"),
             summary=summary,
-            damage="; ".join(bad) or None,
+            damage=c.damage,
         )
 
     @property
@@ -241,29 +220,33 @@ class Attempt:
     evidence: dict[str, Any]
     restart_index: int
     klass: str | None  # the classified ending (core.classify); None until it ended
+    damage: str | None = None  # columns of the wrong kind, read as their defaults
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> Attempt:
+        c = Columns(r)
         return cls(
-            id=r["id"],
-            run_name=r["run_name"],
-            attempt_no=r["attempt_no"],
-            job_id=_job_id(r),
-            cluster=r["cluster"],
-            nodes=r["nodes"],
-            node_list=r["node_list"],
-            submitted_at=r["submitted_at"],
-            started_at=r["started_at"],
-            ended_at=r["ended_at"],
-            state=AttemptState(str(r["state"])),
-            exit_code=r["exit_code"],
-            reason=r["reason"],
-            first_step=r["first_step"],
-            last_step=r["last_step"],
-            script=r["script"],
-            evidence=_json(r["evidence_json"], {}),
-            restart_index=r["restart_index"],
-            klass=r["klass"],
+            id=c.int("id"),
+            run_name=c.text("run_name"),
+            attempt_no=c.int("attempt_no"),
+            job_id=_job_id(c),
+            cluster=c.text("cluster"),
+            nodes=c.int("nodes"),
+            node_list=c.opt_text("node_list"),
+            submitted_at=c.opt_time("submitted_at"),
+            started_at=c.opt_time("started_at"),
+            ended_at=c.opt_time("ended_at"),
+            # A damaged state reads as UNKNOWN: live, so status asks the scheduler again.
+            state=AttemptState(c.text("state", AttemptState.UNKNOWN.value)),
+            exit_code=c.opt_text("exit_code"),
+            reason=c.opt_text("reason"),
+            first_step=c.opt_int("first_step"),
+            last_step=c.opt_int("last_step"),
+            script=c.opt_text("script"),
+            evidence=_json(c.opt_text("evidence_json"), {}, c.bad, "evidence_json"),
+            restart_index=c.int("restart_index"),
+            klass=c.opt_text("klass"),
+            damage=c.damage,
         )
 
     @property
@@ -289,14 +272,15 @@ class Checkpoint:
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> Checkpoint:
+        c = Columns(r)
         return cls(
-            r["run_name"],
-            r["step"],
-            r["path"],
-            bool(r["complete"]),
-            r["bytes"],
-            r["saved_at"],
-            r["deleted_at"],
+            c.text("run_name"),
+            c.int("step"),
+            c.text("path"),
+            bool(c.int("complete")),
+            c.opt_int("bytes"),
+            c.opt_time("saved_at"),
+            c.opt_time("deleted_at"),
         )
 
 
@@ -315,16 +299,17 @@ class NodeHealth:
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> NodeHealth:
-        keys = r.keys()
-        extra = [r[k] if k in keys else None for k in ("last_check", "measured", "expected")]
+        c = Columns(r)  # (last_check.. unit: absent in an older schema, read as None)
         return cls(
-            r["cluster"],
-            r["node"],
-            r["failures"],
-            r["last_reason"],
-            r["last_at"],
-            *extra,
-            r["unit"] if "unit" in keys else None,
+            c.text("cluster"),
+            c.text("node"),
+            c.int("failures"),
+            c.opt_text("last_reason"),
+            c.opt_time("last_at"),
+            c.opt_text("last_check"),
+            c.opt_number("measured"),
+            c.opt_number("expected"),
+            c.opt_text("unit"),
         )
 
 
@@ -345,17 +330,18 @@ class Sweep:
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> Sweep:
+        c = Columns(r)
         return cls(
-            name=r["name"],
-            recipe=r["recipe"],
-            cluster=r["cluster"],
-            nodes=r["nodes"],
-            max_parallel=r["max_parallel"],
-            mode=r["mode"],
-            definition=_json(r["definition_json"], {}),
-            points=[p for p in _json(r["points_json"], []) if isinstance(p, dict)],
-            jobs=_json(r["jobs_json"], []),
-            created_at=r["created_at"],
+            name=c.text("name"),
+            recipe=c.text("recipe"),
+            cluster=c.text("cluster"),
+            nodes=c.int("nodes"),
+            max_parallel=c.int("max_parallel"),
+            mode=c.text("mode"),
+            definition=_json(c.opt_text("definition_json"), {}),
+            points=[p for p in _json(c.opt_text("points_json"), []) if isinstance(p, dict)],
+            jobs=_json(c.opt_text("jobs_json"), []),
+            created_at=c.time("created_at"),
         )
 
     @property

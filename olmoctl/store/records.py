@@ -31,7 +31,15 @@ class RecordReads(Queries):
             .execute("SELECT record_json FROM run_records WHERE run_name = ?", (run_name,))
             .fetchone()
         )
-        return json.loads(row["record_json"]) if row else None
+        if row is None:
+            return None
+        # A damaged column (not text, not JSON, not an object) is no stored record.
+        raw = row["record_json"]
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else None
+        except (ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None
 
 
 class RecordWrites(Queries):
