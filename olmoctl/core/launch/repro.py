@@ -53,10 +53,10 @@ def plan_from(
     package versions and data between SOURCE's record and now."""
     row = find_run(store, source)
     src = spec_of(row)
-    rec = record.refresh(store, row)
     config = SpecConfig.from_spec(src, name=name, overrides=overrides, time=time)
     spec = for_new_run(store, config)
     launch_checks.check(spec, force=force)  # memory and time limit, as for any new run
+    rec = record.refresh(store, row)  # after every refusal: a refused --from changes nothing
     diffs, notes = record.differences(Record.of(rec), spec)
     return FromPlan(source, spec, list(overrides), diffs, notes)
 

@@ -291,16 +291,17 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
 def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
     """RUN.md, RUN.json and RUN-loss.png in `out` (default RUN_DIR/card): all of them or,
     refused or failed half-way, none (nor the folders made for them)."""
-    card = build(store, run)
     spec = spec_of(find_run(store, run))
     if out is None:
         out = Path(spec.run_dir) / "card" if record.local(spec) else Path(f"{run}-card")
+    # Every refusal before build(), which may bring the run's record up to date.
     made = check_folder(out, "--out")
     paths = {"markdown": out / f"{run}.md", "json": out / f"{run}.json"}
     png = out / f"{run}-loss.png"
     for p in (*paths.values(), png):
         if not made:  # a new folder holds nothing to refuse
             check_target(p, "--out")
+    card = build(store, run)
     # Taken away on failure: what this call wrote where nothing was (an older card stays).
     written: list[Path] = []
     before = {p for p in (*paths.values(), png) if os.path.lexists(p)}

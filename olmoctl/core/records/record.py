@@ -105,11 +105,7 @@ def stored(store: Store, name: str) -> dict[str, Any] | None:
 def save(store: Store, spec: RunSpec, rec: dict[str, Any], tx: Tx | None = None) -> None:
     """record.json (atomically, when the run directory is here) + its index row."""
     rec["updated_at"] = time.time()
-    text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
-    run_dir = Path(spec.run_dir)
-    if local(spec) and run_dir.is_dir():
-        atomic_write(run_dir / RECORD_FILE, text)
-    r = Record.of(rec)
+    r = Record.of(rec)  # first: a record that does not validate is never written
     code = r.code()
     git = code.git if code else None
     data = r.data.fingerprint()
@@ -124,6 +120,10 @@ def save(store: Store, spec: RunSpec, rec: dict[str, Any], tx: Tx | None = None)
         data_sha256=data.sha256 if data else None,
         indices_sha256=r.global_indices.sha256 if r.global_indices else None,
     )
+    text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
+    run_dir = Path(spec.run_dir)
+    if local(spec) and run_dir.is_dir():
+        atomic_write(run_dir / RECORD_FILE, text)
     if tx is not None:
         tx.save_record(index, rec, rec["updated_at"])
     else:
@@ -218,6 +218,15 @@ def _env_of(started: Started) -> dict[str, Any]:
     }
 
 
+def _usable(rec: dict[str, Any] | None) -> dict[str, Any] | None:
+    from pydantic import ValidationError
+
+    try:
+        return rec if rec is not None and Record.of(rec) else None
+    except (ValidationError, ValueError, TypeError, RecursionError):
+        return None
+
+
 def refresh(store: Store, row: Run) -> dict[str, Any]:
     """Bring the record up to date with the store (attempts) and the run directory (the
     job's `started` events, global_indices.npy); save it if anything changed."""
@@ -229,7 +238,11 @@ def refresh(store: Store, row: Run) -> dict[str, Any]:
         spec = RunSpec.model_validate(row.spec_data)  # DamagedRow (one line) if not JSON
     except ValidationError as e:  # as track.runs.spec_of
         raise DamagedRow(row.name, f"spec_json: {one_line(e, RunSpec)}") from None
-    rec = stored(store, spec.name) or (read_file(spec.run_dir) if local(spec) else None)
+    # The store's copy, else record.json: whichever still reads as a Record (a damaged row
+    # or a hostile file is no record, never a ValidationError half-way through).
+    rec = _usable(stored(store, spec.name))
+    if rec is None and local(spec):
+        rec = _usable(read_file(spec.run_dir))
     if rec is None:  # a run from before records existed: what can still be known
         rec = new_record(spec)
         rec["partial"] = "recorded after the fact: no launcher code version or launch data"
