@@ -99,6 +99,12 @@ def _plain_terminal() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _suggested_once(msg: str) -> str:
+    """Click (8.2+) and typer each add "Did you mean 'x'?" to an unknown command: once."""
+    head, *hints = msg.split(" Did you mean ")
+    return " Did you mean ".join([head, *dict.fromkeys(hints)])
+
+
 def _click_error(e: Exception) -> int:
     """Click's own errors (typer vendors click, so matched by shape, not by class): a usage
     error as one line naming the command (bare `olmoctl` still prints its help)."""
@@ -110,7 +116,7 @@ def _click_error(e: Exception) -> int:
     if callable(fmt) and isinstance(code, int):
         ctx = getattr(e, "ctx", None)
         path = getattr(ctx, "command_path", "olmoctl") or "olmoctl"
-        msg = " ".join(str(fmt()).split())  # click may wrap its message over lines
+        msg = _suggested_once(" ".join(str(fmt()).split()))  # click may wrap its lines
         print(f"olmoctl: error: {msg} (see '{path} -h')", file=sys.stderr)
         return code
     if type(e).__name__ == "Abort":
