@@ -22,7 +22,7 @@ from olmoctl.core.records import record
 from olmoctl.core.track import events as ev
 from olmoctl.core.track.goodput import goodput
 from olmoctl.core.track.runs import find_run, spec_of
-from olmoctl.errors import OlmoctlError
+from olmoctl.errors import OlmoctlError, user_path
 from olmoctl.fileio import atomic_write, check_folder, check_target
 from olmoctl.schemas.events import Eval, Event, EventKind, Step
 from olmoctl.schemas.record import (
@@ -294,6 +294,7 @@ def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
     spec = spec_of(find_run(store, run))
     if out is None:
         out = Path(spec.run_dir) / "card" if record.local(spec) else Path(f"{run}-card")
+    out = user_path(out, "--out")  # as a shell would: ~/cards, never a folder named ~
     # Every refusal before build(), which may bring the run's record up to date.
     made = check_folder(out, "--out")
     paths = {"markdown": out / f"{run}.md", "json": out / f"{run}.json"}
