@@ -28,6 +28,8 @@ _STUBS = {
     "sbatch": 'while [ $# -gt 1 ] && [ "${1#-}" != "$1" ]; do shift; done\nexec bash "$@"\n',
     "scontrol": 'if [ "${1:-}" = show ] && [ "${2:-}" = hostnames ]; then echo node1; fi\n',
     "module": "exit 0\n",
+    # conda's `source activate ENV` (a profile's python_env): sourced, so it must not exit
+    "activate": ": conda activate stub\n",
     "python": 'printf "%s\\n" "$*" >>"$STUB_LOG"\n',
     "pwn": "touch {marker}\n",
 }
