@@ -56,6 +56,18 @@ def controller_asks(
     return out
 
 
+# What an earlier record in state RESIZING means for an olmoctl job: a node was lost and the
+# job kept the rest of its allocation (--no-kill, the batch script's in-allocation restart);
+# the next record is the job on the survivors.
+RESIZED_REASON = "node lost; the job kept its allocation and went on without it"
+
+
+def _resized(rec: Any) -> Any:
+    if rec.state != "RESIZING":
+        return rec
+    return dataclasses.replace(rec, state="NODE_FAIL", reason=rec.reason or RESIZED_REASON)
+
+
 def incarnations(
     history: list[Any],
     queued: Any,
@@ -69,8 +81,9 @@ def incarnations(
       controller's state (and reason) on what sacct knows of the same incarnation. squeue's
       format has no exit code (classify does without) nor end time: seen ended by now, so
       now (the attempt is final once classified; status looks every few seconds).
+    - a record in state RESIZING with a later one: the incarnation that lost a node (NODE_FAIL).
     One rule for status (core/attempts.sync_job) and the login node's prefetch."""
-    records = list(history)
+    records = [_resized(r) if i < len(history) - 1 else r for i, r in enumerate(history)]
     if queued is None:
         return records
     if records and records[-1].state in maybe_requeued:

@@ -21,6 +21,12 @@ class BurninConfig(Schema):
     enabled: bool = True
     # `launch --spare-nodes` when not given: extra nodes allocated, burned in, left idle.
     spare_nodes: Int = Field(default=0, ge=0, le=1_000_000)
+    # With spares, a lost node does not end the job: the batch script keeps the allocation
+    # (--no-kill) and starts training again on the survivors, at most this many times per
+    # job (0: off, a lost node ends the job as without spares), after a pause of
+    # restart_backoff_s (docs/recovery.md).
+    restarts_in_allocation: Int = Field(default=3, ge=0, le=1000)
+    restart_backoff_s: Int = Field(default=2, ge=0, le=3600)
     # Every task must have started and reached the first check by then (import, container).
     start_timeout_s: Float = Field(default=180.0, gt=0, le=DAY_S)
     # Each check's limit (one local check, the all-reduce, one round of neighbour pairs).

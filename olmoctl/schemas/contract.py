@@ -46,6 +46,24 @@ REQUEUE_READY = "requeue-ready"
 BURNIN_DIR = "burnin"
 
 
+def no_restart_name(job_id: str, incarnation: int | str) -> str:
+    """In burnin/: a rank's mark that its incarnation stopped on an error of the job's own
+    (code, input, a full disk), which a restart on other nodes would only repeat: the batch
+    script then does not restart it in the allocation (templates/restarts.sh.j2)."""
+    return f"{job_id}-{incarnation}.no-restart"
+
+
+# The words of a failed collective (a peer lost, a link cut, a timeout in the communication
+# library), as opposed to the job's own error: the classifier's COLLECTIVE class, and the
+# errors after which the job side leaves no no-restart mark.
+COLLECTIVE_SIGNS = re.compile(
+    r"Watchdog caught collective operation timeout|ProcessGroupNCCL.*(timeout|Timeout|error)"
+    r"|NCCL (error|WARN).*(remote process exited|unhandled system error|Timeout)"
+    r"|ncclSystemError|ncclRemoteError|ncclInternalError|RCCL.*error|DistNetworkError"
+    r"|Connection closed by peer|Connection reset by peer|gloo/transport"
+)
+
+
 def verdict_name(job_id: str, restart: int | str) -> str:
     """One incarnation's burn-in verdict in burnin/ (schemas/burnin.py says what it holds)."""
     return f"{job_id}-{restart}.verdict"

@@ -46,6 +46,24 @@ def _mark_requeue_ready(run_dir: Path, outcome: Outcome) -> None:
         print(f"olmoctl.train: cannot mark the run ready to requeue: {e}", file=sys.stderr)
 
 
+def _mark_no_restart(run_dir: str | Path | None, denv: object, text: str) -> None:
+    """This rank stopped on an error of the job's own (not a lost peer): say so to the batch
+    script, which then does not restart the incarnation in its allocation."""
+    from olmoctl.fileio import atomic_write
+    from olmoctl.schemas import contract
+
+    where = run_dir or os.environ.get("OLMOCTL_RUN_DIR")
+    if not where or contract.COLLECTIVE_SIGNS.search(text):
+        return
+    name = contract.no_restart_name(getattr(denv, "job_id", "?"), getattr(denv, "attempt", 0))
+    try:
+        folder = Path(where) / contract.BURNIN_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / name, text[-2000:] + "\n")
+    except OSError as e:  # the restart then waits for Slurm's word on the nodes instead
+        print(f"olmoctl.train: cannot write {name}: {e}", file=sys.stderr)
+
+
 def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     stop = StopFlag().install()  # first: a signal during the imports below is kept
     from olmoctl.train.runtime import distributed
@@ -57,6 +75,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
     trainer = None
     step = 0
     agreed = False
+    job = None
     try:
         job = load_job_config(config_path, run_dir)
         events = EventLog(job.run_dir, enabled=denv.rank == 0)
@@ -106,6 +125,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         status = EXIT_STORAGE if isinstance(e, StorageFull) else EXIT_BAD_INPUT
         agreed = isinstance(e, StorageFull)  # every rank stopped at this step, none waits
         print(f"olmoctl.train: error: {e}", file=sys.stderr, flush=True)
+        _mark_no_restart(job.run_dir if job is not None else run_dir, denv, str(e))
         events.emit(Exiting(reason=ExitReason.ERROR, exit_status=status, step=step, error=str(e)))
         return Outcome(status, "error", step)
     except Exception as e:
@@ -113,6 +133,9 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         agreed = isinstance(e, SaveFailed)  # a failed save stops every rank at one step
         traceback.print_exc()
         sys.stderr.flush()
+        _mark_no_restart(
+            job.run_dir if job is not None else run_dir, denv, traceback.format_exc()
+        )
         first = (str(e).strip().splitlines() or [""])[0]
         events.emit(
             Exiting(

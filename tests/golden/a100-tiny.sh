@@ -75,7 +75,7 @@ mkdir -p /shared/alice/olmoctl/runs/tiny-a100/logs
 # the same container and environment); training then runs on the best 1 of the
 # 1. A bad node is left out (a spare takes its place) or, without enough
 # healthy nodes, the job requeues itself once without every bad node found.
-olmoctl_restart="${SLURM_RESTART_COUNT:-0}"
+olmoctl_restart="${OLMOCTL_INCARNATION:-${SLURM_RESTART_COUNT:-0}}"
 OLMOCTL_BURNIN_VERDICT=/shared/alice/olmoctl/runs/tiny-a100/burnin/"${SLURM_JOB_ID}-${olmoctl_restart}.verdict"
 export OLMOCTL_BURNIN_VERDICT
 mkdir -p /shared/alice/olmoctl/runs/tiny-a100/burnin

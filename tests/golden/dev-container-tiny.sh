@@ -66,7 +66,7 @@ mkdir -p /home/alice/olmoctl-runs/dev-container/tiny-dev-container/logs
 # the same container and environment); training then runs on the best 2 of the
 # 2. A bad node is left out (a spare takes its place) or, without enough
 # healthy nodes, the job requeues itself once without every bad node found.
-olmoctl_restart="${SLURM_RESTART_COUNT:-0}"
+olmoctl_restart="${OLMOCTL_INCARNATION:-${SLURM_RESTART_COUNT:-0}}"
 OLMOCTL_BURNIN_VERDICT=/home/alice/olmoctl-runs/dev-container/tiny-dev-container/burnin/"${SLURM_JOB_ID}-${olmoctl_restart}.verdict"
 export OLMOCTL_BURNIN_VERDICT
 mkdir -p /home/alice/olmoctl-runs/dev-container/tiny-dev-container/burnin

@@ -91,7 +91,7 @@ mkdir -p /scratch/project_465000000/alice/olmoctl/runs/7b-lumi/logs
 # the same container and environment); training then runs on the best 2 of the
 # 2. A bad node is left out (a spare takes its place) or, without enough
 # healthy nodes, the job requeues itself once without every bad node found.
-olmoctl_restart="${SLURM_RESTART_COUNT:-0}"
+olmoctl_restart="${OLMOCTL_INCARNATION:-${SLURM_RESTART_COUNT:-0}}"
 OLMOCTL_BURNIN_VERDICT=/scratch/project_465000000/alice/olmoctl/runs/7b-lumi/burnin/"${SLURM_JOB_ID}-${olmoctl_restart}.verdict"
 export OLMOCTL_BURNIN_VERDICT
 mkdir -p /scratch/project_465000000/alice/olmoctl/runs/7b-lumi/burnin

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,38 @@ def test_node_failure(olmoctl, dev_cluster, reference, profile: str, driver: str
     # A new run on this cluster is kept off the failed node too.
     rendered = olmoctl("render", *args(profile), "-o", olmoctl.root)
     assert f"#SBATCH --exclude={victim}" in rendered.stdout
+
+
+@pytest.mark.burnin  # spares need the burn-in that picks among them
+def test_a_lost_node_is_replaced_by_the_spare_in_the_same_job(
+    olmoctl, dev_cluster, reference
+) -> None:
+    """2 nodes + 1 spare: a training node (not the batch host) is crashed mid-run. The job
+    keeps its allocation (--no-kill), the burn-in takes the spare, training goes on from the
+    newest checkpoint in the same job: no new submission, a NODE_FAIL attempt naming the
+    node, then COMPLETED, with the reference losses."""
+    run = Faulty(olmoctl, dev_cluster, "inalloc", "--spare-nodes", "1")
+    run.wait_paused()
+    training = run.events("started")[-1]["nodes"]
+    batch_host = dev_cluster.job_field(run.job, "BatchHost")
+    victim = next(n for n in training if n != batch_host)
+    run.open_gate()
+    killed_at = time.time()
+    dev_cluster.kill_node(victim)
+    done = run.wait_state(("COMPLETED",))
+    attempts = done["attempt_list"]
+    assert [a["klass"] for a in attempts] == ["NODE_FAIL", "COMPLETED"], attempts
+    assert {a["job_id"] for a in attempts} == {str(run.job)}  # no trip through the queue
+    assert attempts[0]["reason"] == f"node failure on {victim}", attempts[0]
+    assert [a["restart_index"] for a in attempts] == [0, 1]
+    assert dev_cluster.job_field(run.job, "Restarts") == "0"  # never requeued
+    restarted = run.events("started")[-1]
+    assert restarted["attempt"] == 1 and victim not in restarted["nodes"], restarted
+    print(f"in-allocation restart: kill -> started {restarted['ts'] - killed_at:.1f} s")
+    assert victim in {n["node"] for n in olmoctl.json("nodes")}
+    assert losses(run.dir) == reference
+    batch = (run.dir / "logs" / f"slurm-{run.job}.out").read_text()
+    assert f"olmoctl: lost {victim}: training starts again in job {run.job}" in batch
 
 
 def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:

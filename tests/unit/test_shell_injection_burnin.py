@@ -25,11 +25,11 @@ _SRUN = (
 )
 _SCONTROL = (
     'printf "scontrol %s\\n" "$*" >>"$STUB_SRUN"\n'
-    'if [ "${1:-}" = show ] && [ "${2:-}" = hostnames ]; then echo node1; fi\n'
+    'if [ "${1:-}" = show ] && [ "${2:-}" = hostnames ]; then tr , "\\n" <<<"$3"; fi\n'
     # As Slurm reports a job whose script asked `#SBATCH --exclude=...`.
     'if [ "${1:-}" = -o ] && [ "${3:-}" = job ]; then\n'
     '  ex="$(sed -n "s/^#SBATCH --exclude=//p" "$STUB_SCRIPT")"\n'
-    '  echo "JobId=$4 ExcNodeList=${ex:-(null)} Features=(null)"\n'
+    '  echo "JobId=$4 NodeList=node1,node2,node3 ExcNodeList=${ex:-(null)} Features=(null)"\n'
     "fi\n"
 )
 

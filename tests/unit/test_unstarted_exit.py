@@ -32,3 +32,28 @@ def test_an_earlier_attempts_or_another_jobs_exiting_is_not_taken() -> None:
     got = unstarted_exiting(later, since=100.0)
     assert got is not None and got.error == "new"  # after job 7 closed its span
     assert unstarted_exiting(later, since=400.0) is None  # written before this submission
+
+
+def test_the_incarnation_counts_in_allocation_restarts_and_only_ascii_digits() -> None:
+    from olmoctl.train.runtime.distributed import detect
+
+    base = {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "MASTER_ADDR": "n1", "MASTER_PORT": "1"}
+    assert detect({**base, "SLURM_RESTART_COUNT": "2"}).attempt == 2
+    assert detect({**base, "SLURM_RESTART_COUNT": "2", "OLMOCTL_INCARNATION": "3"}).attempt == 3
+    assert detect({**base, "OLMOCTL_INCARNATION": "\u0663"}).attempt == 0  # Arabic-Indic 3
+
+
+def test_a_ranks_own_error_leaves_the_no_restart_mark_and_a_lost_peer_does_not(
+    tmp_path,
+) -> None:
+    from types import SimpleNamespace
+
+    from olmoctl.train.run import _mark_no_restart
+
+    denv = SimpleNamespace(job_id="7", attempt=1)
+    _mark_no_restart(
+        tmp_path, denv, "RuntimeError: [gloo/transport/tcp/pair.cc:1] Connection closed by peer"
+    )
+    assert not (tmp_path / "burnin").exists()
+    _mark_no_restart(tmp_path, denv, "Traceback...\nZeroDivisionError: division by zero")
+    assert "ZeroDivisionError" in (tmp_path / "burnin" / "7-1.no-restart").read_text()

@@ -139,6 +139,17 @@ def test_a_requeued_job_gets_the_controllers_record_as_its_next_incarnation() ->
     assert [r.state for r in got] == ["REQUEUED", "PENDING"]
 
 
+def test_a_resized_record_with_a_later_one_is_the_incarnation_that_lost_a_node() -> None:
+    """--no-kill: sacct keeps the job before the shrink as RESIZING, then the job on the
+    survivors; the first ended with a lost node (the batch script restarted in place)."""
+    history = [JobInfo("1", "RESIZING", "n[1-3]"), JobInfo("1", "RUNNING", "n[1-2]")]
+    got = pf.incarnations(history, None, att.MAYBE_REQUEUED, LIVE)
+    assert [r.state for r in got] == ["NODE_FAIL", "RUNNING"]
+    assert got[0].reason == pf.RESIZED_REASON and got[0].node_list == "n[1-3]"
+    alone = [JobInfo("1", "RESIZING", "n[1-3]")]  # the last record: still under way
+    assert pf.incarnations(alone, None, att.MAYBE_REQUEUED, LIVE) == alone
+
+
 def test_a_remote_status_is_still_one_request(user_env: Path, tmp_path: Path, monkeypatch):
     """Over ssh the login node applies the same rule (prefetch.controller_asks): the squeue
     of a job sacct still calls RUNNING comes in the one request, and it is seen FAILED."""

@@ -134,6 +134,9 @@ def _render(spec: RunSpec, task_command: str | None) -> str:
             container_env=container_env(spec),
             task_command=task_command or backend.job_command(spec),
             burnin=burnin,
+            # in-allocation restarts: a batch job with spares (which need the burn-in)
+            restarts=cluster.burnin.restarts_in_allocation if burnin and spec.spare_nodes else 0,
+            restart_backoff_s=cluster.burnin.restart_backoff_s,
             burnin_dir=f"{spec.run_dir}/{rd.BURNIN_DIR}",
             burnin_command=burnin_command(spec),
             # the step's limit: every phase at its limit, in whole minutes, plus one

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olmoctl.schemas.contract import COLLECTIVE_SIGNS
 from olmoctl.schemas.events import Exiting, ExitReason
 from olmoctl.train.runtime.exit_codes import EXIT_STORAGE
 
@@ -31,12 +32,6 @@ UNKNOWN = "UNKNOWN"
 INFRA = frozenset({TIMEOUT, PREEMPTED, NODE_FAIL, RANK_KILLED, COLLECTIVE, HANG})
 
 # Signatures of a failed collective (NCCL/RCCL/gloo) in rank logs: the network or a peer.
-COLLECTIVE_SIGNS = re.compile(
-    r"Watchdog caught collective operation timeout|ProcessGroupNCCL.*(timeout|Timeout|error)"
-    r"|NCCL (error|WARN).*(remote process exited|unhandled system error|Timeout)"
-    r"|ncclSystemError|ncclRemoteError|ncclInternalError|RCCL.*error|DistNetworkError"
-    r"|Connection closed by peer|Connection reset by peer|gloo/transport"
-)
 NODE_FAILURE_LINE = re.compile(r"Node failure on (\S+)")
 KILLED_TASK = re.compile(r"srun: error: (\S+): task ([0-9]{1,9}): Killed")
 # The job's one line (olmoctl.train.checkpoint.storage.no_space_line).

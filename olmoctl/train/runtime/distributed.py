@@ -71,6 +71,16 @@ def expand_nodelist(nodelist: str) -> list[str]:
     return [host for pattern in _split_top(nodelist) for host in _expand_one(pattern)]
 
 
+def _incarnation(env: Mapping[str, str]) -> int:
+    """This incarnation of the job: Slurm's requeues plus the batch script's in-allocation
+    restarts (OLMOCTL_INCARNATION, which counts both), one per record in Slurm's accounting."""
+    for key in ("OLMOCTL_INCARNATION", "SLURM_RESTART_COUNT"):
+        value = env.get(key, "")
+        if value.isascii() and value.isdigit() and len(value) < 10:
+            return int(value)
+    return 0
+
+
 def detect(env: Mapping[str, str] | None = None) -> DistEnv:
     env = os.environ if env is None else env
     job_id = (
@@ -79,7 +89,7 @@ def detect(env: Mapping[str, str] | None = None) -> DistEnv:
         or env.get("TORCHELASTIC_RUN_ID")
         or f"local-{os.getpid()}"
     )
-    attempt = int(env.get("SLURM_RESTART_COUNT", "0") or 0)
+    attempt = _incarnation(env)
     if "RANK" in env and "WORLD_SIZE" in env:
         world = int(env["WORLD_SIZE"])
         return DistEnv(
