@@ -20,7 +20,8 @@ n=$(( $(wc -l <"$STUB_DIR/trained") + 1 ))
 echo "INC=$OLMOCTL_INCARNATION MASTER=$MASTER_ADDR NODES=$SLURM_JOB_NODELIST" >>"$STUB_DIR/trained"
 what="$(sed -n "${n}p" "$STUB_DIR/plan")"
 case "$what" in
-  lose\ *) sed -i "s/\(^\|,\)${what#lose }\(,\|$\)/\1/; s/,$//; s/,,/,/" "$STUB_DIR/alloc"; exit 1 ;;
+  lose\ *) sed -i "s/\(^\|,\)${what#lose }\(,\|$\)/\1/; s/,$//; s/,,/,/" "$STUB_DIR/alloc"
+          exit 1 ;;
   own) mkdir -p "$OLMOCTL_RUN_DIR/burnin"
        echo "ValueError" >"$OLMOCTL_RUN_DIR/burnin/$SLURM_JOB_ID-$OLMOCTL_INCARNATION.no-restart"
        exit 1 ;;
@@ -31,7 +32,7 @@ _SCONTROL = r"""
 echo "scontrol $*" >>"$STUB_DIR/calls"
 case "$1 ${2:-} ${3:-}" in
   "show hostnames "*) tr , '\n' <<<"$3" ;;
-  "-o show job") echo "JobId=$4 ReqNodeList=(null) NodeList=$(cat "$STUB_DIR/alloc") ExcNodeList=(null)" ;;
+  "-o show job") echo "JobId=$4 ReqNodeList=(null) NodeList=$(cat "$STUB_DIR/alloc")" ;;
   "show config "*) printf "SlurmdTimeout           = 0 sec\nMessageTimeout          = 0 sec\n" ;;
 esac
 exit 0
@@ -132,8 +133,8 @@ def test_restarts_are_capped(box: Sandbox) -> None:
 def test_a_hostile_restarts_file_counts_as_none(box: Sandbox) -> None:
     runs = next(Path(box.root).rglob("home"))  # the runs root lives under HOME
     res = olmoctl("render", "tiny", "-c", "dev", "-N", "2", "--spare-nodes", "1")
-    run_dir = Path(next(ln for ln in res.out.splitlines() if ln.startswith("export OLMOCTL_RUN_DIR="))
-                   .split("=", 1)[1].strip("'"))  # fmt: skip
+    line = next(ln for ln in res.out.splitlines() if ln.startswith("export OLMOCTL_RUN_DIR="))
+    run_dir = Path(line.split("=", 1)[1].strip("'"))
     assert runs in run_dir.parents
     (run_dir / "burnin").mkdir(parents=True)
     (run_dir / "burnin" / "4242.restarts").write_text("$(pwn)\n")
