@@ -21,6 +21,11 @@ class NotSupported(OlmoctlError):
     """A capability this backend does not have (e.g. job arrays without Slurm)."""
 
 
+# A local job's process that ended without its `exiting` event and without an exception of
+# its own: a signal killed it (kill -9, the OOM killer). classify reads it as a rank killed.
+KILLED_REASON = "ended without an exit of its own: killed by a signal (kill -9, the OOM killer?)"
+
+
 @dataclass
 class JobInfo:
     job_id: str

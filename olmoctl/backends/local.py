@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from olmoctl.backends import jobfiles, procs
-from olmoctl.backends.base import JobInfo, NotSupported, QueryResult
+from olmoctl.backends.base import KILLED_REASON, JobInfo, NotSupported, QueryResult
 from olmoctl.backends.files import LOCAL
 from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, shown
@@ -33,6 +33,7 @@ CANCEL_GRACE_S = 15.0
 EVENTS_TAIL_BYTES = 256 * 1024
 # /proc's boot time is whole seconds: a start time computed from it may be late by one.
 CLOCK_SLACK_S = 2.0
+RAISED_TAIL_BYTES = 64 * 1024
 _PID = re.compile(r"^[1-9][0-9]{0,9}$")
 NO_IDENTITY = "no process identity was recorded for it (an older olmoctl launched it)"
 
@@ -114,9 +115,29 @@ class LocalBackend:
         if run_dir is None:
             return JobInfo(jid, "ENDED")
         since = proc.started_at() if proc is not None else None
-        if _exit_reason(run_dir, pid, since) == ExitReason.COMPLETED:
-            return JobInfo(jid, "COMPLETED")
-        return JobInfo(jid, "CANCELLED" if _cancelled_mark(run_dir, jid).exists() else "FAILED")
+        times = {"start": since, "end": time.time()}  # seen ended by now (kept once classified)
+        reason = _exit_reason(run_dir, pid, since)
+        if reason == ExitReason.COMPLETED:
+            return JobInfo(jid, "COMPLETED", **times)
+        if _cancelled_mark(run_dir, jid).exists():
+            return JobInfo(jid, "CANCELLED", **times)
+        if reason is None and proc is not None and not self._raised(run_dir, jid):
+            return JobInfo(jid, "FAILED", reason=KILLED_REASON, **times)
+        return JobInfo(jid, "FAILED", **times)
+
+    def _raised(self, run_dir: str, jid: str) -> bool:
+        """Whether a task of the job said it stopped on an exception (submitit's line, or a
+        traceback): else it ended without a word of its own, killed."""
+        for path in jobfiles.submitit_rank_logs(self.files, run_dir, jid).values():
+            err = path.with_name(path.name.replace("_log.out", "_log.err"))
+            for p in (path, err):
+                try:
+                    tail = self.files.read_tail(str(p), RAISED_TAIL_BYTES)
+                except (OSError, OlmoctlError):
+                    continue
+                if b"triggered an exception" in tail or b"Traceback (most recent" in tail:
+                    return True
+        return False
 
     def queued(self, job_ids: list[str]) -> dict[str, JobInfo]:
         infos = {j: self._info(j, None) for j in job_ids}

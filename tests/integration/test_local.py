@@ -78,3 +78,41 @@ def test_wait_exit_status_is_the_runs_outcome(tmp_path: Path) -> None:
     finally:
         for name in ("w-ok", "w-bad"):
             _olmoctl(env, "cancel", name)
+
+
+def test_a_local_job_killed_by_a_signal_is_a_rank_killed_and_watch_resumes_it(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the training process (as a user or the OOM killer would): the attempt is
+    RANK_KILLED with its start and end times (not UNKNOWN "FAILED exit None"), and `watch`
+    resumes it to COMPLETED."""
+    gate = tmp_path / "runs" / "k" / "fault.gate"
+    faults = json.dumps({"pause_after_step": 3, "gate": str(gate)})
+    env = dict(os.environ, OLMOCTL_STATE_DIR=str(tmp_path / "state"),
+               PATH=f"{VENV_BIN}:/usr/bin:/bin", OLMOCTL_TRAIN_FAULTS=faults)  # fmt: skip
+    root = f"cluster.runs_root={tmp_path / 'runs'}"
+    try:
+        res = _olmoctl(env, "launch", "tiny", "-c", "local", "--name", "k", "-o", root,
+                       "-o", "train.max_steps=6", "-o", "checkpoint.interval_steps=2")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        waiting = wait_for(lambda: list(gate.parent.glob("fault.gate.waiting.*")),
+                           HANG_GUARD_S, "the job to pause after step 3")  # fmt: skip
+        gate.write_text("go")  # the resumed job must not pause again
+        os.kill(int(waiting[0].read_text()), 9)
+        attempt = wait_for(
+            lambda: (a := json.loads(_olmoctl(env, "status", "k", "--json").stdout)
+                     ["attempt_list"][0])["klass"] and a,
+            HANG_GUARD_S, "the killed job to be classified",
+        )  # fmt: skip
+        assert attempt["klass"] == "RANK_KILLED", attempt
+        assert "killed by a signal" in attempt["reason"]
+        assert attempt["started_at"] and attempt["ended_at"] >= attempt["started_at"]
+        watch = subprocess.run(
+            [VENV_BIN + "/olmoctl", "watch", "k", "--until-done", "--interval", "1",
+             "--backoff", "1"], env=env, capture_output=True, text=True, timeout=HANG_GUARD_S,
+        )  # fmt: skip
+        assert watch.returncode == 0, watch.stderr
+        detail = json.loads(_olmoctl(env, "status", "k", "--json").stdout)
+        assert [a["klass"] for a in detail["attempt_list"]] == ["RANK_KILLED", "COMPLETED"]
+    finally:
+        _olmoctl(env, "cancel", "k")

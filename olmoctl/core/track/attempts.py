@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import Backend, JobInfo
+from olmoctl.backends.base import KILLED_REASON, Backend, JobInfo
 from olmoctl.backends.prefetch import incarnations
 from olmoctl.core.track import burnin
 from olmoctl.core.track import classify as cl
@@ -162,6 +162,7 @@ def classify_ended(
         exiting=exiting,
         down_nodes=down,
         cancelled_by_user=attempt.reason == "cancelled by user",
+        killed=attempt.reason == KILLED_REASON,
         hang=hang,
         tail=tail,
     )

@@ -107,6 +107,7 @@ def classify(
     exiting: Exiting | None,
     down_nodes: dict[str, str],
     cancelled_by_user: bool = False,
+    killed: bool = False,
     hang: bool = False,
     tail: Callable[[Path], str] = _tail,
 ) -> Verdict:
@@ -122,6 +123,9 @@ def classify(
     reason = exiting.reason if exiting else None
     if slurm_state == "COMPLETED" and reason in (None, ExitReason.COMPLETED):
         return Verdict(COMPLETED, "completed", evidence=ev)
+    if killed and exiting is None:  # the local backend's word: no exit, no exception
+        ev["signal"] = "unknown (not a child of olmoctl: its status is not ours to read)"
+        return Verdict(RANK_KILLED, "killed by a signal: no exit of its own", evidence=ev)
     # Slurm's word wins over the job's: at the time limit and on scancel it sends SIGTERM,
     # which the job answers like a preemption (save, exit), but what stopped it was the time
     # limit or a cancellation (a real preemption or requeue reads PREEMPTED/REQUEUED).
