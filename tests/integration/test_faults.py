@@ -205,6 +205,24 @@ def test_a_lost_node_is_replaced_by_the_spare_in_the_same_job(
     assert f"olmoctl: lost {victim}: training starts again in job {run.job}" in batch
 
 
+@pytest.mark.burnin
+def test_a_cut_link_is_a_lost_node_too(olmoctl, dev_cluster, reference) -> None:
+    """The training node's link cut (no crash: its processes live on, cut off): Slurm
+    declares it dead, the job keeps its allocation and trains on the spare."""
+    run = Faulty(olmoctl, dev_cluster, "cut", "--spare-nodes", "1")
+    run.wait_paused()
+    training = run.events("started")[-1]["nodes"]
+    victim = next(n for n in training if n != dev_cluster.job_field(run.job, "BatchHost"))
+    run.open_gate()
+    dev_cluster.partition_node(victim)
+    done = run.wait_state(("COMPLETED",))
+    attempts = done["attempt_list"]
+    assert [a["klass"] for a in attempts] == ["NODE_FAIL", "COMPLETED"], attempts
+    assert {a["job_id"] for a in attempts} == {str(run.job)}
+    assert attempts[0]["reason"] == f"node failure on {victim}", attempts[0]
+    assert losses(run.dir) == reference
+
+
 def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
     run = Faulty(olmoctl, dev_cluster, "rk")
     pids = run.wait_paused()
@@ -315,8 +333,14 @@ def test_hang_is_cancelled_and_resumed_by_watch(olmoctl, dev_cluster, reference)
     assert losses(run.dir) == reference
 
 
-def test_code_error_is_not_retried(olmoctl, dev_cluster) -> None:
-    run = Faulty(olmoctl, dev_cluster, "bug", faults={"raise_after_step": 5})
+@pytest.mark.parametrize(
+    "spares",
+    [pytest.param(0, id="no-spares"), pytest.param(1, id="spare", marks=pytest.mark.burnin)],
+)
+def test_code_error_is_not_retried(olmoctl, dev_cluster, spares: int) -> None:
+    """Not by watch, and with a spare not in the allocation either: the ranks' own error."""
+    extra = ["--spare-nodes", "1"] if spares else []
+    run = Faulty(olmoctl, dev_cluster, f"bug{spares}", *extra, faults={"raise_after_step": 5})
     # --until-done exits 1: the run ended needing a human (README's exit-status table)
     out = _finish(_watch(olmoctl, "--until-done", run.name), status=1)
     assert "CODE_ERROR is NOT retried" in out
@@ -325,6 +349,9 @@ def test_code_error_is_not_retried(olmoctl, dev_cluster) -> None:
     a = d["attempt_list"][0]
     assert a["klass"] == "CODE_ERROR"
     assert any("deliberate fault" in line for line in a["evidence"]["last_lines"])
+    if spares:
+        batch = (run.dir / "logs" / f"slurm-{run.job}.out").read_text()
+        assert "not restarted: the job stopped on an error of its own" in batch
 
 
 def test_two_watchers_resume_once(olmoctl, dev_cluster, reference) -> None:

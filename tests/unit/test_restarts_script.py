@@ -140,3 +140,15 @@ def test_a_hostile_restarts_file_counts_as_none(box: Sandbox) -> None:
     ran = _run(box, ["lose node2", "ok"])
     assert ran.code == 0 and not ran.pwned, ran.err
     assert [t.split()[0] for t in _trained(box)] == ["INC=0", "INC=1"]
+
+
+def test_on_a_partition_too_small_to_keep_off_the_lost_node_it_requeues_anyway(
+    box: Sandbox,
+) -> None:
+    (box.bin / "sinfo").write_text("#!/bin/bash\necho 3\n")  # 3 nodes: the job needs all
+    ran = _run(box, ["lose node2", "lose node3", "ok"])
+    assert ran.code == 0, ran.err
+    assert "the partition is too small to keep it off node3" in ran.out
+    calls = _calls(box)
+    assert "scontrol requeue 4242" in calls
+    assert not [c for c in calls if c.startswith("scontrol update")]
