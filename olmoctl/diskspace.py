@@ -23,7 +23,9 @@ def free_bytes(path: str | os.PathLike[str]) -> int | None:
             continue
         except OSError:
             return None
-        return st.f_bavail * st.f_frsize
+        # A filesystem of no blocks (/proc, /sys) holds no files: nothing to say about
+        # space (making the run directory there fails, in one line, on its own).
+        return st.f_bavail * st.f_frsize if st.f_blocks else None
     return None
 
 
