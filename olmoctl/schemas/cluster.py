@@ -187,6 +187,12 @@ class ClusterProfile(Schema):
     # `module use` folders before the loads (e.g. LUMI's /appl/local/laifs/modules).
     module_use: list[Expandable] = Field(default_factory=list)
     modules: list[Word] = Field(default_factory=list)
+    # Sourced before the first `module` command when `module` is not defined: a job sent
+    # from a non-login shell (olmoctl over SSH, cron) has no `module` function unless the
+    # script defines it (docs/clusters.md, "module in a batch job"). The default is what a
+    # login shell reads, where Lmod's install puts its init (/etc/profile.d/z00_lmod.sh);
+    # a site's own file, e.g. /usr/share/lmod/lmod/init/bash, reads nothing else.
+    module_init: Expandable = Field(default="/etc/profile", min_length=1)
     # Values may use $NAME / ${NAME} (e.g. OMP_NUM_THREADS: $SLURM_CPUS_PER_TASK), nothing else.
     env: dict[str, Expandable] = Field(default_factory=dict)
     # The python command on the nodes: one word (a name on PATH or a path), quoted the same

@@ -80,6 +80,10 @@ srun \
     --ro-bind "/" / \
     --dev /dev --proc /proc --tmpfs /tmp \
     --unshare-pid --die-with-parent \
+    --ro-bind-try /etc/hosts /etc/hosts \
+    --ro-bind-try /etc/resolv.conf /etc/resolv.conf \
+    --ro-bind-try /etc/passwd /etc/passwd \
+    --ro-bind-try /etc/group /etc/group \
     --bind "$OLMOCTL_RUN_DIR" "$OLMOCTL_RUN_DIR" \
     "--tmpfs" "/etc/slurm" \
     "--ro-bind" "/dev/null" "/usr/bin/scontrol" \
@@ -198,6 +202,10 @@ srun \
     --ro-bind "/" / \
     --dev /dev --proc /proc --tmpfs /tmp \
     --unshare-pid --die-with-parent \
+    --ro-bind-try /etc/hosts /etc/hosts \
+    --ro-bind-try /etc/resolv.conf /etc/resolv.conf \
+    --ro-bind-try /etc/passwd /etc/passwd \
+    --ro-bind-try /etc/group /etc/group \
     --bind "$OLMOCTL_RUN_DIR" "$OLMOCTL_RUN_DIR" \
     "--tmpfs" "/etc/slurm" \
     "--ro-bind" "/dev/null" "/usr/bin/scontrol" \

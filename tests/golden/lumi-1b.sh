@@ -20,6 +20,26 @@
 
 set -euo pipefail
 
+# `module` is a shell function that a login shell's start-up defines (Lmod's init, from
+# /etc/profile.d/); a job submitted from a non-login shell (olmoctl's remote server over SSH,
+# cron) may not have it. Then the site's init, the profile's module_init, is sourced here.
+if ! type module >/dev/null 2>&1; then
+  olmoctl_module_init="/etc/profile"
+  if [[ ! -f $olmoctl_module_init || ! -r $olmoctl_module_init ]]; then
+    echo "olmoctl: 'module' is not defined here and module_init $olmoctl_module_init is not a readable file: set module_init in the cluster profile to the site's module init" >&2
+    exit 1
+  fi
+  # Start-up files read unset variables and run tests that fail: not under set -eu.
+  set +eu
+  # shellcheck source=/dev/null  # the site's file, on the nodes
+  source "$olmoctl_module_init"
+  set -eu
+  if ! type module >/dev/null 2>&1; then
+    echo "olmoctl: 'module' is still not defined after sourcing $olmoctl_module_init: set module_init in the cluster profile to the file that defines it (Lmod: \$LMOD_PKG/init/bash)" >&2
+    exit 1
+  fi
+fi
+
 module use "/appl/local/laifs/modules"
 module load lumi-aif-singularity-bindings
 

@@ -167,9 +167,18 @@ def test_composed_env_values_stay_data(box: Sandbox, tmp_path: Path, runtime: st
     the runtime does with image, binds and arguments (a prefix, srun flags, bwrap's pairs)."""
     env = {"D": "a", "P": "(pwn);pwn;|pwn", "X": "${D}${P}", "Y": "$X", "OMP_NUM_THREADS": "1"}
     binds = ["$X:/x", "${Y}"]
+    image = "/img/$X.sif"
+    if runtime == "bwrap":  # a root filesystem that has every mount point (item 8's check)
+        spelled = "a(pwn);pwn;|pwn"  # $X as bash expands it
+        root = tmp_path / "rootfs"
+        image = f"{root}/$X"
+        for point in ("etc/hosts", "etc/resolv.conf", "etc/passwd", "etc/group", "x"):
+            (root / spelled / point).parent.mkdir(parents=True, exist_ok=True)
+            (root / spelled / point).touch()
+        (root / (spelled + spelled)).touch()  # IMAGE + "${Y}": a relative destination
     container = {
         "runtime": runtime,
-        "image": "/img/$X.sif",
+        "image": image,
         "binds": binds,
         "exec_args": ["--env=$Y"],
         "env": {"Z": "${P}:$X", "LD_LIBRARY_PATH": "$Y:/opt/lib"},

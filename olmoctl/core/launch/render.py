@@ -61,6 +61,14 @@ def time_min(spec: RunSpec) -> str | None:
     return m if m is not None and parse_time(m) < parse_time(spec.time) else None
 
 
+def module_init(spec: RunSpec) -> str | None:
+    """The file the script sources when `module` is not defined, for a profile whose script
+    calls `module` (module_use, modules, python_env.modules); None for one that does not."""
+    c = spec.cluster
+    uses = c.module_use or c.modules or (c.python_env is not None and c.python_env.modules)
+    return c.module_init if uses else None
+
+
 def log_dir(spec: RunSpec) -> str:
     return f"{spec.run_dir}/{rd.LOGS_DIR}"
 
@@ -128,6 +136,8 @@ def _render(spec: RunSpec, task_command: str | None) -> str:
             master_port=rd.master_port_shell("SLURM_JOB_ID"),  # = the job's master_port_for
             local_master_port=rd.LOCAL_MASTER_PORT,
             container=containers.plan(cluster),
+            pyxis_var=containers.PYXIS_NAME_VAR,
+            module_init=module_init(spec),
             requeue_mark=f"{spec.run_dir}/{rd.REQUEUE_READY}",
             exit_requeue=EXIT_REQUEUE,
             time_min=time_min(spec),
