@@ -15,7 +15,7 @@
     scripts/dev-cluster slow-node NODE --cpu N%  cap its processes (slurmd, the tasks it starts)
                                             at N% of one CPU (cgroup CPU quota); 100% lifts it
     scripts/dev-cluster unslow-node NODE    lift slow-node's quota (as slow-node --cpu 100%)
-    scripts/dev-cluster fail-node-check NODE --path DIR   DIR read-only as NODE sees it
+    scripts/dev-cluster fail-node-check NODE --path DIR [--hide]   DIR read-only (or empty)
     scripts/dev-cluster unfail-node-check NODE  DIR writable on NODE again
     scripts/dev-cluster restore             revive, heal, resume and un-slow every node, wait
 
@@ -99,6 +99,11 @@ def main(argv: list[str]) -> int:
     p = sub.add_parser("fail-node-check", help="make DIR read-only as NODE sees it")
     p.add_argument("node")
     p.add_argument("--path", required=True, help="a directory, e.g. the runs root")
+    p.add_argument(
+        "--hide",
+        action="store_true",
+        help="an empty read-only folder in its place (a node without the filesystem)",
+    )
     p.set_defaults(fn=cmd_fail_node_check)
     p = sub.add_parser("drain", help="drain a node")
     p.add_argument("node")

@@ -168,11 +168,16 @@ def cmd_fail_node_check(args) -> int:
         die(f"--path {args.path!r} is not a directory", 2)
     with locked():
         rec = need_running(args.node)
-        in_node_mounts(rec, args.node, ["mount", "--bind", path, path])
-        in_node_mounts(rec, args.node, ["mount", "-o", "remount,bind,ro", path, path])
+        if getattr(args, "hide", False):  # an empty, read-only folder over it
+            in_node_mounts(rec, args.node, ["mount", "-t", "tmpfs", "-o", "ro,size=1m",
+                                            "olmoctl-hidden", path])  # fmt: skip
+        else:
+            in_node_mounts(rec, args.node, ["mount", "--bind", path, path])
+            in_node_mounts(rec, args.node, ["mount", "-o", "remount,bind,ro", path, path])
         rec.setdefault("ro_mounts", {}).setdefault(args.node, []).append(path)
         save_record(rec)
-    say(f"{args.node}: {path} is read-only as {args.node} sees it (writes there fail)")
+    how = "hidden (an empty folder)" if getattr(args, "hide", False) else "read-only"
+    say(f"{args.node}: {path} is {how} as {args.node} sees it")
     return 0
 
 

@@ -133,9 +133,7 @@ def run_job(config_path: str, run_dir: str | None = None) -> Outcome:
         agreed = isinstance(e, SaveFailed)  # a failed save stops every rank at one step
         traceback.print_exc()
         sys.stderr.flush()
-        _mark_no_restart(
-            job.run_dir if job is not None else run_dir, denv, traceback.format_exc()
-        )
+        _mark_no_restart(job.run_dir if job is not None else run_dir, denv, traceback.format_exc())
         first = (str(e).strip().splitlines() or [""])[0]
         events.emit(
             Exiting(

@@ -20,12 +20,10 @@ The exit status is 0 whatever the nodes did (the verdict says it); 2 on bad inpu
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,51 +33,16 @@ from olmoctl.schemas import contract
 from olmoctl.schemas.burnin import BurninConfig, format_verdict, parse_verdict
 from olmoctl.schemas.events import Burnin, BurninNode
 from olmoctl.schemas.shellsafe import is_host
+from olmoctl.train.burnin.gone import GoneTasks
 from olmoctl.train.burnin.judge import Judgement, judge, measure
+from olmoctl.train.burnin.meeting import MARGIN_S, Meeting
 from olmoctl.train.observe.events import EventLog
 from olmoctl.train.runtime.exit_codes import EXIT_BAD_INPUT
-
-POLL_S = 0.05
-MARGIN_S = 10.0  # on top of a phase's own limits before rank 0 stops waiting for a task
 
 
 def node_name() -> str:
     """Slurm's name for this node (what --nodelist takes), else the host name."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
-
-
-class Meeting:
-    """The burn-in's TCPStore with deadlines: rank 0 hosts it and waits on the others."""
-
-    def __init__(self, host: str, port: int, rank: int, timeout_s: float) -> None:
-        import torch.distributed as dist
-
-        self.rank = rank
-        self.store = dist.TCPStore(
-            host,
-            port,
-            is_master=rank == 0,
-            timeout=timedelta(seconds=timeout_s),
-            wait_for_workers=False,
-        )
-
-    def put(self, key: str, value: Any) -> None:
-        self.store.set(key, json.dumps(value))
-
-    def get(self, key: str, timeout_s: float) -> Any:
-        self.store.wait([key], timedelta(seconds=max(0.01, timeout_s)))
-        return json.loads(self.store.get(key))
-
-    def collect(self, keys: list[str], deadline: float) -> dict[str, Any]:
-        """Those of `keys` that appear before the deadline (monotonic), with their values."""
-        got: dict[str, Any] = {}
-        while True:
-            for key in keys:
-                if key not in got and self.store.check([key]):
-                    got[key] = json.loads(self.store.get(key))
-            if len(got) == len(keys) or time.monotonic() >= deadline:
-                return got
-            time.sleep(POLL_S)
 
 
 def ring_rounds(leaders: list[int]) -> list[list[list[int]]]:
@@ -190,8 +153,10 @@ def run(job: Any) -> int:
     # 1. arrive
     meet.put(f"arrive/{rank}", {"node": me, "local_rank": denv.local_rank})
     world = denv.world_size
+    gone = GoneTasks.from_env() if rank == 0 and denv.launcher == "slurm" else None
     if rank == 0:
-        got = meet.collect([f"arrive/{r}" for r in range(world)], t0 + cfg.start_timeout_s)
+        keys = [f"arrive/{r}" for r in range(world)]
+        got = meet.collect(keys, t0 + cfg.start_timeout_s, gone)
         meet.put("go", {k.split("/")[1]: v for k, v in got.items()})
     try:
         go = meet.get("go", cfg.start_timeout_s + MARGIN_S)
@@ -209,7 +174,7 @@ def run(job: Any) -> int:
     n_local = 4
     if rank == 0:
         deadline = time.monotonic() + n_local * cfg.check_timeout_s + MARGIN_S
-        reports = meet.collect([f"report/{r}" for r in sorted(map(int, go))], deadline)
+        reports = meet.collect([f"report/{r}" for r in sorted(map(int, go))], deadline, gone)
         members = sorted(int(k.split("/")[1]) for k in reports)
         leaders: dict[str, int] = {}
         for r in members:
@@ -239,7 +204,7 @@ def run(job: Any) -> int:
     want = [f"ar/{r}" for r in members] if len(members) > 1 else []
     want += [f"pair/{a}-{b}/{r}" for pairs in rounds for a, b in pairs for r in (a, b)]
     results = meet.collect(want, deadline)
-    verdict = _judge(job, denv, go, reports, results, rounds)
+    verdict = _judge(job, denv, go, reports, results, rounds, gone.by_node() if gone else {})
     _publish(job, denv, verdict, results, time.monotonic() - t0)
     return 0
 
@@ -286,7 +251,7 @@ def _allocation(denv: Any, go: dict[str, Any]) -> list[str]:
     return nodes
 
 
-def _judge(job, denv, go, reports, results, rounds) -> Judgement:  # type: ignore[no-untyped-def]
+def _judge(job, denv, go, reports, results, rounds, ended) -> Judgement:  # type: ignore[no-untyped-def]
     cfg = job.cluster.burnin
     nodes = _allocation(denv, go)
     per_node_tasks = max(1, denv.local_world_size)
@@ -300,7 +265,9 @@ def _judge(job, denv, go, reports, results, rounds) -> Judgement:  # type: ignor
         reported.setdefault(rep["node"], []).extend(rep["measures"])
     missing: dict[str, str] = {}
     for node in nodes:
-        if node not in started:
+        if node in ended and sum(1 for n in rank_node.values() if n == node) < per_node_tasks:
+            missing[node] = f"its task ended before reporting: {ended[node]}"  # srun's words
+        elif node not in started:
             missing[node] = f"did not start within {cfg.start_timeout_s:g} s"
         elif started[node] < per_node_tasks:
             missing[node] = f"only {started[node]} of {per_node_tasks} tasks started"
