@@ -116,6 +116,12 @@ OLMOCTL_BURNIN_VERDICT=/scratch/project_465000000/alice/olmoctl/runs/7b-lumi/bur
 export OLMOCTL_BURNIN_VERDICT
 mkdir -p /scratch/project_465000000/alice/olmoctl/runs/7b-lumi/burnin
 rm -f "$OLMOCTL_BURNIN_VERDICT"
+# srun says here (this script's output) when a task ends; the burn-in's rank 0 reads what it
+# writes from now on, so a node whose task died at start is judged at once, not at the
+# start timeout (olmoctl/train/burnin/gone.py).
+OLMOCTL_BATCH_LOG="$(readlink /proc/$$/fd/2 2>/dev/null || true)"
+OLMOCTL_BATCH_LOG_FROM="$(stat -c %s -- "$OLMOCTL_BATCH_LOG" 2>/dev/null || echo 0)"
+export OLMOCTL_BATCH_LOG OLMOCTL_BATCH_LOG_FROM
 srun \
   --ntasks-per-node=8 \
   --cpus-per-task=7 \
