@@ -119,3 +119,25 @@ def test_without_spares_the_job_requeues_itself_once_without_the_slowed_node(
     assert _losses(run_dir) == reference
     (row,) = [r for r in olmoctl.json("nodes") if r["node"] == SLOW]
     assert row["failures"] == 1 and row["last_check"] is not None
+
+
+def test_a_node_without_the_filesystem_is_judged_at_once(
+    olmoctl: Olmoctl, dev_cluster: DevCluster, reference: dict[int, float]
+) -> None:
+    """node3 without the runs folder (an empty folder in its place, as that node sees it):
+    its burn-in task ends at start. srun says so, and the burn-in leaves node3 out at once
+    (not after start_timeout_s: 180 s) and trains on the spare."""
+    olmoctl.runs.mkdir(parents=True, exist_ok=True)
+    dev_cluster.script("fail-node-check", "node3", "--path", str(olmoctl.runs), "--hide")
+    try:
+        run = _launch(olmoctl, dev_cluster, "nofs", "--spare-nodes", "1")
+        _wait_completed(olmoctl, "nofs")
+    finally:
+        dev_cluster.script("unfail-node-check", "node3")
+    (burnin,) = _events(run, "burnin")
+    assert "node3" not in burnin["use"], burnin
+    (out,) = [e for e in burnin["excluded"] if e["node"] == "node3"]
+    assert "ended before reporting" in out["reason"], out
+    print(f"burn-in with a node without its filesystem: {burnin['seconds']:.1f} s")
+    assert burnin["seconds"] < 90, burnin  # a hang guard against waiting the start timeout
+    assert _losses(run) == reference
