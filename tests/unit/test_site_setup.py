@@ -197,6 +197,14 @@ def test_a_missing_mount_point_is_one_line_before_any_rank(
     assert not ran.python_calls  # neither the burn-in nor the training step started
 
 
+def test_an_image_that_is_not_there_is_one_line(box: Sandbox, tmp_path: Path) -> None:
+    root = tmp_path / "no-such-rootfs"
+    ran = box.run(_render("-c", _bwrap_profile(tmp_path, root, [])))
+    assert ran.code == 1 and not ran.python_calls
+    lines = ran.err.strip().splitlines()
+    assert len(lines) == 1 and f"container.image {root} is not a directory on " in lines[0]
+
+
 def test_an_image_with_every_mount_point_runs(box: Sandbox, tmp_path: Path) -> None:
     root = _rootfs(tmp_path, *(f.lstrip("/") for f in HOST_FILES), "data/")
     run_dir = tmp_path / "runs" / "tiny-dev-container"
