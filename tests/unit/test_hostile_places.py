@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from olmoctl.cli import main
@@ -248,6 +248,9 @@ def template(cli, tmp_path: Path) -> Path:
 
 @FUZZ
 @given(changes=CHANGES)
+@example(changes=[("attempts", "started_at", "yesterday"), ("node_health", "failures", "x")])
+@example(changes=[("attempts", "ended_at", 1e308), ("checkpoints", "step", b"\x00")])
+@example(changes=[("runs", "summary_json", '{"loss": "x"}'), ("attempts", "node_list", b"\x01")])
 def test_garbage_in_any_store_column_is_a_bad_row_or_one_line(cli, template, changes) -> None:
     db = template / "state" / DB_NAME
     pristine = template / "pristine.sqlite3"
@@ -295,7 +298,7 @@ PIECES = st.one_of(
 ).map(str.encode) | st.binary(max_size=40)
 FILES = ("events.jsonl", "spec.json", "record.json")
 CONTENTS = st.dictionaries(
-    st.sampled_from(FILES), st.lists(PIECES, max_size=4).map(b"\n".join), min_size=1
+    st.sampled_from(FILES), PIECES | st.lists(PIECES, max_size=4).map(b"\n".join), min_size=1
 )
 DIR_READERS = (["status"], ["status", RUN], ["show", RUN], ["card", RUN, "--out", "CARD"],
                ["logs", RUN], ["render", "--from-spec", "SPEC"])  # fmt: skip
@@ -303,6 +306,9 @@ DIR_READERS = (["status"], ["status", RUN], ["show", RUN], ["card", RUN, "--out"
 
 @FUZZ
 @given(contents=CONTENTS)
+@example(contents={"spec.json": b'{"nodes": ' + b"9" * 5000 + b"}"})
+@example(contents={"record.json": b'{"seed": ' + b"9" * 5000 + b"}", "events.jsonl": b"\xff\x00"})
+@example(contents={"events.jsonl": b"[" * 100_000, "spec.json": b"\xff\xfe{"})
 def test_garbage_in_run_directory_files_is_one_line_at_most(cli, template, contents) -> None:
     run_dir = template / "runs" / RUN
     saved = template / "pristine-run"
