@@ -41,6 +41,14 @@ def plan(
         "--plot",
         help="Write goodput against checkpoint interval as a PNG (implies --simulate).",
     ),
+    spare_nodes: int | None = options.SPARE_NODES,
+    checkpoint_interval: str | None = typer.Option(
+        None,
+        "--checkpoint-interval",
+        metavar="STEPS|auto",
+        help="Steps between saves (as -o checkpoint.interval_steps=STEPS), or auto: "
+        "Young/Daly from the measured node failure rate, else the profile's.",
+    ),
 ) -> None:
     """Time, GPU-hours, energy, CO2, memory and checkpoint interval of a run, before launch."""
     from olmoctl.core.plan import inputs as plan_inputs
@@ -49,11 +57,14 @@ def plan(
 
     if mfu is not None:
         check_mfu(mfu)
-    r, c = plan_inputs.load(recipe, cluster, override)
+    auto, extra = plan_inputs.interval_option(checkpoint_interval)
+    r, c = plan_inputs.load(recipe, cluster, [*override, *extra])
     obs = plan_inputs.observed(r.name, c.name)
     if obs.problem:
         echo(f"note: {obs.problem}; planned without observed figures", err=True)
-    result = make_plan(r, c, nodes, mfu=mfu, observed=obs)
+    result = make_plan(
+        r, c, nodes, mfu=mfu, observed=obs, spare_nodes=spare_nodes, auto_interval=auto
+    )
     sim = None
     if simulate or plot is not None:
         from olmoctl.core.plan import simulate as sim_mod
@@ -163,7 +174,8 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
     t = _table("Time, cost, energy")
     t.add_column("")
     t.add_column("ideal (no failures)", justify="right")
-    t.add_column(f"expected ({p.recipe_interval_steps} step saves, sync)", justify="right")
+    spares = f", {p.spare_nodes} spare nodes held" if p.spare_nodes else ""
+    t.add_column(f"expected ({p.recipe_interval_steps} step saves, sync{spares})", justify="right")
     i, x = p.ideal, p.expected
     t.add_row("wall time", _dur(i.wall_s), _dur(x.wall_s))
     t.add_row("GPU-hours", f"{i.gpu_hours:,.0f}", f"{x.gpu_hours:,.0f}")
@@ -200,9 +212,10 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
     t = _table("Checkpoint interval")
     for col in ("", "every", "steps", "saves", "rework", "restarts", "queue", "goodput"):
         t.add_column(col, justify="right" if col else "left", no_wrap=not col)
+    planned = "recipe" if p.interval_source == "recipe" else "planned"
     labels = {
-        "recipe_sync": "recipe, sync",
-        "recipe_async": "recipe, async",
+        "recipe_sync": f"{planned}, sync",
+        "recipe_async": f"{planned}, async",
         "young_daly_sync": "Young/Daly, sync",
         "young_daly_async": "Young/Daly, async",
     }
@@ -217,13 +230,22 @@ def _print(p: Any, sim: dict[str, Any] | None) -> None:
     con.print(t)
     con.print(
         data(
-            f"  recipe: a save every {p.recipe_interval_steps:,} steps; "
+            f"  {planned}: a save every {p.recipe_interval_steps:,} steps; "
             f"checkpoint {p.checkpoint_gb:,.1f} GB: save {c.save_s:.1f} s (async stall "
             f"{c.block_s:.1f} s), load {c.load_s:.1f} s; node MTBF {p.node_mtbf_h:,.0f} h "
             f"({p.node_mtbf_source}) / {p.nodes} nodes = job MTBF {c.job_mtbf_s / 3600:.1f} h; "
             f"time limit {_dur(c.time_limit_s)}"
         )
     )
+    if p.interval_source != "recipe":
+        con.print(
+            data(
+                f"  {p.interval_source}; launch with "
+                f"-o checkpoint.interval_steps={p.recipe_interval_steps}"
+            )
+        )
+    if p.spare_nodes:
+        con.print("  this closed form leaves the spares out; --simulate models them")
     if sim is not None:
         _print_sim(con, p, sim)
     defaults = [k for k, v in e.items() if v.startswith("default (not")]
@@ -246,7 +268,7 @@ def _print_sim(con: Any, p: Any, sim: dict[str, Any]) -> None:
             for n, v in (
                 ("Young/Daly sync", yd["sync"]),
                 ("Young/Daly async", yd["async"]),
-                ("recipe", sim["recipe_s"]),
+                ("recipe" if p.interval_source == "recipe" else "planned", sim["recipe_s"]),
             )
             if v == s
         ]
@@ -267,6 +289,41 @@ def _print_sim(con: Any, p: Any, sim: dict[str, Any]) -> None:
     con.print(
         f"  simulated optimum: sync {_dur(s['optimum_s'])} ({s['optimum_vs_young_daly']:.2f} x "
         f"Young/Daly), async {_dur(a['optimum_s'])} ({a['optimum_vs_young_daly']:.2f} x)"
+    )
+    _print_spares(con, p, sim["spares"])
+
+
+def _print_spares(con: Any, p: Any, sp: dict[str, Any]) -> None:
+    mode = "async" if sp["async_saves"] else "sync"
+    t = _table(f"Simulated goodput with spare nodes (every {_dur(sp['interval_s'])}, {mode} saves)")
+    for col in ("spares", "goodput (time)", "node-hours", "restarts in alloc.", "requeues", ""):
+        t.add_column(col, justify="right" if col else "left", no_wrap=not col)
+    for row in sp["rows"]:
+        g, n = row["goodput"], row["node_goodput"]
+        t.add_row(
+            str(row["spares"]),
+            f"{_pct(g['mean'])} ± {100 * g['std']:.2f}",
+            f"{_pct(n['mean'])} ± {100 * n['std']:.2f}",
+            f"{row['restarts_in_allocation']:.1f}",
+            f"{row['requeues_after_failures']:.1f}",
+            "planned" if row["spares"] == p.spare_nodes else "",
+        )
+    con.print(t)
+    c = p.costs
+    cap = sp["restarts_per_allocation"]
+    how = (
+        f"a lost node costs detection {c.detect_s:g} s (the profile's detect_s, the same Slurm "
+        f"node-down detection either way) + {c.backoff_s:g} s pause + restart {c.restart_s:g} s "
+        f"+ load + rework while spares last (at most {cap} per allocation), and the queue "
+        f"({c.queue_wait_s:g} s mean) after"
+        if cap
+        else "in-allocation restarts are off here (burnin disabled, no batch scheduler or "
+        "burnin.restarts_in_allocation 0): spares are idle"
+    )
+    con.print(
+        f"  goodput (time) = training compute / wall time, queue included; node-hours = "
+        f"productive node-hours / allocated node-hours (spares held count, queue time does "
+        f"not); counts are per run. {how}"
     )
 
 

@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from olmoctl.backends.registry import allocates_nodes
 from olmoctl.core.launch.memory import Memory, checkpoint_bytes, estimate
 from olmoctl.core.plan.inputs import Observed, choose_mfu, launch_warnings, require_figures
 from olmoctl.errors import UsageError
@@ -30,6 +31,7 @@ from olmoctl.schemas.recipe import ModelConfig
 ASYNC_STAGE_GBPS = 5.0
 ASYNC_FIXED_S = 1.0
 GB = 1e9
+SPARES = (0, 1, 2, 4)  # the spare counts `plan --simulate` compares
 HOUR = 3600.0
 
 
@@ -88,6 +90,13 @@ class Costs:
     queue_wait_s: float
     restart_s: float
     time_limit_s: float  # 0: none
+    # In-allocation restarts (docs/recovery.md): spare nodes held beside `nodes` training
+    # nodes, at most restarts_max restarts per allocation, each after backoff_s. The closed
+    # form below ignores them; the simulation models them.
+    nodes: int = 1
+    spares: int = 0
+    restarts_max: int = 0
+    backoff_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,11 @@ class Plan:
     node_mtbf_h: float
     node_mtbf_source: str
     costs: Costs
-    recipe_interval_steps: int
+    recipe_interval_steps: int  # the planned interval: the recipe's, or --checkpoint-interval
+    interval_source: str
+    async_saves: bool  # what the job will do (the recipe's checkpoint.async, else on GPUs)
+    spare_nodes: int
+    time_limit_by_spares: dict[int, float]  # the site's limit for nodes + spares, 0: none
     intervals: dict[str, Overhead]
     site: dict[str, float | None]  # the profile's energy block (power, PUE, carbon, MTBF...)
     inputs: dict[str, str]  # where each figure came from
@@ -185,6 +198,16 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def in_allocation(cluster: ClusterProfile, spare_nodes: int | None) -> tuple[int, int]:
+    """(restarts allowed per allocation, spare nodes), as launch and the batch script do
+    it: spares and their restarts need the burn-in of a batch scheduler."""
+    on = cluster.burnin.enabled and allocates_nodes(cluster.scheduler)
+    spares = (cluster.burnin.spare_nodes if on else 0) if spare_nodes is None else spare_nodes
+    if spares < 0:
+        raise UsageError(f"--spare-nodes must be at least 0, got {spares}")
+    return (cluster.burnin.restarts_in_allocation if on else 0), spares
 
 
 def _footprint(cluster: ClusterProfile, nodes: int, wall_s: float, alloc_s: float) -> Footprint:
@@ -207,10 +230,15 @@ def make_plan(
     *,
     mfu: float | None = None,
     observed: Observed | None = None,
+    spare_nodes: int | None = None,
+    auto_interval: bool = False,
 ) -> Plan:
-    """The whole plan; `observed` figures replace the profile's MTBF and the default MFU."""
+    """The whole plan; `observed` figures replace the profile's MTBF and the default MFU.
+    spare_nodes None: the profile's burnin.spare_nodes, as launch takes it. auto_interval:
+    the checkpoint interval is Young/Daly's for the job's save mode, not the recipe's."""
     if nodes < 1:
         raise UsageError(f"--nodes must be at least 1, got {nodes}")
+    restarts, spares = in_allocation(cluster, spare_nodes)
     require_figures(cluster)
     obs = observed or Observed()
     mfu, mfu_source = choose_mfu(mfu, obs)
@@ -240,9 +268,25 @@ def make_plan(
         detect_s=e.detect_s,
         queue_wait_s=e.queue_wait_s,
         restart_s=e.restart_s,
-        time_limit_s=float(cluster.max_time_s_for(nodes)),  # the site's limit at this size
+        time_limit_s=float(cluster.max_time_s_for(nodes + spares)),  # the limit at this size
+        nodes=nodes,
+        spares=spares,
+        restarts_max=restarts,
+        backoff_s=float(cluster.burnin.restart_backoff_s),
     )
-    recipe_interval = recipe.checkpoint.interval_steps * step_s
+    async_saves = recipe.checkpoint.async_save
+    if async_saves is None:  # the trainer's default: async on GPUs (train/checkpoint)
+        async_saves = bool(cluster.gpu_type)
+    interval_steps, interval_source = recipe.checkpoint.interval_steps, "recipe"
+    if auto_interval:
+        stall = costs.block_s if async_saves else costs.save_s
+        interval_steps = max(1, round(young_daly(stall, costs.job_mtbf_s) / step_s))
+        interval_source = (
+            f"auto: Young/Daly sqrt(2 x {'async stall' if async_saves else 'save'} "
+            f"{stall:.1f} s x job MTBF {costs.job_mtbf_s / HOUR:.1f} h), "
+            f"node MTBF from: {mtbf_source}"
+        )
+    recipe_interval = interval_steps * step_s
     intervals = {
         "recipe_sync": overhead(recipe_interval, costs, False),
         "recipe_async": overhead(recipe_interval, costs, True),
@@ -280,15 +324,21 @@ def make_plan(
         tokens_per_s=tokens_per_s,
         step_s=step_s,
         ideal=_footprint(cluster, nodes, compute_s, compute_s),
-        expected=_footprint(
-            cluster, nodes, compute_s * exp.wall_per_work, compute_s * exp.alloc_per_work
+        expected=_footprint(  # spares are held (billed, powered) the whole time
+            cluster, nodes + spares, compute_s * exp.wall_per_work, compute_s * exp.alloc_per_work
         ),
         memory=mem,
         checkpoint_gb=ckpt_bytes / GB,
         node_mtbf_h=node_mtbf_h,
         node_mtbf_source=mtbf_source,
         costs=costs,
-        recipe_interval_steps=recipe.checkpoint.interval_steps,
+        recipe_interval_steps=interval_steps,
+        interval_source=interval_source,
+        async_saves=async_saves,
+        spare_nodes=spares,
+        time_limit_by_spares={
+            k: float(cluster.max_time_s_for(nodes + k)) for k in sorted({*SPARES, spares})
+        },
         intervals=intervals,
         site=e.model_dump(),
         inputs=inputs,

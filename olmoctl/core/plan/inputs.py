@@ -4,6 +4,7 @@ launch-only checks of the run-spec builder), and what earlier runs observed."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from olmoctl.core.launch.checks import memory_problem
@@ -11,6 +12,8 @@ from olmoctl.core.launch.specs import SpecConfig
 from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.batch import batch_problem
+from olmoctl.schemas.bounds import STEPS_MAX
+from olmoctl.store.models import Attempt
 
 DEFAULT_MFU = 0.40
 
@@ -45,11 +48,8 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
     except (StoreError, StoreBusy) as e:  # plan needs no store: plan without observations
         store.close()
         return Observed(problem=str(e))
-    node_hours = (
-        sum(r.nodes * max(0.0, (r.ended_at or 0.0) - (r.started_at or 0.0)) for r in rows) / 3600
-    )
-    failures = sum(1 for r in rows if r.klass == "NODE_FAIL")
     store.close()
+    failures, node_hours = failure_rate(rows)
     mtbf = node_hours / failures if failures else None
     parts = []
     if mfus:
@@ -60,6 +60,37 @@ def observed(recipe: str, cluster: str, state_dir: str | None = None) -> Observe
         mfu=statistics.median(mfus) if mfus else None,
         node_mtbf_hours=mtbf,
         source="store: " + "; ".join(parts) if parts else "none",
+    )
+
+
+def failure_rate(attempts: Iterable[Attempt]) -> tuple[int, float]:
+    """(node failures, training node-hours) of ended attempts: node MTBF = hours / failures.
+    A failure is an attempt that ended NODE_FAIL, an in-allocation restart's too (its
+    RESIZING record): one interruption of training, which is what plan models, however
+    many nodes it took. Not node_health's counts: those add burn-in rejections and manual
+    exclusions, and `nodes --clear` forgets them. Hours count the training nodes only: an
+    idle spare that dies interrupts nothing."""
+    failures, seconds = 0, 0.0
+    for a in attempts:
+        if a.started_at is None or a.ended_at is None:
+            continue
+        seconds += max(0, a.nodes) * max(0.0, a.ended_at - a.started_at)
+        failures += a.klass == "NODE_FAIL"
+    return failures, seconds / 3600
+
+
+def interval_option(value: str | None) -> tuple[bool, list[str]]:
+    """--checkpoint-interval: (auto, the override a number of steps stands for)."""
+    if value is None:
+        return False, []
+    if value == "auto":
+        return True, []
+    text = value
+    if len(text) <= 13 and text.isdecimal() and text.isascii() and 0 < int(text) <= STEPS_MAX:
+        return False, [f"checkpoint.interval_steps={int(text)}"]
+    raise UsageError(
+        f"--checkpoint-interval must be a number of steps (1 to {STEPS_MAX:,}) or auto, "
+        f"got {shown(value)}"
     )
 
 

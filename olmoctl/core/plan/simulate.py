@@ -15,6 +15,7 @@ comes back; without exclusion it stays and fails again. Intervals share their ra
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,39 @@ TABLE = (0.25, 0.5, 1.0, 2.0, 4.0)
 _NO_LIMIT = 1e18
 
 
-def goodput(
+@dataclass(frozen=True)
+class Runs:
+    """Simulated runs, arrays (seeds, intervals)."""
+
+    done: np.ndarray  # training compute seconds (the whole work when the run finished)
+    wall: np.ndarray  # from the first start to the end, queue waits included
+    held: np.ndarray  # allocated node-seconds / training nodes (spares held count too)
+    in_alloc: np.ndarray  # restarts inside the allocation (a spare took the lost node's place)
+    requeues: np.ndarray  # failures that went through the queue
+    limits: np.ndarray  # allocations ended by the time limit (a save, then the queue)
+
+    @property
+    def goodput(self) -> np.ndarray:
+        """Training compute / wall time."""
+        return _ratio(self.done, self.wall)
+
+    @property
+    def node_goodput(self) -> np.ndarray:
+        """Productive node-hours / allocated node-hours (spares count, queue time does not)."""
+        return _ratio(self.done, self.held)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros(a.shape), where=b > 0)
+
+
+def goodput(costs: Costs, work_s: float, intervals: Any, **kw: Any) -> np.ndarray:
+    """Goodput (training compute / wall time from the first start) of `seeds` runs for each
+    checkpoint interval (compute seconds between saves): an array (seeds, len(intervals))."""
+    return runs(costs, work_s, intervals, **kw).goodput
+
+
+def runs(
     costs: Costs,
     work_s: float,
     intervals: Any,
@@ -42,9 +75,9 @@ def goodput(
     exclude_failed: bool = True,
     bad_fraction: float = BAD_NODE_FRACTION,
     bad_mtbf_s: float = BAD_NODE_MTBF_S,
-) -> np.ndarray:
-    """Goodput (training compute / wall time from the first start) of `seeds` runs for each
-    checkpoint interval (compute seconds between saves): an array (seeds, len(intervals))."""
+) -> Runs:
+    """`seeds` whole runs for each checkpoint interval (compute seconds between saves), one
+    training step (segment) of every run per loop turn."""
     c = costs
     tau = np.asarray(intervals, dtype=float).reshape(1, -1)
     shape = (seeds, tau.shape[1])
@@ -54,41 +87,60 @@ def goodput(
         per, lag = tau + c.save_s, 0.0
     limit = c.time_limit_s or _NO_LIMIT
     base = 1.0 / c.job_mtbf_s
+    # Spares only help where the batch script restarts in the allocation.
+    restarts = c.restarts_max if c.spares else 0
     rng = np.random.default_rng(seed)
-    done, wall, bad = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    done, wall, held, bad = (np.zeros(shape) for _ in range(4))
+    n_alloc, n_queue, n_limit = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    # The current allocation: spares left, restarts done, seconds held, the next start's pause.
+    left = np.full(shape, float(c.spares))
+    rounds, t_alloc, pause = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     live = np.ones(shape, dtype=bool)
     attempts = work_s / min(c.job_mtbf_s, limit)
     for _ in range(int(min(20_000, 100 + 20 * attempts))):
         if not live.any():
             break
-        # One draw per seed per attempt, shared by every interval.
+        # One draw per seed per segment, shared by every interval.
         u_up, u_src, u_bad, u_queue = rng.random((4, seeds, 1))
         rate = base + bad / bad_mtbf_s
         up = -np.log1p(-u_up) / rate
-        start = c.restart_s + np.where(done > 0, c.load_s, 0.0)
+        lim = limit - t_alloc  # the allocation's time limit runs on across restarts in it
+        start = c.restart_s + np.where(done > 0, c.load_s, 0.0) + pause
         rem = work_s - done
         between = np.maximum(np.ceil(rem / tau) - 1, 0)
         need = start + rem + between * (per - tau) + c.save_s
-        fin = live & (need <= np.minimum(up, limit))
-        cut = live & ~fin & (limit <= up)
+        fin = live & (need <= np.minimum(up, lim))
+        cut = live & ~fin & (lim <= up)
         failed = live & ~fin & ~cut
-        w = np.maximum(limit - start - c.save_s, 0.0)  # train until the signal, then save
+        # A lost node with a spare left, restarts to go and time to use: no queue.
+        stay = failed & (left > 0) & (rounds < restarts) & (up + c.detect_s < lim)
+        requeue = failed & ~stay
+        w = np.maximum(lim - start - c.save_s, 0.0)  # train until the signal, then save
         n = np.floor(w / per)
         by_limit = n * tau + np.minimum(w - n * per, tau)
         by_fail = np.floor(np.maximum(up - start - lag, 0.0) / per) * tau
         queue = -np.log1p(-u_queue) * c.queue_wait_s
         done = np.where(cut, done + by_limit, np.where(failed, done + by_fail, done))
         done = np.minimum(np.where(fin, work_s, done), work_s)
-        wall += np.where(fin, need, 0.0)
-        wall += np.where(cut, limit + queue, 0.0)
-        wall += np.where(failed, up + c.detect_s + queue, 0.0)
+        dt = np.where(fin, need, 0.0) + np.where(cut, lim, 0.0)
+        dt += np.where(failed, np.minimum(up + c.detect_s, lim), 0.0)  # Slurm ends it at lim
+        held += dt * (1.0 + left / c.nodes)  # a lost spare's place is no longer billed
+        wall += dt + np.where(cut | requeue, queue, 0.0)
+        fresh = cut | requeue  # a new allocation: all spares again
+        left = np.where(fresh, float(c.spares), left - stay)
+        rounds = np.where(fresh, 0.0, rounds + stay)
+        t_alloc = np.where(fresh, 0.0, t_alloc + dt)
+        pause = np.where(stay, c.backoff_s, np.where(fresh, 0.0, pause))
+        n_alloc += stay
+        n_queue += requeue
+        n_limit += cut
         from_bad = u_src * rate < bad / bad_mtbf_s
         if exclude_failed:
             bad = np.where(failed & from_bad, bad - 1, bad)
         else:
             bad = np.where(failed & ~from_bad & (u_bad < bad_fraction), bad + 1, bad)
         live &= ~fin & (done < work_s)
-    return np.divide(done, wall, out=np.zeros(shape), where=wall > 0)
+    return Runs(done, wall, held, n_alloc, n_queue, n_limit)
 
 
 def best_interval(intervals: Any, mean_goodput: Any) -> float:
@@ -149,7 +201,33 @@ def simulate(plan: Plan, *, seeds: int = 32, seed: int = 0) -> dict[str, Any]:
     )
     out["modes"]["async"]["young_daly_no_exclusion"] = _stats(no_excl[:, 0])
     out["table"] = [rows[t] for t in table]
+    out["spares"] = spares_table(plan, seeds=seeds, seed=seed)
     return out
+
+
+def spares_table(plan: Plan, *, seeds: int, seed: int = 0) -> dict[str, Any]:
+    """Goodput at the planned interval and save mode with 0, 1, 2, 4 (and the planned
+    number of) spare nodes: in-allocation restarts while spares last, the queue after."""
+    tau = plan.recipe_interval_steps * plan.step_s
+    rows = []
+    for k, limit in sorted(plan.time_limit_by_spares.items()):
+        c = replace(plan.costs, spares=k, time_limit_s=limit)
+        r = runs(c, plan.ideal.wall_s, [tau], async_saves=plan.async_saves, seeds=seeds, seed=seed)
+        rows.append(
+            {
+                "spares": k,
+                "goodput": _stats(r.goodput[:, 0]),
+                "node_goodput": _stats(r.node_goodput[:, 0]),
+                "restarts_in_allocation": float(r.in_alloc.mean()),
+                "requeues_after_failures": float(r.requeues.mean()),
+            }
+        )
+    return {
+        "interval_s": tau,
+        "async_saves": plan.async_saves,
+        "restarts_per_allocation": plan.costs.restarts_max,
+        "rows": rows,
+    }
 
 
 def require_matplotlib() -> None:
