@@ -8,8 +8,11 @@ is lost. A sync save stalls training for save_s; an async one for block_s, and b
 durable save_s later (a failure before then falls back one checkpoint). Each attempt ends at
 the profile's time limit with a save (the signal), then queues again. A failed node is a
 lemon with probability BAD_NODE_FRACTION: `watch` excludes failed nodes, so a lemon never
-comes back; without exclusion it stays and fails again. Intervals share their random draws
-(common random numbers), so the curve against the interval is smooth at few seeds.
+comes back; without exclusion it stays and fails again. With spare nodes (costs.spares) a
+lost node is replaced in the allocation, without a queue wait, while spares and
+costs.restarts_max restarts last; the allocation's time limit runs on across those restarts.
+Intervals share their random draws (common random numbers), so the curve against the
+interval is smooth at few seeds.
 """
 
 from __future__ import annotations
