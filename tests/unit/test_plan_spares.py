@@ -192,6 +192,19 @@ def test_cli_spares_table_and_json(cli) -> None:
     assert sp["rows"][2]["requeues_after_failures"] <= sp["rows"][0]["requeues_after_failures"]
 
 
+def test_spares_launch_would_refuse_are_warned() -> None:
+    r, c = plan_inputs.load(
+        "tiny", "local", ["cluster.peak_tflops_bf16=10", "cluster.gpu_memory_gb=10"]
+    )
+    p = P.make_plan(r, c, 1, spare_nodes=2)
+    assert p.costs.restarts_max == 0  # no batch script: spares restart nothing
+    assert any("cluster 'local' is not a Slurm cluster" in w for w in p.warnings)
+    r, c = plan_inputs.load("7b", "lumi", ["cluster.max_nodes=257"])
+    warned = P.make_plan(r, c, 256, spare_nodes=2).warnings
+    assert any("256 nodes + 2 spares is above cluster 'lumi''s limit of 257" in w for w in warned)
+    assert not any("spares" in w for w in P.make_plan(r, c, 256, spare_nodes=1).warnings)
+
+
 def test_cli_checkpoint_interval(cli) -> None:
     res = cli("plan", "7b", "-c", "lumi", "-N", "256", "--checkpoint-interval", "auto")
     assert res.code == 0, res.err

@@ -301,7 +301,7 @@ def make_plan(
             inputs.setdefault(key, "profile")
         elif info.default is not None:  # None: derived from another figure
             inputs.setdefault(key, "default (not in the profile)")
-    warnings = launch_warnings(recipe, cluster, nodes)
+    warnings = launch_warnings(recipe, cluster, nodes, spares)
     if exp.goodput == 0:
         warnings.append(
             f"failures every {costs.job_mtbf_s / 60:.0f} min on {nodes} nodes outpace detection, "

@@ -104,12 +104,25 @@ def load(
     return config.validated()
 
 
-def launch_warnings(recipe: Recipe, cluster: ClusterProfile, nodes: int) -> list[str]:
+def launch_warnings(
+    recipe: Recipe, cluster: ClusterProfile, nodes: int, spares: int = 0
+) -> list[str]:
     """What `launch` would refuse about this node count, said as warnings with a fix."""
     out = []
     if nodes > cluster.max_nodes:
         out.append(
             f"{nodes} nodes is above cluster {shown(cluster.name)}'s limit of {cluster.max_nodes}"
+        )
+    elif nodes + spares > cluster.max_nodes:
+        out.append(
+            f"{nodes} nodes + {spares} spares is above cluster {shown(cluster.name)}'s limit "
+            f"of {cluster.max_nodes}"
+        )
+    if spares and (cluster.scheduler != "slurm" or not cluster.burnin.enabled):
+        why = "is not a Slurm cluster" if cluster.scheduler != "slurm" else "has burn-in off"
+        out.append(
+            f"spare nodes need the burn-in that picks among them, and cluster "
+            f"{shown(cluster.name)} {why} (cluster.burnin.enabled): launch would refuse it"
         )
     t = recipe.train
     problem = batch_problem(
