@@ -179,9 +179,10 @@ def card(
 ) -> None:
     """Write a run card: Markdown + JSON with the record, attempts, goodput, loss curve PNG."""
     from olmoctl.core.outputs import card as core
+    from olmoctl.core.plan.predict import for_run
     from olmoctl.store import Store
 
-    paths = core.write(Store(), run, out)
+    paths = core.write(Store(), run, out, predict=for_run)
     if as_json:
         typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
         return

@@ -220,6 +220,10 @@ def status(
         echo(f"note: {note}", err=True)
     if run is not None:
         d = core.detail(store, run)
+        if d.get("ledger"):  # beside it, what plan predicts for this run
+            from olmoctl.core.plan.predict import for_run
+
+            d["ledger"]["predicted"] = for_run(find_run(store, run))
         typer.echo(json.dumps(d, indent=2)) if as_json else status_view.detail(d)
         return
     if sweep is not None and not (state or cluster or since):

@@ -157,6 +157,10 @@ def detail(d: dict[str, Any]) -> None:
             f"recomputed {g['recomputed_s']:.0f}s ({g['recomputed_steps']} steps), "
             f"other {g['other_s']:.0f}s"
         )
+    if (d.get("ledger") or {}).get("wall_s"):
+        console.print(data(ledger_line(d["ledger"])))
+        if d["ledger"].get("predicted"):
+            console.print(data(predicted_line(d["ledger"]["predicted"])))
     sg = d.get("straggler")
     if sg and sg.get("ratio") is not None:
         secs = f"{_fmt(sg['seconds'], '.3g')}s vs {_fmt(sg['median_s'], '.3g')}s"
@@ -176,6 +180,37 @@ def detail(d: dict[str, Any]) -> None:
     losses = [loss for _, loss in d["losses"]]
     if losses:
         console.print(f"loss {losses[0]:.3f} {sparkline(losses)} {losses[-1]:.3f}")
+
+
+def _dur(s: float) -> str:
+    if s >= 2 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
+
+
+def ledger_line(led: dict[str, Any]) -> str:
+    """The goodput ledger in one line: every category that holds time, with its share."""
+    from olmoctl.core.track.ledger import LABELS
+
+    wall = led["wall_s"]
+    parts = [
+        f"{LABELS.get(k, k)} {_dur(v)} ({v / wall:.0%})" for k, v in led["seconds"].items() if v
+    ]
+    return f"time since submission ({_dur(wall)}): " + ", ".join(parts)
+
+
+def predicted_line(p: dict[str, Any]) -> str:
+    """What plan predicts for the run, in the ledger's words."""
+    from olmoctl.core.track.ledger import LABELS
+
+    if "shares" not in p:
+        return f"plan predicts nothing here: {p.get('unavailable')}"
+    shares = ", ".join(f"{LABELS.get(k, k)} {v:.1%}" for k, v in p["shares"].items())
+    g = p["simulated_goodput"]
+    return (
+        f"plan predicted (MFU {p['mfu']:.2f}, {p['mfu_source']}): {shares}; simulated goodput "
+        f"{g['mean']:.1%} (p5 {g['p5']:.1%}, p95 {g['p95']:.1%}, {g['seeds']} seeds)"
+    )
 
 
 def sweep_table(sweep: str, rows: list[dict[str, Any]]) -> None:

@@ -13,14 +13,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from olmoctl.core.outputs import ledger_card
+from olmoctl.core.outputs.figures import have_matplotlib
 from olmoctl.core.records import record
 from olmoctl.core.track import events as ev
 from olmoctl.core.track.goodput import goodput
+from olmoctl.core.track.ledger import ledger
 from olmoctl.core.track.runs import find_run, spec_of
 from olmoctl.errors import OlmoctlError, user_path
 from olmoctl.fileio import atomic_write, check_folder, check_target
@@ -79,13 +83,22 @@ def final_evals(events: list[Event]) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def build(store: Store, run: str) -> dict[str, Any]:
+# What plan predicts for a run (core/plan/predict.for_run), passed in by the command:
+# outputs cannot import plan.
+Predict = Callable[[Any], dict[str, Any]]
+
+
+def build(store: Store, run: str, predict: Predict | None = None) -> dict[str, Any]:
     row = find_run(store, run)
     spec = spec_of(row)
     rec = record.refresh(store, row)
     events = ev.read_events(spec.run_dir, None) if record.local(spec) else []
     summary = ev.summarize(events)
     losses = final_losses(events)
+    now = time.time()
+    led = ledger(events, store.attempts(run), now, spec.cluster.hang_timeout_s) or None
+    if led is not None and predict is not None:
+        led["predicted"] = predict(find_run(store, run))
     return {
         "run": run,
         "state": row.state,
@@ -97,11 +110,12 @@ def build(store: Store, run: str) -> dict[str, Any]:
         "step": summary.step,
         "final_loss": losses[-1][1] if losses else None,
         "tokens_per_s": summary.tokens_per_s,
-        "goodput": goodput(events, store.attempts(run), time.time()) or None,
+        "goodput": goodput(events, store.attempts(run), now) or None,
+        "ledger": led,
         "losses": losses,
         "eval_losses": final_evals(events),
         "record": rec,
-        "made_at": time.time(),
+        "made_at": now,
     }
 
 
@@ -151,7 +165,12 @@ def _v(x: Any) -> str:
     return "-" if x is None or x == "" else str(x)
 
 
-def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) -> str:
+def markdown(
+    card: dict[str, Any],
+    png_name: str | None,
+    plot_note: str | None,
+    ledger_png: str | None = None,
+) -> str:
     rec = Record.of(card["record"])
     cfg = rec.config
     r, c = cfg["recipe"], cfg["cluster"]
@@ -254,6 +273,9 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
         ]
     else:
         lines.append("Not computable yet (no training steps or no wall time recorded).")
+    lines += ledger_card.markdown(card.get("ledger"))
+    if ledger_png:
+        lines += ["", f"![goodput ledger]({ledger_png})"]
     lines += ["", "## Loss", ""]
     if png_name:
         what = "training and eval loss" if card.get("eval_losses") else "training loss"
@@ -288,9 +310,11 @@ def markdown(card: dict[str, Any], png_name: str | None, plot_note: str | None) 
     return "\n".join(lines)
 
 
-def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
-    """RUN.md, RUN.json and RUN-loss.png in `out` (default RUN_DIR/card): all of them or,
-    refused or failed half-way, none (nor the folders made for them)."""
+def write(
+    store: Store, run: str, out: Path | None, predict: Predict | None = None
+) -> dict[str, Path]:
+    """RUN.md, RUN.json, RUN-loss.png and RUN-ledger.png in `out` (default RUN_DIR/card):
+    all of them or, refused or failed half-way, none (nor the folders made for them)."""
     spec = spec_of(find_run(store, run))
     if out is None:
         out = Path(spec.run_dir) / "card" if record.local(spec) else Path(f"{run}-card")
@@ -298,14 +322,14 @@ def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
     # Every refusal before build(), which may bring the run's record up to date.
     made = check_folder(out, "--out")
     paths = {"markdown": out / f"{run}.md", "json": out / f"{run}.json"}
-    png = out / f"{run}-loss.png"
-    for p in (*paths.values(), png):
+    png, ledger_png = out / f"{run}-loss.png", out / f"{run}-ledger.png"
+    for p in (*paths.values(), png, ledger_png):
         if not made:  # a new folder holds nothing to refuse
             check_target(p, "--out")
-    card = build(store, run)
+    card = build(store, run, predict)
     # Taken away on failure: what this call wrote where nothing was (an older card stays).
     written: list[Path] = []
-    before = {p for p in (*paths.values(), png) if os.path.lexists(p)}
+    before = {p for p in (*paths.values(), png, ledger_png) if os.path.lexists(p)}
     try:
         for d in made:
             d.mkdir(mode=0o755)
@@ -319,9 +343,16 @@ def write(store: Store, run: str, out: Path | None) -> dict[str, Path]:
             except OlmoctlError as e:
                 note = f"No plot: {e}."
         card["plot"] = png_name
+        ledger_name = None
+        if card["ledger"] and card["ledger"]["wall_s"] and have_matplotlib():
+            title = f"{run}: where the wall time went"
+            ledger_card.plot(card["ledger"], ledger_png, title)
+            written.append(ledger_png)
+            paths["ledger_png"], ledger_name = ledger_png, ledger_png.name
+        card["ledger_plot"] = ledger_name
         atomic_write(paths["json"], json.dumps(card, indent=2) + "\n")
         written.append(paths["json"])
-        atomic_write(paths["markdown"], markdown(card, png_name, note))
+        atomic_write(paths["markdown"], markdown(card, png_name, note, ledger_name))
     except BaseException:
         for p in written:
             if p not in before:

@@ -40,6 +40,11 @@ from olmoctl.store import Attempt
 CATEGORIES = (
     "queued", "starting", "burnin", "productive", "checkpoint", "redone", "restart", "idle"
 )  # fmt: skip
+# How people read them (status RUN, the card).
+LABELS = {
+    "queued": "queued", "starting": "starting", "burnin": "burn-in", "productive": "productive",
+    "checkpoint": "checkpoint stall", "redone": "redone", "restart": "restart", "idle": "hung/idle",
+}  # fmt: skip
 # Highest first: direct measurements (a save's stall, the burn-in's seconds) beat spans
 # inferred from marks, which beat Slurm's queue span and the tails of attempts.
 PRIORITY = ("checkpoint", "burnin", "starting", "redone", "productive", "queued", "idle")

@@ -296,6 +296,7 @@ def detail(store: Store, name: str) -> dict[str, Any]:
 
     run = find_run(store, name)  # DamagedRow (one line) for a damaged row
     from olmoctl.core.track.goodput import goodput
+    from olmoctl.core.track.ledger import ledger
 
     try:
         events = ev.read_events(run.run_dir, tail_bytes=None, fs=_files(run))
@@ -305,8 +306,9 @@ def detail(store: Store, name: str) -> dict[str, Any]:
     summary = ev.summarize(events)
     attempts = store.attempts(name)
     last = attempts[-1] if attempts else None
+    now = time.time()
     return {
-        **_row(run, last, len(attempts), time.time()),
+        **_row(run, last, len(attempts), now),
         "run_dir": run.run_dir,
         "attempt_list": [{**a.fields(), "evidence": a.evidence} for a in attempts],
         "checkpoints": [
@@ -320,11 +322,19 @@ def detail(store: Store, name: str) -> dict[str, Any]:
         ],
         "losses": summary.losses,
         "straggler": summary.straggler,
-        "goodput": goodput(events, attempts, time.time()),
+        "goodput": goodput(events, attempts, now),
+        "ledger": ledger(events, attempts, now, _hang_timeout(run)),
         "nodes_excluded": run.spec_data.get("exclude_nodes", []),
         "spare_nodes": run.spec_data.get("spare_nodes", 0),
         "burnin": [burnin.summary(b) for b in events if isinstance(b, Burnin)],
     }
+
+
+def _hang_timeout(run: Run) -> float | None:
+    """The profile's hang_timeout_s (what watch cancels at), None in an older spec."""
+    value = run.spec_data["cluster"].get("hang_timeout_s")
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return float(value) if ok else None
 
 
 def _permanent_every(run: Run) -> int:
