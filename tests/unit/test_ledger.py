@@ -4,6 +4,7 @@ sync/async saves. Each asserts the categories and that they sum to the wall time
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -171,7 +172,9 @@ def test_live_run_hung_only_past_the_timeout() -> None:
     moved for longer than the hang timeout; a heartbeat whose step advanced is a mark."""
     events = [started(10, "1"), *steps((20, 10)), Heartbeat(ts=30, step=15)]
     live = [attempt(1, "1", 0, 0, None, None)]
-    check(ledger(events, live, now=100, hang_timeout_s=100), {"starting": 10, "productive": 90}, 100)
+    check(
+        ledger(events, live, now=100, hang_timeout_s=100), {"starting": 10, "productive": 90}, 100
+    )
     got = ledger(events, live, now=2000, hang_timeout_s=1800)
     check(got, {"starting": 10, "productive": 20, "idle": 1970}, 2000)
     check(ledger(events, live, now=2000), {"starting": 10, "productive": 1990}, 2000)
@@ -207,15 +210,17 @@ def test_events_without_job_ids_match_by_time() -> None:
 
 _ts = st.floats(-50, 500, allow_nan=False)
 _opt = st.none() | _ts
+_odd = st.none() | st.floats(-5, 100) | st.sampled_from([math.nan, math.inf, -math.inf, 1e308])
+_ev_ts = _opt | st.sampled_from([math.nan, math.inf])
 _event = st.one_of(
-    st.builds(Started, ts=_opt, job_id=st.sampled_from(["1", "2", None]),
+    st.builds(Started, ts=_ev_ts, job_id=st.sampled_from(["1", "2", None]),
               attempt=st.integers(0, 2), start_step=st.none() | st.integers(-5, 50)),
-    st.builds(Step, ts=_opt, step=st.none() | st.integers(-5, 60)),
+    st.builds(Step, ts=_ev_ts, step=st.none() | st.integers(-5, 60)),
     st.builds(Heartbeat, ts=_opt, step=st.none() | st.integers(-5, 60)),
     st.builds(CheckpointSaved, ts=_opt, step=st.none() | st.integers(-5, 60),
-              seconds=st.none() | st.floats(-5, 100), stall_s=st.none() | st.floats(-5, 100),
+              seconds=_odd, stall_s=_odd,
               mode=st.sampled_from(["sync", "async", None])),
-    st.builds(Burnin, ts=_opt, seconds=st.none() | st.floats(-5, 100),
+    st.builds(Burnin, ts=_ev_ts, seconds=_odd,
               job_id=st.sampled_from(["1", "2"]), attempt=st.integers(0, 2)),
 )  # fmt: skip
 _attempt = st.builds(

@@ -31,6 +31,7 @@ are `restart`. So the categories sum to the wall time by construction.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from olmoctl.core.track.classify import COMPLETED, HANG
@@ -74,6 +75,8 @@ def ledger(
     )
     if not known:
         return {}
+    # A run dir is anyone's text: JSON's NaN and Infinity parse, and would poison the sums.
+    events = [e for e in events if e.ts is not None and math.isfinite(e.ts)]
     since = min(_first(a.submitted_at, a.started_at, now) for a in known)
     live = any(a.is_live for a in known)
     ends = [a.ended_at for a in known if a.ended_at is not None]
@@ -181,21 +184,26 @@ def _marks(started: Started, seg: list[Event]) -> list[tuple[float, int]]:
     return out
 
 
+def _secs(x: float | None) -> float:
+    """A duration from an event: None, negative or not finite is 0."""
+    return x if x is not None and math.isfinite(x) and x > 0 else 0.0
+
+
 def _save_took(e: CheckpointSaved) -> float:
-    return max(0.0, e.seconds if e.seconds is not None else _stall(e))
+    return _secs(e.seconds) if e.seconds is not None else _stall(e)
 
 
 def _stall(e: CheckpointSaved) -> float:
     if e.stall_s is not None:
-        return max(0.0, e.stall_s)
-    return 0.0 if e.mode == "async" else max(0.0, e.seconds or 0.0)
+        return _secs(e.stall_s)
+    return 0.0 if e.mode == "async" else _secs(e.seconds)
 
 
 def _spans(
     events: list[Event], attempts: list[Attempt], now: float, hang_timeout_s: float | None
 ) -> list[_Span]:
     spans = [
-        _Span(e.ts - max(0.0, e.seconds or 0.0), e.ts, "burnin")
+        _Span(e.ts - _secs(e.seconds), e.ts, "burnin")
         for e in events
         if isinstance(e, Burnin) and e.ts is not None
     ]
