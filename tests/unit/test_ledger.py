@@ -161,6 +161,42 @@ def test_resumed_by_watch_from_an_older_checkpoint() -> None:
     check(got, {**want, "restart": 10 + 10, "idle": 5}, 145)  # tail + backoff [50, 60]
 
 
+def test_burnin_requeues_an_incarnation_with_no_end_recorded() -> None:
+    """Job 17's burn-in finds a slow node and requeues (sacct: REQUEUED, no end; class
+    BURNIN); the next incarnation is seen at 283 and starts at 293 (the dev cluster's
+    test_without_spares run, rounded)."""
+    events = [
+        Burnin(ts=282, seconds=48, job_id="17", attempt=0, action="requeue"),
+        Burnin(ts=301, seconds=3, job_id="17", attempt=1, action="train"),
+        started(310, "17", index=1),
+        *steps((320, 40)),
+    ]
+    attempts = [
+        attempt(1, "17", 231, 231, None, "BURNIN", state="REQUEUED"),
+        attempt(2, "17", 283, 293, 324, "COMPLETED", index=1),
+    ]
+    got = ledger(events, attempts, now=1000)
+    want = {"starting": 3 + 14, "burnin": 48 + 3, "restart": 1, "queued": 10}
+    check(got, {**want, "productive": 10, "idle": 4}, 93)
+
+
+def test_live_restart_in_the_allocation_before_its_started_event() -> None:
+    """A cut link: job 38's first incarnation ends at 918, the next starts there at once,
+    burns in [927, 930] and is importing at 940: detection and backoff are the restart."""
+    events = [
+        started(896, "38"),
+        *steps((900, 10)),
+        Burnin(ts=930, seconds=3, job_id="38", attempt=1, action="train"),
+    ]
+    attempts = [
+        attempt(1, "38", 871, 871, 918, "NODE_FAIL"),
+        attempt(2, "38", 918, 918, None, None, index=1),
+    ]
+    got = ledger(events, attempts, now=940)
+    want = {"starting": 25 + 10, "productive": 4, "restart": 18 + 9, "burnin": 3}
+    check(got, want, 69)
+
+
 def test_hang_cancelled_by_watch() -> None:
     events = [started(10, "1"), *steps((20, 10)), Heartbeat(ts=500, step=10)]
     got = ledger(events, [attempt(1, "1", 0, 0, 2000, "HANG")], now=5000)

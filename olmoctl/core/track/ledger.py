@@ -208,7 +208,7 @@ def _spans(
         if isinstance(e, Burnin) and e.ts is not None
     ]
     burnins = {
-        (str(e.job_id), int(e.attempt or 0)): e.ts
+        (str(e.job_id), int(e.attempt or 0)): e
         for e in events
         if isinstance(e, Burnin) and e.ts is not None
     }
@@ -217,10 +217,12 @@ def _spans(
     keys = {_key(a) for a in attempts}
     high = 0  # the furthest step any attempt so far reached: below it, work is redone
     prev: Attempt | None = None
-    for a in attempts:
+    for n, a in enumerate(attempts):
         end = a.ended_at if a.ended_at is not None else now
-        if not a.is_live and a.ended_at is None:
-            end = _first(a.started_at, a.submitted_at, now)
+        if not a.is_live and a.ended_at is None:  # ended, no end recorded (e.g. REQUEUED)
+            after = attempts[n + 1 : n + 2]
+            nxt = _first(after[0].submitted_at, after[0].started_at, now) if after else None
+            end = _first(nxt, a.started_at, a.submitted_at, now)
         i = _match(segs, a, end, taken, keys)
         if i is not None:
             taken.add(i)
@@ -233,13 +235,16 @@ def _spans(
         if queued_from is not None:
             spans.append(_Span(queued_from, end if started_at is None else started_at, "queued"))
         if started_at is not None:
-            boot = started_at
-            burnt = burnins.get(_key(a))
+            boot, ready = started_at, end if seg is None else _first(seg[0].ts, end)
+            b = burnins.get(_key(a))
+            burnt = b.ts if b is not None and b.ts is not None else None
             # Restarted in the same allocation (no queue between): before its burn-in came
             # detection and backoff, i.e. the restart.
             if burnt is not None and same_job and prev and prev.ended_at is not None:
                 boot = burnt if started_at - prev.ended_at <= SLACK_S else boot
-            spans.append(_Span(boot, end if seg is None else _first(seg[0].ts, end), "starting"))
+            if burnt is not None and b is not None and b.action in ("requeue", "fail"):
+                ready = min(ready, burnt)  # the burn-in ended it: what follows is the restart
+            spans.append(_Span(boot, ready, "starting"))
         if seg is not None:
             high = _training(spans, a, seg, end, high, now, hang_timeout_s)
         prev = a
