@@ -16,9 +16,10 @@ Categories (CATEGORIES, in display order):
   redone      training steps that an earlier attempt had already done (resumed from an
               older checkpoint); a mark interval that spans both is split pro rata
   restart     the cost of an ending that was not the run's own: a failed, preempted or
-              timed-out attempt from its last progress mark to its end, the gap before the
-              next attempt (watch's backoff, a resume by hand), and in-allocation waits
-              (detection, backoff); also any second no other category claims
+              timed-out attempt from its last progress mark to its end, after a burn-in
+              that requeued or failed its job, the gap before the next attempt (watch's
+              backoff, a resume by hand), and in-allocation waits (detection, backoff);
+              also any second no other category claims
   idle        the allocation held without training: an attempt that hung (class HANG, or
               live with no progress for hang_timeout_s), and a completed attempt's wind-down
               after its last step (final save excepted)
