@@ -1,6 +1,6 @@
 """One row's columns read by kind: THE reader of every store row (models.py).
 
-SQLite lets any value into any column (text where a time is, 1e308, a blob, NUL bytes), and
+SQLite lets any value into any column (text where a time is, 1e308, a blob), and
 the store can be edited by hand or by a broken tool. A value of the wrong kind becomes the
 column's default and a note in `bad`, so one damaged row is one bad row: it never reaches
 arithmetic, formatting, JSON or pydantic as a TypeError or ValidationError.
@@ -35,9 +35,9 @@ def _time(v: Any) -> bool:
 
 
 def _text(v: Any) -> bool:
-    # NUL cuts a C string short (and never reaches a batch script); lone surrogates (from
-    # undecodable bytes) can be neither printed nor encoded.
-    if not isinstance(v, str) or "\x00" in v:
+    # Control characters (NUL included) are text, shown escaped (cli/text.py); lone
+    # surrogates can be neither printed nor encoded.
+    if not isinstance(v, str):
         return False
     try:
         v.encode()
