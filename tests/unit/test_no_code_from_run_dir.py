@@ -115,7 +115,7 @@ def test_status_and_watch_unpickle_nothing_from_a_run_dir(
     store = Store()
     supervise.tick(store, "me", supervise.WatchPolicy(backoff_s=0))
     assert not marker.exists(), "watch ran a pickle"
-    states = {n: store.last_attempt(n).state for n in runs}
+    states = {n: store.attempts(n)[0].state for n in runs}  # "crashed" is resumed: killed
     assert states == {"done": "COMPLETED", "crashed": "FAILED", "old": "FAILED"}
 
 
