@@ -109,6 +109,14 @@ def os_refusal(e: OSError) -> OlmoctlError:
     return cls(f"{where}: {what}")
 
 
+def null_refusal(e: ValueError) -> OlmoctlError | None:
+    """Python's refusal of a path with a NUL in it (before the OS sees it) as one line;
+    None for any other ValueError (a bug: its traceback stays)."""
+    if "embedded null" not in str(e):
+        return None
+    return UsageError("a path with a NUL character in it (\\x00): no file can have that name")
+
+
 def user_path(text: str | os.PathLike[str], label: str = "path") -> Path:
     """TEXT as a path with a leading ~ or ~USER expanded; a ~USER that names no user is
     UsageError (one line) instead of pathlib's RuntimeError."""

@@ -15,7 +15,7 @@ import typer
 from olmoctl import __version__
 from olmoctl.cli import exits
 from olmoctl.cli.commands import LazyGroup
-from olmoctl.errors import OlmoctlError, flat, os_refusal
+from olmoctl.errors import OlmoctlError, flat, null_refusal, os_refusal
 
 app = typer.Typer(
     name="olmoctl",
@@ -71,6 +71,9 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         # A path the OS refused (too long, a loop, /proc, /sys...) wherever it was met.
         return _error(os_refusal(e))
+    except ValueError as e:
+        refused = null_refusal(e)  # a path with a NUL in it, which Python refuses first
+        return _error(refused) if refused is not None else _click_error(e)
     except KeyboardInterrupt:
         rv = exits.INTERRUPTED
     except typer.Exit as e:

@@ -46,6 +46,19 @@ def _text(v: Any) -> bool:
     return True
 
 
+def _path(v: Any) -> bool:
+    return _text(v) and "\x00" not in v  # the OS takes no path with a NUL in it
+
+
+_KINDS = {
+    "_text": "text",
+    "_path": "a path",
+    "_int": "an integer",
+    "_time": "a time",
+    "is_number": "a number",
+}
+
+
 class Columns:
     """The columns of one row; each read says its kind and default."""
 
@@ -55,16 +68,23 @@ class Columns:
         self.bad: list[str] = []
 
     def _get(self, col: str, ok: Callable[[Any], bool], default: Any, nullable: bool) -> Any:
+        """Column COL if `ok(value)` (or NULL where allowed), else `default` and a note."""
         if col not in self._keys:  # an older schema: the column is not there yet
             return default
         value = self._row[col]
         if (value is None and nullable) or (value is not None and ok(value)):
             return value
-        self.bad.append(f"{col} is {type(value).__name__}")
+        kind = _KINDS.get(ok.__name__, "usable")
+        held = "" if isinstance(value, str) else f" ({type(value).__name__})"
+        self.bad.append(f"{col} is not {kind}{held}")
         return default
 
     def text(self, col: str, default: str = "?") -> str:
         return str(self._get(col, _text, default, False))
+
+    def path(self, col: str, default: str = "?") -> str:
+        """A file system path: text without NUL."""
+        return str(self._get(col, _path, default, False))
 
     def opt_text(self, col: str) -> str | None:
         value = self._get(col, _text, None, True)

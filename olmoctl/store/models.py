@@ -174,7 +174,7 @@ class Run:
             cluster=c.text("cluster"),
             nodes=c.int("nodes"),
             state=c.text("state"),
-            run_dir=c.text("run_dir"),
+            run_dir=c.path("run_dir"),
             spec_json=c.text("spec_json"),
             total_steps=c.int("total_steps"),
             sweep=c.opt_text("sweep"),
@@ -276,7 +276,7 @@ class Checkpoint:
         return cls(
             c.text("run_name"),
             c.int("step"),
-            c.text("path"),
+            c.path("path"),
             bool(c.int("complete")),
             c.opt_int("bytes"),
             c.opt_time("saved_at"),

@@ -251,6 +251,7 @@ def template(cli, tmp_path: Path) -> Path:
 @example(changes=[("attempts", "started_at", "yesterday"), ("node_health", "failures", "x")])
 @example(changes=[("attempts", "ended_at", 1e308), ("checkpoints", "step", b"\x00")])
 @example(changes=[("runs", "summary_json", '{"loss": "x"}'), ("attempts", "node_list", b"\x01")])
+@example(changes=[("runs", "run_dir", "/tmp/a\x00b"), ("checkpoints", "path", "c\x00")])
 def test_garbage_in_any_store_column_is_a_bad_row_or_one_line(cli, template, changes) -> None:
     db = template / "state" / DB_NAME
     pristine = template / "pristine.sqlite3"
@@ -304,7 +305,7 @@ DIR_READERS = (["status"], ["status", RUN], ["show", RUN], ["card", RUN, "--out"
                ["logs", RUN], ["render", "--from-spec", "SPEC"])  # fmt: skip
 
 
-@FUZZ
+@settings(FUZZ, max_examples=30)  # six commands an example: within the 30 s budget
 @given(contents=CONTENTS)
 @example(contents={"spec.json": b'{"nodes": ' + b"9" * 5000 + b"}"})
 @example(contents={"record.json": b'{"seed": ' + b"9" * 5000 + b"}", "events.jsonl": b"\xff\x00"})
@@ -326,3 +327,16 @@ def test_garbage_in_run_directory_files_is_one_line_at_most(cli, template, conte
         assert "Traceback" not in res.err + res.out, (argv, res.err)
         if res.code:
             _one_line(res, res.code)
+
+
+def test_a_path_column_with_a_nul_is_a_bad_row(cli, template) -> None:
+    """NUL is text (shown escaped) but never a path: Python refuses it before the OS."""
+    conn = sqlite3.connect(template / "state" / DB_NAME)
+    conn.execute("UPDATE runs SET run_dir = ?", ("/tmp/a\x00b",))
+    conn.commit()
+    conn.close()
+    for argv in (["status", RUN], ["logs", RUN], ["resume", RUN]):
+        line = _one_line(cli(*argv), 1)
+        assert "run_dir is not a path" in line, line
+    res = cli("status", "--json")
+    assert res.code == 0 and json.loads(res.out)[0]["damaged"] == "run_dir is not a path"
