@@ -159,7 +159,7 @@ def detail(d: dict[str, Any]) -> None:
         )
     if (d.get("ledger") or {}).get("wall_s"):
         console.print(data(ledger_line(d["ledger"])))
-        if d["ledger"].get("predicted"):
+        if (d["ledger"].get("predicted") or {}).get("shares"):  # --json says why not
             console.print(data(predicted_line(d["ledger"]["predicted"])))
     sg = d.get("straggler")
     if sg and sg.get("ratio") is not None:
@@ -203,8 +203,6 @@ def predicted_line(p: dict[str, Any]) -> str:
     """What plan predicts for the run, in the ledger's words."""
     from olmoctl.core.track.ledger import LABELS
 
-    if "shares" not in p:
-        return f"plan predicts nothing here: {p.get('unavailable')}"
     shares = ", ".join(f"{LABELS.get(k, k)} {v:.1%}" for k, v in p["shares"].items())
     g = p["simulated_goodput"]
     return (
