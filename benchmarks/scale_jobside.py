@@ -233,10 +233,78 @@ def straggler_cost(ranks: int, intervals: int = 20) -> tuple[dict[str, int], flo
     return fake.calls, per, (time.perf_counter() - t) / 10
 
 
+def _pair_worker(rank: int, world: int, port: int, timeout_s: float, q: Any) -> None:
+    """One single-rank "node" of the burn-in's neighbour-pair phase, as step.run does it:
+    each pair of round i is a gloo all-reduce on the prefix f"pair{i}" of the shared store."""
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from olmoctl.train.burnin import checks as bc
+
+    store = dist.TCPStore(
+        "127.0.0.1",
+        port,
+        is_master=rank == 0,
+        timeout=timedelta(seconds=60),
+        wait_for_workers=False,
+    )
+    out = []
+    for i, pairs in enumerate(step.ring_rounds(list(range(world)))):
+        for pair in pairs:
+            if rank in pair:
+                value, err = bc.limited(
+                    lambda i=i, pair=pair: bc.collective(
+                        "gloo",
+                        store,
+                        f"pair{i}",
+                        pair.index(rank),
+                        2,
+                        torch.device("cpu"),
+                        1.0,
+                        timeout_s,
+                    ),
+                    timeout_s + 5,
+                )
+                out.append((i, pair, value is not None, (err or "")[:60]))
+    q.put((rank, out))
+    time.sleep(timeout_s)  # keep the store (rank 0) up while the others finish
+
+
+def pair_check(world: int, timeout_s: float) -> None:
+    """The neighbour pairs of `world` single-rank nodes over gloo on this machine: which
+    pairs measured and which timed out."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    port = _free_port()
+    procs = [
+        ctx.Process(target=_pair_worker, args=(r, world, port, timeout_s, q)) for r in range(world)
+    ]
+    for pr in procs:
+        pr.start()
+    got = dict(q.get(timeout=4 * timeout_s + 60) for _ in range(world))
+    for pr in procs:
+        pr.join(timeout_s + 10)
+    done: dict[tuple[int, tuple[int, ...]], bool] = {}
+    for r in sorted(got):
+        for i, pair, ok, _ in got[r]:  # measured: both of its ranks got a number
+            done[(i, tuple(pair))] = done.get((i, tuple(pair)), True) and ok
+    bad = sorted(k for k, ok in done.items() if not ok)
+    print(
+        f"\nneighbour pairs, {world} nodes of one rank (gloo, this machine): "
+        f"{len(done) - len(bad)} of {len(done)} pairs measured; failed (round, pair): {bad}"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--nodes", type=int, nargs="*", default=[1, 8, 64, 256])
     p.add_argument("--spread", type=float, default=2.0, help="seconds the late arrivals take")
+    p.add_argument("--pairs", type=int, default=0, help="also run the real pair phase on N ranks")
+    p.add_argument("--pair-timeout", type=float, default=10.0)
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -291,6 +359,8 @@ def main() -> int:
             f"{n:>5} {r:>6} {calls.get('all_gather', 0):>10} "
             f"{calls.get('all_gather_object', 0):>10} {each:9.5f} {sl:11.5f}"
         )
+    if a.pairs:
+        pair_check(a.pairs, a.pair_timeout)
     return 0
 
 
