@@ -258,7 +258,7 @@ def _pair_worker(rank: int, world: int, port: int, timeout_s: float, q: Any) -> 
                     lambda i=i, pair=pair: bc.collective(
                         "gloo",
                         store,
-                        f"pair{i}",
+                        step.pair_prefix(i, pair),
                         pair.index(rank),
                         2,
                         torch.device("cpu"),

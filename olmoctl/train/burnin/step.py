@@ -194,7 +194,8 @@ def run(job: Any) -> int:
     for i, pairs in enumerate(rounds):
         for pair in pairs:
             if rank in pair:
-                bw = _collective(meet, backend, f"pair{i}", pair, rank, device, cfg, ar=False)
+                where = pair_prefix(i, pair)
+                bw = _collective(meet, backend, where, pair, rank, device, cfg, ar=False)
                 meet.put(f"pair/{pair[0]}-{pair[1]}/{rank}", bw)
     if rank != 0:
         return 0
@@ -207,6 +208,13 @@ def run(job: Any) -> int:
     verdict = _judge(job, denv, go, reports, results, rounds, gone.by_node() if gone else {})
     _publish(job, denv, verdict, results, time.monotonic() - t0)
     return 0
+
+
+def pair_prefix(round_no: int, pair: list[int]) -> str:
+    """The store prefix of one neighbour pair's group: its own, so pairs of one round share
+    nothing (one prefix per round made ranks of different pairs meet as one group, and most
+    pairs fail, from 4 nodes on)."""
+    return f"pair{round_no}/{pair[0]}-{pair[1]}"
 
 
 def _collective(
