@@ -53,7 +53,11 @@ def _mark_no_restart(run_dir: str | Path | None, denv: object, text: str) -> Non
     from olmoctl.schemas import contract
 
     where = run_dir or os.environ.get("OLMOCTL_RUN_DIR")
-    if not where or contract.COLLECTIVE_SIGNS.search(text):
+    # Only under the restart loop (it sets OLMOCTL_INCARNATION), and only into a run directory
+    # that exists: bad input creates nothing.
+    if "OLMOCTL_INCARNATION" not in os.environ or not where or not Path(where).is_dir():
+        return
+    if contract.COLLECTIVE_SIGNS.search(text):
         return
     name = contract.no_restart_name(getattr(denv, "job_id", "?"), getattr(denv, "attempt", 0))
     try:

@@ -44,13 +44,19 @@ def test_the_incarnation_counts_in_allocation_restarts_and_only_ascii_digits() -
 
 
 def test_a_ranks_own_error_leaves_the_no_restart_mark_and_a_lost_peer_does_not(
-    tmp_path,
+    tmp_path, monkeypatch
 ) -> None:
     from types import SimpleNamespace
 
     from olmoctl.train.run import _mark_no_restart
 
     denv = SimpleNamespace(job_id="7", attempt=1)
+    _mark_no_restart(tmp_path, denv, "ZeroDivisionError")  # no restart loop: nothing
+    assert not (tmp_path / "burnin").exists()
+    _mark_no_restart(tmp_path / "gone", denv, "ZeroDivisionError")
+    monkeypatch.setenv("OLMOCTL_INCARNATION", "1")
+    _mark_no_restart(tmp_path / "gone", denv, "ZeroDivisionError")  # no run dir: none made
+    assert not (tmp_path / "gone").exists()
     _mark_no_restart(
         tmp_path, denv, "RuntimeError: [gloo/transport/tcp/pair.cc:1] Connection closed by peer"
     )
