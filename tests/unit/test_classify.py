@@ -161,3 +161,18 @@ def test_scancel_wins_over_the_jobs_sigterm_save() -> None:
     v = _classify(slurm_state="CANCELLED", exiting=Exiting(reason="preempted", signal="SIGTERM"))
     assert (v.klass, v.reason) == (cl.CANCELLED, "cancelled (not by olmoctl), checkpoint saved")
     assert _classify(slurm_state="TIMEOUT").reason == "time limit reached"
+
+
+def test_a_job_that_lost_more_nodes_than_it_had_spares_is_a_node_failure(tmp_path) -> None:
+    """The batch script ends a shrunk job itself (templates/restarts.sh.j2): FAILED for
+    Slurm, a node failure for olmoctl, the lost nodes named (kept off when resubmitted)."""
+    batch = tmp_path / "slurm-7.out"
+    batch.write_text(
+        "srun: error: Node failure on node3\n"
+        "olmoctl: lost node3,node4: 1 nodes left of 2; job 7 ends here (NODE_FAIL): watch or "
+        "olmoctl resume submits it again without node3,node4\n"
+    )
+    v = cl.classify(slurm_state="FAILED", exit_code="1:0", node_list=["node[1-4]"],
+                    batch_log=batch, rank_logs={}, exiting=None, down_nodes={})  # fmt: skip
+    assert v.klass == cl.NODE_FAIL and v.nodes == ["node3", "node4"]
+    assert v.reason == "node failure on node3,node4"

@@ -33,6 +33,9 @@ INFRA = frozenset({TIMEOUT, PREEMPTED, NODE_FAIL, RANK_KILLED, COLLECTIVE, HANG}
 
 # Signatures of a failed collective (NCCL/RCCL/gloo) in rank logs: the network or a peer.
 NODE_FAILURE_LINE = re.compile(r"Node failure on (\S+)")
+# The batch script's own line when a job with spares lost more nodes than it can restart
+# without (templates/restarts.sh.j2): the job ended FAILED, but as a node failure.
+LOST_ENDS_HERE = re.compile(r"olmoctl: lost ([^\s:]+): [^\n]*; job \S+ ends here \(NODE_FAIL\)")
 KILLED_TASK = re.compile(r"srun: error: (\S+): task ([0-9]{1,9}): Killed")
 # The job's one line (olmoctl.train.checkpoint.storage.no_space_line).
 NO_SPACE_LINE = re.compile(r"no space left on \S.* while saving step [0-9]+: needs ~[^\n]*")
@@ -149,6 +152,11 @@ def classify(
             ev["attributed_by"] = "unknown"
             return Verdict(NODE_FAIL, f"node failure on one of {','.join(node_list)}", [], ev)
         ev["attributed_by"] = "log" if named else "scontrol"
+        return Verdict(NODE_FAIL, f"node failure on {','.join(nodes)}", nodes, ev)
+    lost = LOST_ENDS_HERE.findall(batch) if slurm_state == "FAILED" else []
+    if lost:
+        nodes = sorted(set(lost[-1].split(",")))
+        ev.update(down_nodes=down_nodes, attributed_by="olmoctl")
         return Verdict(NODE_FAIL, f"node failure on {','.join(nodes)}", nodes, ev)
     if slurm_state == "OUT_OF_MEMORY" or OOM_SIGNS.search(batch):
         return Verdict(OOM, "out of memory", evidence=ev)
