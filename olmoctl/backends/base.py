@@ -21,6 +21,11 @@ class NotSupported(OlmoctlError):
     """A capability this backend does not have (e.g. job arrays without Slurm)."""
 
 
+# How far a job's clock may be behind ours when its event is matched to a job or an attempt
+# by time (the local backend's `exiting` events, an attempt's event from before `started`);
+# /proc's boot time is whole seconds, so a start time computed from it may be late by one.
+CLOCK_SLACK_S = 2.0
+
 # A local job's process that ended without its `exiting` event and without an exception of
 # its own: a signal killed it (kill -9, the OOM killer). classify reads it as a rank killed.
 KILLED_REASON = "ended without an exit of its own: killed by a signal (kill -9, the OOM killer?)"

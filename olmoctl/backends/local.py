@@ -18,7 +18,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from olmoctl.backends import jobfiles, procs
-from olmoctl.backends.base import KILLED_REASON, JobInfo, NotSupported, QueryResult
+from olmoctl.backends.base import (
+    CLOCK_SLACK_S,
+    KILLED_REASON,
+    JobInfo,
+    NotSupported,
+    QueryResult,
+)
 from olmoctl.backends.files import LOCAL
 from olmoctl.backends.prefetch import Prefetch
 from olmoctl.errors import OlmoctlError, shown
@@ -31,8 +37,6 @@ from olmoctl.schemas.events import Exiting, ExitReason, Started, parse_event
 CANCEL_GRACE_S = 15.0
 # How much of events.jsonl's end is read for the job's `exiting` event (its last line).
 EVENTS_TAIL_BYTES = 256 * 1024
-# /proc's boot time is whole seconds: a start time computed from it may be late by one.
-CLOCK_SLACK_S = 2.0
 RAISED_TAIL_BYTES = 64 * 1024
 _PID = re.compile(r"^[1-9][0-9]{0,9}$")
 NO_IDENTITY = "no process identity was recorded for it (an older olmoctl launched it)"

@@ -15,6 +15,18 @@ from olmoctl.schemas.shellsafe import Host
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
+def spares_refusal(c: ClusterProfile) -> str | None:
+    """Why cluster `c` cannot hold spare nodes (they need the batch script's burn-in that
+    picks among them); None when it can. RunSpec refuses, `plan` warns."""
+    if c.scheduler == "slurm" and c.burnin.enabled:
+        return None
+    why = "is not a Slurm cluster" if c.scheduler != "slurm" else "has burn-in off"
+    return (
+        f"spare nodes need the burn-in that picks among them, and cluster "
+        f"{shown(c.name)} {why} (cluster.burnin.enabled)"
+    )
+
+
 class RunSpec(Schema):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -45,12 +57,8 @@ class RunSpec(Schema):
                     f"nodes={self.nodes} + spare_nodes={self.spare_nodes} is above cluster "
                     f"{shown(c.name)}'s limit of {c.max_nodes}"
                 )
-            if c.scheduler != "slurm" or not c.burnin.enabled:
-                why = "is not a Slurm cluster" if c.scheduler != "slurm" else "has burn-in off"
-                raise ValueError(
-                    f"spare nodes need the burn-in that picks among them, and cluster "
-                    f"{shown(c.name)} {why} (cluster.burnin.enabled)"
-                )
+            if (refusal := spares_refusal(c)) is not None:
+                raise ValueError(refusal)
         if parse_time(self.time) > c.max_time_s:
             raise ValueError(
                 f"time {self.time} is above cluster {shown(c.name)}'s max time {c.max_time}"

@@ -13,6 +13,7 @@ from olmoctl.errors import UsageError, shown
 from olmoctl.schemas import ClusterProfile, Recipe
 from olmoctl.schemas.batch import batch_problem
 from olmoctl.schemas.bounds import STEPS_MAX
+from olmoctl.schemas.run import spares_refusal
 from olmoctl.store.models import Attempt
 
 DEFAULT_MFU = 0.40
@@ -118,12 +119,8 @@ def launch_warnings(
             f"{nodes} nodes + {spares} spares is above cluster {shown(cluster.name)}'s limit "
             f"of {cluster.max_nodes}"
         )
-    if spares and (cluster.scheduler != "slurm" or not cluster.burnin.enabled):
-        why = "is not a Slurm cluster" if cluster.scheduler != "slurm" else "has burn-in off"
-        out.append(
-            f"spare nodes need the burn-in that picks among them, and cluster "
-            f"{shown(cluster.name)} {why} (cluster.burnin.enabled): launch would refuse it"
-        )
+    if spares and (refusal := spares_refusal(cluster)) is not None:
+        out.append(f"{refusal}: launch would refuse it")
     t = recipe.train
     problem = batch_problem(
         t.global_batch_size, t.micro_batch_size, nodes, cluster.tasks_per_node, cluster.max_nodes

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from olmoctl.backends.base import KILLED_REASON, Backend, JobInfo
+from olmoctl.backends.base import CLOCK_SLACK_S, KILLED_REASON, Backend, JobInfo
 from olmoctl.backends.prefetch import incarnations
 from olmoctl.core.track import burnin
 from olmoctl.core.track import classify as cl
@@ -22,8 +22,6 @@ from olmoctl.store import LIVE_STATES, Attempt, AttemptState, Run, Tx
 MAYBE_REQUEUED = frozenset({"NODE_FAIL", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD"})
 # An attempt that ended so: classify_ended asks the scheduler about its nodes.
 ASK_NODES_AFTER = frozenset({"NODE_FAIL"})
-# How far a job's clock may be behind ours when its event is matched to an attempt by time.
-CLOCK_SLACK_S = 2.0
 # The live states as words (a JobInfo's state; the prefetch's wire form).
 LIVE_WORDS = frozenset(str(s) for s in LIVE_STATES)
 
