@@ -108,6 +108,14 @@ class Faulty:
         ]
 
 
+def _ledger_sums_to_wall_time(detail: dict) -> dict[str, float]:
+    """status RUN --json's ledger: every second since submission in one category."""
+    led = detail["ledger"]
+    assert abs(sum(led["seconds"].values()) - led["wall_s"]) <= 1.0, led
+    assert all(v >= 0 for v in led["seconds"].values()), led
+    return led["seconds"]
+
+
 def _watch(o: Olmoctl, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [VENV_BIN + "/olmoctl", "watch", "--interval", "1", "--backoff", "1", *args],
@@ -199,6 +207,8 @@ def test_a_lost_node_is_replaced_by_the_spare_in_the_same_job(
     restarted = run.events("started")[-1]
     assert restarted["attempt"] == 1 and victim not in restarted["nodes"], restarted
     print(f"in-allocation restart: kill -> started {restarted['ts'] - killed_at:.1f} s")
+    seconds = _ledger_sums_to_wall_time(run.detail())
+    assert seconds["restart"] > 0 and seconds["productive"] > 0, seconds
     assert victim in {n["node"] for n in olmoctl.json("nodes")}
     assert losses(run.dir) == reference
     batch = (run.dir / "logs" / f"slurm-{run.job}.out").read_text()
@@ -221,6 +231,8 @@ def test_a_cut_link_is_a_lost_node_too(olmoctl, dev_cluster, reference) -> None:
     assert {a["job_id"] for a in attempts} == {str(run.job)}
     assert attempts[0]["reason"] == f"node failure on {victim}", attempts[0]
     assert losses(run.dir) == reference
+    seconds = _ledger_sums_to_wall_time(run.detail())
+    assert seconds["restart"] > 0, seconds
 
 
 def test_rank_killed_then_resumed(olmoctl, dev_cluster, reference) -> None:
